@@ -1,0 +1,62 @@
+#include "defuse/base/system.h"
+
+#include <dlfcn.h>
+
+#include <fstream>
+#include <string>
+
+namespace defuse {
+
+BlasInfo detect_blas() {
+  using ConfigFn = char* (*)();
+  if (auto config = reinterpret_cast<ConfigFn>(::dlsym(RTLD_DEFAULT, "openblas_get_config")))
+    return {"openblas", config()};
+  // No OpenBLAS symbol: find which libblas is mapped, if any.
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    std::string path = line.substr(slash);
+    if (path.find("libblas.so") != std::string::npos) return {"reference", path};
+    if (path.find("libmkl") != std::string::npos || path.find("libblis") != std::string::npos)
+      return {"unknown", path};
+  }
+  if (::dlsym(RTLD_DEFAULT, "sgemm_")) return {"unknown", "sgemm_ from an unidentified library"};
+  return {"none", ""};
+}
+
+std::string blas_warning(const BlasInfo& info) {
+  if (!info.slow()) return "";
+  return "warning: LibTorch is using the reference BLAS (" + info.detail +
+         "), which trains ~3x slower here; install OpenBLAS: apt-get install libopenblas0-openmp";
+}
+
+}  // namespace defuse
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace defuse {
+
+void maybe_reexec_for_fast_blas(int argc, char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("DEFUSE_NO_REEXEC")) return;
+  if (!__builtin_cpu_supports("avx512f")) return;
+  using CoreFn = char* (*)();
+  auto corename = reinterpret_cast<CoreFn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (!corename) return;
+  std::string core = corename();
+  for (auto& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (core.find("skylakex") != std::string::npos || core.find("cooperlake") != std::string::npos ||
+      core.find("sapphire") != std::string::npos)
+    return;
+  ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  ::setenv("DEFUSE_NO_REEXEC", "1", 1);  // never loop
+  (void)argc;
+  ::execv("/proc/self/exe", argv);
+  // execv failed: carry on with the slower kernels.
+}
+
+}  // namespace defuse
