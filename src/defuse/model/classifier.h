@@ -1,0 +1,67 @@
+// Classifiers: the zoo of native torch::nn models and the user's TorchScript models behind
+// one interface. Every classifier takes images as float in [0, 1], [N, C, H, W]; input
+// normalisation lives inside the model, so callers never need to know its statistics.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace defuse {
+
+struct Dataset;
+
+// What a classifier expects and produces.
+struct ClassifierSpec {
+  std::string arch;  // zoo architecture name, or "torchscript"
+  int64_t channels = 0, height = 0, width = 0;
+  int64_t num_classes = 0;
+  std::vector<double> mean, std;  // per-channel input normalisation (zoo models)
+};
+
+class Classifier {
+ public:
+  virtual ~Classifier() = default;
+  // images: float [N, C, H, W] in [0, 1] on the model's device -> logits [N, num_classes].
+  virtual at::Tensor forward(const at::Tensor& images) = 0;
+  virtual std::vector<at::Tensor> parameters() = 0;
+  virtual void set_training(bool training) = 0;
+  virtual void to(c10::Device device) = 0;
+  // Writes the checkpoint to `path` (callers make it atomic with write_atomic_via).
+  virtual void save(const std::filesystem::path& path) = 0;
+  // A deep copy (fine-tuning starts from copies of the trained model).
+  virtual std::unique_ptr<Classifier> clone() const = 0;
+  const ClassifierSpec& spec() const { return spec_; }
+
+ protected:
+  explicit Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {}
+  ClassifierSpec spec_;
+};
+
+// Architecture names of the zoo, and which one "auto" picks for an input shape
+// ("cnn" for 1 channel, "resnet" for 3 channels).
+const std::vector<std::string>& zoo_architectures();
+std::string auto_architecture(int64_t channels, int64_t height, int64_t width);
+
+// A fresh zoo model with randomly initialised weights (from the global torch seed).
+// Throws ConfigError for an unknown architecture or one that cannot take the input shape.
+std::unique_ptr<Classifier> make_classifier(const ClassifierSpec& spec);
+
+// Loads a classifier file: a defuse zoo checkpoint (recognised by its metadata) or a user's
+// TorchScript module. Throws ModelError when the file is neither.
+std::unique_ptr<Classifier> load_classifier(const std::filesystem::path& path, c10::Device device);
+
+// Checks that `model` takes the dataset's images and outputs one logit per class, by
+// running it on two images of the dataset's shape. Throws ModelError naming `what`.
+void validate_classifier(Classifier& model, const Dataset& dataset, const std::string& what);
+
+// Logits for uint8 images [N, C, H, W] (CPU), computed in batches in eval mode without
+// gradients; returns float [N, num_classes] on the CPU.
+at::Tensor predict_logits(Classifier& model, const at::Tensor& images_u8, int64_t batch_size, c10::Device device);
+
+}  // namespace defuse

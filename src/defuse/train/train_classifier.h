@@ -1,0 +1,60 @@
+// Stage: train a zoo classifier on a dataset's training split, evaluate it on the test split.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "defuse/data/dataset.h"
+#include "defuse/model/classifier.h"
+
+namespace defuse {
+
+struct TrainProgress {
+  int epoch = 0, epochs = 0;       // 1-based epoch
+  int64_t batch = 0, batches = 0;  // 1-based batch within the epoch
+  double loss = 0;                 // running mean training loss of this epoch
+  double accuracy = 0;             // running training accuracy of this epoch
+};
+
+struct TrainClassifierOptions {
+  std::string arch = "auto";     // zoo architecture: auto (cnn for grey, resnet for colour), cnn, resnet, mlp
+  int epochs = 4;                // passes over the training split
+  int64_t batch_size = 128;      // small batches train these small nets fastest per epoch here
+  double lr = 3e-3;              // peak learning rate of the one-cycle schedule (AdamW)
+  double weight_decay = 5e-4;    // AdamW decoupled weight decay
+  bool augment = false;          // random ±2 px shifts of each training image
+  uint64_t seed = 0;             // seeds initialisation, shuffling, dropout and augmentation
+  std::string device = "cpu";    // cpu or cuda[:N]
+  int64_t eval_batch_size = 1000;
+  std::function<void(const TrainProgress&)> on_progress;  // called after every batch
+
+  void validate() const;  // throws ConfigError
+};
+
+struct EpochStats {
+  int epoch = 0;
+  double train_loss = 0, train_accuracy = 0, seconds = 0;
+};
+
+struct Evaluation {
+  double accuracy = 0;
+  std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+};
+
+struct TrainClassifierResult {
+  std::unique_ptr<Classifier> model;  // on the CPU
+  std::vector<EpochStats> epochs;
+  Evaluation test;
+  double seconds = 0;  // training time, evaluation excluded
+};
+
+TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassifierOptions& options);
+
+// Accuracy and confusion matrix of `model` on a split.
+Evaluation evaluate_classifier(Classifier& model, const DataSplit& split, const Dataset& dataset,
+                               int64_t batch_size, const std::string& device);
+
+}  // namespace defuse

@@ -1,0 +1,20 @@
+#include "support/torch_support.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+
+namespace defuse::test {
+
+void write_torchscript_linear(const std::filesystem::path& path, int64_t in_features, int64_t classes) {
+  torch::jit::Module module("UserClassifier");
+  module.register_parameter("weight", torch::randn({classes, in_features}) * 0.01, false);
+  module.register_parameter("bias", torch::zeros({classes}), false);
+  module.define(R"(
+    def forward(self, x):
+        return torch.addmm(self.bias, x.flatten(1), self.weight.t())
+  )");
+  module.save(path.string());
+}
+
+}  // namespace defuse::test
