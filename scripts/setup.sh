@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages defuse needs to build, test and run. Idempotent: packages
+# already present are skipped, and nothing is printed when everything is there.
+# Usage: scripts/setup.sh [--with-bench] [--with-browser] [--with-fuzz]
+set -euo pipefail
+
+packages=(
+  cmake g++ ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-openmp
+  libsqlite3-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libstb-dev
+  libmatio-dev libfmt-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+  dataset-fashion-mnist
+)
+for arg in "$@"; do
+  case "$arg" in
+    --with-bench) packages+=(python3-torch python3-sklearn python3-numpy) ;;
+    --with-browser) packages+=(chromium nodejs npm) ;;
+    --with-fuzz) packages+=(clang libclang-rt-14-dev libomp-dev) ;;  # scripts/fuzz.sh
+    *) echo "setup.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
