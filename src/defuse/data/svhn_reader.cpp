@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,28 +62,33 @@ std::pair<int64_t, int64_t> read_svhn_split(const std::string& path, DataSplit& 
   if (x_info->class_type != MAT_C_UINT8 || x_info->isComplex) fail("X is not a real uint8 array");
   // X is H x W x C x N in MATLAB's column-major order; MATLAB drops the last dim when N = 1.
   const size_t* dims = x_info->dims;
-  if (!(x_info->rank == 4 || x_info->rank == 3) || dims[2] != 3) {
-    fail("X must be H x W x 3 x N");
+  if (!(x_info->rank == 4 || x_info->rank == 3) || dims[0] == 0 || dims[1] == 0 || dims[2] != 3) {
+    fail("X must be H x W x 3 x N with H, W > 0");
   }
   const uint64_t height = dims[0], width = dims[1], channels = dims[2];
   const uint64_t n = x_info->rank == 4 ? dims[3] : 1;
   // Check the claimed size against the file before matio allocates it: zlib cannot expand
-  // data more than 1032:1.
-  const uint64_t plane = height * width;
-  if (height == 0 || width == 0 || (n != 0 && plane * channels > file_size * 1032 / n)) {
+  // data more than 1032:1. The product saturates, so crafted dims cannot overflow it.
+  uint64_t x_bytes = 1;
+  for (int i = 0; i < x_info->rank; ++i) {
+    x_bytes = dims[i] != 0 && x_bytes > std::numeric_limits<uint64_t>::max() / dims[i]
+                  ? std::numeric_limits<uint64_t>::max()
+                  : x_bytes * dims[i];
+  }
+  if (x_bytes > file_size * 1032) {
     fail("X claims " + std::to_string(height) + "x" + std::to_string(width) + "x3x" +
          std::to_string(n) + " bytes, more than the " + std::to_string(file_size) +
          "-byte file can hold");
   }
-  const uint64_t x_bytes = plane * channels * n;
   matio_message.clear();
   MatVar x(Mat_VarRead(mat.get(), "X"), &Mat_VarFree);
   if (!x || !x->data || x->nbytes != x_bytes || !matio_message.empty()) {
     fail("cannot read X (truncated or corrupt)");
   }
   MatVar y(Mat_VarRead(mat.get(), "y"), &Mat_VarFree);
-  if (!y || !y->data || !matio_message.empty())
+  if (!y || !y->data || !matio_message.empty()) {
     fail("cannot read y (missing, truncated or corrupt)");
+  }
   if ((y->class_type != MAT_C_DOUBLE && y->class_type != MAT_C_UINT8) || y->isComplex ||
       y->rank != 2 || (y->dims[0] != 1 && y->dims[1] != 1)) {
     fail("y must be a real double or uint8 vector");
@@ -105,6 +111,7 @@ std::pair<int64_t, int64_t> read_svhn_split(const std::string& path, DataSplit& 
 
   // Column-major X(h, w, c, n) sits at h + H*(w + W*(c + C*n)); we store [N, C, H, W].
   const auto* src = static_cast<const uint8_t*>(x->data);
+  const uint64_t plane = height * width;
   split.images.resize(x_bytes);
   for (uint64_t image_plane = 0; image_plane < n * channels; ++image_plane) {
     const uint8_t* in = src + image_plane * plane;
