@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -63,7 +64,7 @@ void add_common_options(CLI::App& app, Context& ctx, bool with_workspace) {
         ->capture_default_str();
   app.add_flag("--json", ctx.json, "Print exactly one JSON object with the result on stdout, nothing else");
   app.add_flag("-q,--quiet", ctx.quiet, "No progress bars or log lines (errors and warnings still go to stderr)");
-  app.add_option("--threads", ctx.threads, "CPU threads for LibTorch (0 = every core)")
+  app.add_option("--threads", ctx.threads, "CPU threads for LibTorch (0 = $OMP_NUM_THREADS if set, else every core)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 }
@@ -74,7 +75,14 @@ void add_device_option(CLI::App& app, Context& ctx) {
 }
 
 void prepare_compute(Context& ctx) {
-  int threads = ctx.threads > 0 ? ctx.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // --threads 0: $OMP_NUM_THREADS when set (so test runners and schedulers can cap it),
+  // else every core (Debian's LibTorch would otherwise start with half of them).
+  int threads = ctx.threads;
+  if (threads <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = env ? std::atoi(env) : 0;
+  }
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_compute_threads(threads);
   std::string warning = blas_warning(detect_blas());
   if (!warning.empty()) ctx.warn(warning);
