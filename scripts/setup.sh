@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libblas-dev
   libsqlite3-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libstb-dev
   libmatio-dev libfmt-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
@@ -14,7 +14,13 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(python3-torch python3-sklearn python3-numpy) ;;
-    --with-browser) packages+=(chromium nodejs npm) ;;
+    --with-browser)
+      # A Node.js from elsewhere (NodeSource) ships its own npm and conflicts with Debian's
+      # npm package: add nodejs and npm only when their commands are missing.
+      packages+=(chromium)
+      command -v node >/dev/null || packages+=(nodejs)
+      command -v npm >/dev/null || packages+=(npm)
+      ;;
     --with-fuzz) packages+=(clang libclang-rt-14-dev libomp-dev) ;;  # scripts/fuzz.sh
     *) echo "setup.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac

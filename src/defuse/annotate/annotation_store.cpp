@@ -1,0 +1,799 @@
+#include "defuse/annotate/annotation_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "defuse/base/error.h"
+#include "defuse/base/hash.h"
+#include "defuse/base/sqlite.h"
+#include "defuse/base/workspace.h"
+
+namespace defuse {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kExportFormat = "defuse-annotations";
+constexpr int kExportVersion = 1;
+const std::vector<std::string> kCsvColumns = {"distill_run", "scenario", "annotator", "label",     "label_name",
+                                              "reject",      "note",     "automatic", "created_at"};
+
+[[noreturn]] void invalid(const std::string& message) { throw ConfigError("annotate: " + message); }
+
+std::string now_iso_ms() {
+  auto now = std::chrono::system_clock::now();
+  auto seconds = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[40];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", text, static_cast<int>(ms));
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "YYYY-MM-DDTHH:MM:SS[.f+]Z" (or with a space for 'T', or "+00:00" for 'Z') → the canonical
+// "YYYY-MM-DDTHH:MM:SS.mmmZ", so that text order is time order. nullopt if malformed.
+std::optional<std::string> normalise_timestamp(std::string_view t) {
+  if (t.size() < 20) return std::nullopt;
+  std::string_view date = t.substr(0, 10), time = t.substr(11, 8);
+  if (!(all_digits(date.substr(0, 4)) && date[4] == '-' && all_digits(date.substr(5, 2)) && date[7] == '-' &&
+        all_digits(date.substr(8, 2))))
+    return std::nullopt;
+  if (t[10] != 'T' && t[10] != 't' && t[10] != ' ') return std::nullopt;
+  if (!(all_digits(time.substr(0, 2)) && time[2] == ':' && all_digits(time.substr(3, 2)) && time[5] == ':' &&
+        all_digits(time.substr(6, 2))))
+    return std::nullopt;
+  int month = std::stoi(std::string(date.substr(5, 2))), day = std::stoi(std::string(date.substr(8, 2)));
+  int hour = std::stoi(std::string(time.substr(0, 2))), minute = std::stoi(std::string(time.substr(3, 2)));
+  int second = std::stoi(std::string(time.substr(6, 2)));
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  std::string_view rest = t.substr(19);
+  std::string fraction;
+  if (!rest.empty() && rest.front() == '.') {
+    size_t n = 1;
+    while (n < rest.size() && rest[n] >= '0' && rest[n] <= '9') ++n;
+    if (n == 1 || n > 10) return std::nullopt;
+    fraction = std::string(rest.substr(1, n - 1));
+    rest = rest.substr(n);
+  }
+  if (rest != "Z" && rest != "z" && rest != "+00:00") return std::nullopt;
+  fraction = (fraction + "000").substr(0, 3);
+  return std::string(date) + "T" + std::string(time) + "." + fraction + "Z";
+}
+
+bool has_control(std::string_view text, bool allow_tab_newline) {
+  for (unsigned char c : text) {
+    if (c == 0x7f) return true;
+    if (c < 0x20 && !(allow_tab_newline && (c == '\t' || c == '\n' || c == '\r'))) return true;
+  }
+  return false;
+}
+
+std::string scenario_range(const ScenarioSet& set) {
+  if (set.scenarios.empty()) return "no scenarios";
+  return "scenarios " + std::to_string(set.scenarios.front().id) + ".." + std::to_string(set.scenarios.back().id);
+}
+
+Annotation read_annotation(const Statement& s) {
+  Annotation a;
+  a.id = s.column_int(0);
+  a.distill_run_id = s.column_int(1);
+  a.scenario_id = s.column_int(2);
+  a.annotator = s.column_text(3);
+  if (!s.column_is_null(4)) a.label = s.column_int(4);
+  a.reject = s.column_text(5);
+  a.note = s.column_text(6);
+  a.automatic = s.column_int(7) != 0;
+  a.created_at = s.column_text(8);
+  return a;
+}
+
+constexpr const char* kAnnotationColumns =
+    "id, distill_run_id, scenario_id, annotator, label, reject, note, automatic, created_at";
+
+// Whether `a` comes after `b` in rule 1's order.
+bool later(const Annotation& a, const Annotation& b) {
+  return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+}
+
+// ---- CSV (RFC 4180) ----
+
+std::string csv_field(const std::string& value) {
+  bool quote = value.find_first_of(",\"\r\n") != std::string::npos ||
+               (!value.empty() && (value.front() == ' ' || value.back() == ' '));
+  if (!quote) return value;
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+struct CsvRecord {
+  int64_t line = 0;  // where the record starts, 1-based
+  std::vector<std::string> fields;
+};
+
+std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& source) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a spreadsheet's BOM
+  std::vector<CsvRecord> records;
+  CsvRecord record;
+  std::string field;
+  int64_t line = 1;
+  record.line = 1;
+  bool quoted = false, field_started = false, after_quote = false;
+  auto end_field = [&] {
+    record.fields.push_back(std::move(field));
+    field.clear();
+    field_started = false;
+    after_quote = false;
+  };
+  auto end_record = [&] {
+    end_field();
+    // A line with nothing on it is not a record.
+    if (!(record.fields.size() == 1 && record.fields[0].empty())) records.push_back(std::move(record));
+    record = CsvRecord{};
+    record.line = line;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          quoted = false;
+          after_quote = true;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field += c;
+      }
+      continue;
+    }
+    if (c == ',') {
+      end_field();
+    } else if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      ++line;
+      end_record();
+    } else if (c == '"' && !field_started) {
+      quoted = true;
+      field_started = true;
+    } else {
+      if (after_quote)
+        throw DataError("annotate: " + source + ": line " + std::to_string(line) +
+                        ": text after a closing quote (write a quote inside a quoted field as \"\")");
+      field += c;
+      field_started = true;
+    }
+  }
+  if (quoted) throw DataError("annotate: " + source + ": line " + std::to_string(record.line) + ": unterminated quote");
+  if (field_started || !record.fields.empty()) end_record();
+  return records;
+}
+
+// ---- import rows ----
+
+// One row of an import file before validation: what the file said.
+struct ImportRow {
+  std::string where;  // "line 3" or "annotation 2"
+  std::optional<int64_t> distill_run;
+  int64_t scenario = 0;
+  std::string annotator, label, label_name, reject, note, automatic, created_at;
+};
+
+std::optional<int64_t> parse_int(std::string_view text) {
+  std::string s(text);
+  if (s.empty()) return std::nullopt;
+  size_t start = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (!all_digits(std::string_view(s).substr(start)) || s.size() - start > 18) return std::nullopt;
+  return std::stoll(s);
+}
+
+std::optional<int64_t> class_index(const ScenarioSet& set, const std::string& name) {
+  for (size_t i = 0; i < set.class_names.size(); ++i)
+    if (set.class_names[i] == name) return static_cast<int64_t>(i);
+  return std::nullopt;
+}
+
+// Turns a row into an annotation (validated), or nullopt for a blank row.
+std::optional<Annotation> row_annotation(const ScenarioSet& set, const ImportRow& row,
+                                         const std::string& default_annotator) {
+  auto fail = [&](const std::string& message) -> void { invalid(row.where + ": " + message); };
+  if (row.distill_run && *row.distill_run != set.run_id)
+    fail("is for distill run " + std::to_string(*row.distill_run) + " but the workspace's scenarios are from run " +
+         std::to_string(set.run_id));
+  Annotation a;
+  a.distill_run_id = set.run_id;
+  a.scenario_id = row.scenario;
+  std::string label = row.label;
+  if (label.empty() && !row.label_name.empty()) label = row.label_name;
+  if (label.empty() && row.reject.empty()) return std::nullopt;  // blank: not annotated yet
+  if (!label.empty()) {
+    if (auto index = parse_int(label)) {
+      a.label = *index;
+    } else if (auto by_name = class_index(set, label)) {
+      a.label = *by_name;
+    } else {
+      fail("label '" + label + "' is neither a class index nor a class name");
+    }
+    if (!row.label_name.empty() && row.label_name != label) {
+      auto named = class_index(set, row.label_name);
+      if (!named || *named != *a.label)
+        fail("label " + label + " and label_name '" + row.label_name +
+             "' disagree (are the classes in the same order?)");
+    }
+  }
+  a.reject = row.reject;
+  a.annotator = row.annotator.empty() ? default_annotator : row.annotator;
+  if (a.annotator.empty()) fail("no annotator (give one with --annotator)");
+  a.note = row.note;
+  if (row.automatic.empty() || row.automatic == "0" || row.automatic == "false") {
+    a.automatic = false;
+  } else if (row.automatic == "1" || row.automatic == "true") {
+    a.automatic = true;
+  } else {
+    fail("automatic is '" + row.automatic + "', not true/false/1/0");
+  }
+  a.created_at = row.created_at;
+  try {
+    validate_annotation(set, a);
+  } catch (const ConfigError& e) {
+    std::string message = e.what();
+    const std::string prefix = "annotate: ";
+    if (message.rfind(prefix, 0) == 0) message = message.substr(prefix.size());
+    fail(message);
+  }
+  if (!a.created_at.empty()) a.created_at = *normalise_timestamp(a.created_at);
+  return a;
+}
+
+std::vector<ImportRow> rows_from_csv(std::string_view text, const std::string& source) {
+  auto records = parse_csv(text, source);
+  if (records.empty()) throw DataError("annotate: " + source + ": empty file (expected a header row)");
+  std::map<std::string, size_t> column;
+  for (size_t i = 0; i < records[0].fields.size(); ++i) {
+    std::string name = records[0].fields[i];
+    // Trim spaces a spreadsheet may add around header names.
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+    column.emplace(name, i);
+  }
+  if (!column.count("scenario"))
+    throw DataError("annotate: " + source + ": no 'scenario' column in the header (expected " +
+                    "distill_run,scenario,annotator,label,label_name,reject,note,automatic,created_at)");
+  if (!column.count("label") && !column.count("label_name") && !column.count("reject"))
+    throw DataError("annotate: " + source + ": the header has none of 'label', 'label_name', 'reject'");
+  std::vector<ImportRow> rows;
+  for (size_t r = 1; r < records.size(); ++r) {
+    const auto& rec = records[r];
+    ImportRow row;
+    row.where = "line " + std::to_string(rec.line);
+    auto get = [&](const char* name) -> std::string {
+      auto it = column.find(name);
+      return it != column.end() && it->second < rec.fields.size() ? rec.fields[it->second] : std::string();
+    };
+    if (rec.fields.size() > records[0].fields.size())
+      throw DataError("annotate: " + source + ": " + row.where + ": " + std::to_string(rec.fields.size()) +
+                      " fields but the header has " + std::to_string(records[0].fields.size()));
+    auto scenario = parse_int(get("scenario"));
+    if (!scenario) throw DataError("annotate: " + source + ": " + row.where + ": scenario '" + get("scenario") + "' is not a number");
+    row.scenario = *scenario;
+    if (std::string run = get("distill_run"); !run.empty()) {
+      auto id = parse_int(run);
+      if (!id) throw DataError("annotate: " + source + ": " + row.where + ": distill_run '" + run + "' is not a number");
+      row.distill_run = *id;
+    }
+    row.annotator = get("annotator");
+    row.label = get("label");
+    row.label_name = get("label_name");
+    row.reject = get("reject");
+    row.note = get("note");
+    row.automatic = get("automatic");
+    row.created_at = get("created_at");
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::vector<ImportRow> rows_from_json(const ScenarioSet& set, std::string_view text, const std::string& source) {
+  json doc = json::parse(text.begin(), text.end(), nullptr, false);
+  if (doc.is_discarded()) throw DataError("annotate: " + source + ": not valid JSON");
+  auto bad = [&](const std::string& message) { throw DataError("annotate: " + source + ": " + message); };
+  json list;
+  if (doc.is_array()) {
+    list = doc;
+  } else if (doc.is_object()) {
+    if (doc.contains("format") && doc["format"] != kExportFormat) bad("format is not \"defuse-annotations\"");
+    if (doc.contains("version") && (!doc["version"].is_number_integer() || doc["version"].get<int64_t>() > kExportVersion))
+      bad("version " + doc["version"].dump() + " is newer than this defuse reads (" + std::to_string(kExportVersion) + ")");
+    if (doc.contains("distill_run_id") && !doc["distill_run_id"].is_null()) {
+      if (!doc["distill_run_id"].is_number_integer()) bad("distill_run_id is not an integer");
+      if (doc["distill_run_id"].get<int64_t>() != set.run_id)
+        bad("the annotations are for distill run " + doc["distill_run_id"].dump() +
+            " but the workspace's scenarios are from run " + std::to_string(set.run_id));
+    }
+    if (doc.contains("class_names") && doc["class_names"] != json(set.class_names))
+      bad("its class names differ from the workspace's (" + json(set.class_names).dump() + ")");
+    if (!doc.contains("annotations") || !doc["annotations"].is_array()) bad("no \"annotations\" array");
+    list = doc["annotations"];
+  } else {
+    bad("expected an object with an \"annotations\" array");
+  }
+  std::vector<ImportRow> rows;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& item = list[i];
+    ImportRow row;
+    row.where = "annotation " + std::to_string(i + 1);
+    auto bad_row = [&](const std::string& message) { bad(row.where + ": " + message); };
+    if (!item.is_object()) bad_row("not an object");
+    auto text_field = [&](const char* key) -> std::string {
+      if (!item.contains(key) || item[key].is_null()) return "";
+      if (!item[key].is_string()) bad_row(std::string(key) + " is not a string");
+      return item[key].get<std::string>();
+    };
+    const char* scenario_key = item.contains("scenario") ? "scenario" : "scenario_id";
+    if (!item.contains(scenario_key) || !item[scenario_key].is_number_integer()) bad_row("scenario is not an integer");
+    row.scenario = item[scenario_key].get<int64_t>();
+    if (item.contains("distill_run_id") && !item["distill_run_id"].is_null()) {
+      if (!item["distill_run_id"].is_number_integer()) bad_row("distill_run_id is not an integer");
+      row.distill_run = item["distill_run_id"].get<int64_t>();
+    }
+    if (item.contains("label") && !item["label"].is_null()) {
+      if (item["label"].is_number_integer()) row.label = std::to_string(item["label"].get<int64_t>());
+      else if (item["label"].is_string()) row.label = item["label"].get<std::string>();
+      else bad_row("label is neither an integer, a class name nor null");
+    }
+    row.annotator = text_field("annotator");
+    row.label_name = text_field("label_name");
+    row.reject = text_field("reject");
+    row.note = text_field("note");
+    row.created_at = text_field("created_at");
+    if (item.contains("automatic") && !item["automatic"].is_null()) {
+      if (!item["automatic"].is_boolean()) bad_row("automatic is not true or false");
+      row.automatic = item["automatic"].get<bool>() ? "true" : "false";
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+bool is_stored(Database& db, const Annotation& a) {
+  Statement s = db.prepare(
+      "SELECT 1 FROM annotations WHERE distill_run_id = ? AND scenario_id = ? AND annotator = ? AND label IS ?"
+      " AND reject IS ? AND note = ? AND automatic = ? AND created_at = ? LIMIT 1");
+  s.bind(1, a.distill_run_id).bind(2, a.scenario_id).bind(3, a.annotator);
+  if (a.label) s.bind(4, *a.label);
+  else s.bind_null(4);
+  s.bind(5, a.reject.empty() ? std::optional<std::string>() : std::optional<std::string>(a.reject));
+  s.bind(6, a.note).bind(7, static_cast<int64_t>(a.automatic)).bind(8, a.created_at);
+  return s.step();
+}
+
+Annotation insert_annotation(Database& db, Annotation a) {
+  if (a.created_at.empty()) a.created_at = now_iso_ms();
+  Statement s = db.prepare(
+      "INSERT INTO annotations (distill_run_id, scenario_id, annotator, label, reject, note, automatic, created_at)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  s.bind(1, a.distill_run_id).bind(2, a.scenario_id).bind(3, a.annotator);
+  if (a.label) s.bind(4, *a.label);
+  else s.bind_null(4);
+  s.bind(5, a.reject.empty() ? std::optional<std::string>() : std::optional<std::string>(a.reject));
+  s.bind(6, a.note).bind(7, static_cast<int64_t>(a.automatic)).bind(8, a.created_at);
+  s.run();
+  a.id = db.last_insert_id();
+  return a;
+}
+
+}  // namespace
+
+std::string to_string(Resolution resolution) {
+  switch (resolution) {
+    case Resolution::kUnlabelled: return "unlabelled";
+    case Resolution::kLabelled: return "labelled";
+    case Resolution::kRejected: return "rejected";
+    case Resolution::kTie: return "tie";
+  }
+  return "unknown";
+}
+
+AnnotationProgress annotation_progress(const std::vector<ResolvedScenario>& resolved) {
+  AnnotationProgress p;
+  p.scenarios = static_cast<int64_t>(resolved.size());
+  for (const auto& r : resolved) {
+    switch (r.status) {
+      case Resolution::kUnlabelled: ++p.unlabelled; break;
+      case Resolution::kLabelled: ++p.labelled; break;
+      case Resolution::kRejected: ++p.rejected; break;
+      case Resolution::kTie: ++p.ties; break;
+    }
+    if (r.decided() && r.automatic) ++p.automatic;
+  }
+  return p;
+}
+
+bool is_valid_utf8(std::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int extra;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) extra = 1, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) extra = 2, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) extra = 3, cp = c & 0x07;
+    else return false;
+    if (i + static_cast<size_t>(extra) >= n) return false;  // truncated sequence
+    for (int k = 1; k <= extra; ++k) {
+      unsigned char d = static_cast<unsigned char>(text[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000)) return false;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+size_t utf8_length(std::string_view text) {
+  size_t count = 0;
+  for (unsigned char c : text)
+    if ((c & 0xC0) != 0x80) ++count;
+  return count;
+}
+
+void ensure_annotation_tables(Database& db) {
+  ensure_scenario_tables(db);
+  db.exec(R"sql(
+    CREATE TABLE IF NOT EXISTS annotations (
+      id INTEGER PRIMARY KEY,
+      distill_run_id INTEGER NOT NULL,
+      scenario_id INTEGER NOT NULL,
+      annotator TEXT NOT NULL CHECK (length(annotator) > 0),
+      label INTEGER,
+      reject TEXT CHECK (reject IN ('unrealistic', 'ambiguous')),
+      note TEXT NOT NULL DEFAULT '',
+      automatic INTEGER NOT NULL DEFAULT 0 CHECK (automatic IN (0, 1)),
+      created_at TEXT NOT NULL,
+      CHECK ((label IS NULL) <> (reject IS NULL)),
+      FOREIGN KEY (distill_run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
+    );
+    -- Each annotator's current vote per scenario (rule 1), kept by a trigger on every insert
+    -- so that reading the votes costs O(voters), not O(history): the page reads them after
+    -- every write.
+    CREATE TABLE IF NOT EXISTS annotation_votes (
+      distill_run_id INTEGER NOT NULL,
+      scenario_id INTEGER NOT NULL,
+      annotator TEXT NOT NULL,
+      annotation_id INTEGER NOT NULL REFERENCES annotations (id) ON DELETE CASCADE,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (distill_run_id, scenario_id, annotator)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER IF NOT EXISTS annotations_keep_votes AFTER INSERT ON annotations
+    BEGIN
+      INSERT INTO annotation_votes (distill_run_id, scenario_id, annotator, annotation_id, created_at)
+        VALUES (NEW.distill_run_id, NEW.scenario_id, NEW.annotator, NEW.id, NEW.created_at)
+        ON CONFLICT (distill_run_id, scenario_id, annotator) DO UPDATE
+          SET annotation_id = excluded.annotation_id, created_at = excluded.created_at
+          WHERE excluded.created_at > annotation_votes.created_at
+             OR (excluded.created_at = annotation_votes.created_at
+                 AND excluded.annotation_id > annotation_votes.annotation_id);
+    END;
+  )sql");
+}
+
+void validate_annotation(const ScenarioSet& set, const Annotation& a) {
+  if (a.distill_run_id != 0 && a.distill_run_id != set.run_id)
+    invalid("annotation is for distill run " + std::to_string(a.distill_run_id) + " but the scenarios are from run " +
+            std::to_string(set.run_id));
+  if (!set.find(a.scenario_id))
+    invalid("unknown scenario " + std::to_string(a.scenario_id) + " (distill run " + std::to_string(set.run_id) +
+            " has " + scenario_range(set) + ")");
+  if (a.label.has_value() == !a.reject.empty())
+    invalid(a.label ? "an annotation has a label or a rejection, not both"
+                    : "an annotation needs a label or a rejection (\"unrealistic\" or \"ambiguous\")");
+  if (a.label && (*a.label < 0 || *a.label >= set.num_classes()))
+    invalid("label " + std::to_string(*a.label) + " is not a class (0.." + std::to_string(set.num_classes() - 1) + ")");
+  if (!a.reject.empty() && a.reject != kRejectUnrealistic && a.reject != kRejectAmbiguous)
+    invalid("rejection '" + a.reject + "' is neither \"unrealistic\" nor \"ambiguous\"");
+  if (a.annotator.empty()) invalid("the annotator's name is empty");
+  if (!is_valid_utf8(a.annotator)) invalid("the annotator's name is not valid UTF-8");
+  if (utf8_length(a.annotator) > kMaxAnnotatorChars)
+    invalid("the annotator's name has " + std::to_string(utf8_length(a.annotator)) + " characters, at most " +
+            std::to_string(kMaxAnnotatorChars));
+  if (has_control(a.annotator, false)) invalid("the annotator's name contains control characters");
+  if (a.annotator.front() == ' ' || a.annotator.back() == ' ')
+    invalid("the annotator's name starts or ends with a space");
+  if (!is_valid_utf8(a.note)) invalid("the note is not valid UTF-8");
+  if (utf8_length(a.note) > kMaxNoteChars)
+    invalid("the note has " + std::to_string(utf8_length(a.note)) + " characters, at most " +
+            std::to_string(kMaxNoteChars));
+  if (has_control(a.note, true)) invalid("the note contains control characters");
+  if (!a.created_at.empty() && !normalise_timestamp(a.created_at))
+    invalid("created_at '" + a.created_at + "' is not an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS[.mmm]Z)");
+}
+
+Annotation add_annotation(Database& db, const ScenarioSet& scenarios, Annotation annotation) {
+  validate_annotation(scenarios, annotation);
+  annotation.distill_run_id = scenarios.run_id;
+  if (!annotation.created_at.empty()) annotation.created_at = *normalise_timestamp(annotation.created_at);
+  Annotation stored;
+  db.transaction([&] {
+    ensure_annotation_tables(db);
+    stored = insert_annotation(db, annotation);
+  });
+  return stored;
+}
+
+std::vector<Annotation> list_annotations(Database& db, int64_t distill_run_id) {
+  ensure_annotation_tables(db);
+  Statement s = db.prepare(std::string("SELECT ") + kAnnotationColumns +
+                           " FROM annotations WHERE distill_run_id = ? ORDER BY id");
+  s.bind(1, distill_run_id);
+  std::vector<Annotation> out;
+  while (s.step()) out.push_back(read_annotation(s));
+  return out;
+}
+
+std::vector<Annotation> latest_annotations(Database& db, int64_t distill_run_id, int64_t scenario_id) {
+  ensure_annotation_tables(db);
+  // annotation_votes holds rule 1's choice (see ensure_annotation_tables).
+  const std::string select =
+      "SELECT a.id, a.distill_run_id, a.scenario_id, a.annotator, a.label, a.reject, a.note, a.automatic, a.created_at"
+      " FROM annotation_votes v JOIN annotations a ON a.id = v.annotation_id WHERE v.distill_run_id = ?1";
+  Statement s = db.prepare(scenario_id ? select + " AND v.scenario_id = ?2 ORDER BY v.annotator"
+                                       : select + " ORDER BY v.scenario_id, v.annotator");
+  s.bind(1, distill_run_id);
+  if (scenario_id) s.bind(2, scenario_id);
+  std::vector<Annotation> out;
+  while (s.step()) out.push_back(read_annotation(s));
+  return out;
+}
+
+std::vector<ResolvedScenario> resolve_annotations(const ScenarioSet& set, const std::vector<Annotation>& annotations) {
+  // Rule 1: each annotator's latest annotation per scenario.
+  std::map<std::pair<int64_t, std::string>, const Annotation*> latest;
+  for (const auto& a : annotations) {
+    if (a.distill_run_id != set.run_id && a.distill_run_id != 0) continue;
+    auto& slot = latest[{a.scenario_id, a.annotator}];
+    if (!slot || later(a, *slot)) slot = &a;
+  }
+  std::map<int64_t, std::vector<const Annotation*>> by_scenario;
+  for (const auto& [key, a] : latest) by_scenario[key.first].push_back(a);
+
+  std::vector<ResolvedScenario> out;
+  out.reserve(set.scenarios.size());
+  for (const auto& scenario : set.scenarios) {
+    ResolvedScenario r;
+    r.scenario_id = scenario.id;
+    r.votes.assign(set.class_names.size(), 0);
+    std::vector<const Annotation*> votes = by_scenario[scenario.id];
+    // Rule 2: human votes first.
+    bool any_human = std::any_of(votes.begin(), votes.end(), [](const Annotation* a) { return !a->automatic; });
+    if (any_human)
+      votes.erase(std::remove_if(votes.begin(), votes.end(), [](const Annotation* a) { return a->automatic; }),
+                  votes.end());
+    r.automatic = !votes.empty() && !any_human;
+    for (const Annotation* a : votes) {
+      if (a->label) {
+        if (*a->label >= 0 && *a->label < static_cast<int64_t>(r.votes.size())) ++r.votes[*a->label];
+        else continue;  // not a class of this set (cannot be stored; guards hand-made lists)
+      } else if (a->reject == kRejectAmbiguous) {
+        ++r.ambiguous;
+      } else {
+        ++r.unrealistic;
+      }
+      ++r.voters;
+    }
+    // Rule 3: the strict top option among the labels and "reject".
+    int64_t best_label = -1;
+    for (size_t k = 0; k < r.votes.size(); ++k)
+      if (r.votes[k] > 0 && (best_label < 0 || r.votes[k] > r.votes[best_label])) best_label = static_cast<int64_t>(k);
+    const int64_t top = std::max(r.rejections(), best_label >= 0 ? r.votes[best_label] : int64_t{0});
+    int64_t options_at_top = top > 0 && r.rejections() == top;
+    for (int64_t v : r.votes) options_at_top += top > 0 && v == top;
+    if (r.voters == 0) {
+      r.status = Resolution::kUnlabelled;
+    } else if (options_at_top > 1) {
+      r.status = Resolution::kTie;
+    } else if (r.rejections() == top) {
+      r.status = Resolution::kRejected;
+      r.reject_reason = r.ambiguous > r.unrealistic ? kRejectAmbiguous : kRejectUnrealistic;
+    } else {
+      r.status = Resolution::kLabelled;
+      r.label = best_label;
+    }
+    // Rule 4.
+    r.agreement = r.voters ? static_cast<double>(top) / static_cast<double>(r.voters) : 0.0;
+    r.disputed = r.voters > 0 && top < r.voters;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<ResolvedScenario> resolve_annotations(Database& db, const ScenarioSet& scenarios) {
+  return resolve_annotations(scenarios, latest_annotations(db, scenarios.run_id));
+}
+
+std::vector<ResolvedScenario> resolved_labels(Workspace& workspace) {
+  ScenarioSet scenarios = load_scenarios(workspace);
+  return resolve_annotations(workspace.db(), scenarios);
+}
+
+std::string resolution_fingerprint(int64_t distill_run_id, const std::vector<ResolvedScenario>& resolved) {
+  json decisions = json::array();
+  for (const auto& r : resolved)
+    decisions.push_back({r.scenario_id, to_string(r.status), r.label ? *r.label : -1, r.reject_reason});
+  Hasher h;
+  h.update("annotations").update(std::to_string(distill_run_id)).update(decisions.dump());
+  return h.hex();
+}
+
+json resolution_json(const ResolvedScenario& r) {
+  return {{"scenario", r.scenario_id},
+          {"status", to_string(r.status)},
+          {"label", r.label ? json(*r.label) : json(nullptr)},
+          {"reject_reason", r.reject_reason.empty() ? json(nullptr) : json(r.reject_reason)},
+          {"votes", r.votes},
+          {"unrealistic", r.unrealistic},
+          {"ambiguous", r.ambiguous},
+          {"voters", r.voters},
+          {"agreement", r.agreement},
+          {"tie", r.tie()},
+          {"rejected", r.rejected()},
+          {"automatic", r.automatic},
+          {"disputed", r.disputed}};
+}
+
+json annotation_json(const Annotation& a, const ScenarioSet& set) {
+  json label_name = nullptr;
+  if (a.label && *a.label >= 0 && *a.label < set.num_classes()) label_name = set.class_names[*a.label];
+  return {{"id", a.id},
+          {"distill_run_id", a.distill_run_id},
+          {"scenario", a.scenario_id},
+          {"annotator", a.annotator},
+          {"label", a.label ? json(*a.label) : json(nullptr)},
+          {"label_name", label_name},
+          {"reject", a.reject.empty() ? json(nullptr) : json(a.reject)},
+          {"note", a.note},
+          {"automatic", a.automatic},
+          {"created_at", a.created_at}};
+}
+
+AnnotationFormat annotation_format_for(const std::filesystem::path& file) {
+  std::string ext = file.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == ".json") return AnnotationFormat::kJson;
+  if (ext == ".csv") return AnnotationFormat::kCsv;
+  throw ConfigError("annotate: cannot tell the format of '" + file.string() + "': name it .json or .csv");
+}
+
+std::string export_annotations(Database& db, const ScenarioSet& set, AnnotationFormat format) {
+  std::vector<Annotation> history = list_annotations(db, set.run_id);
+  if (format == AnnotationFormat::kJson) {
+    auto resolved = resolve_annotations(set, history);
+    json scenarios = json::array();
+    for (size_t i = 0; i < set.scenarios.size(); ++i) {
+      const Scenario& s = set.scenarios[i];
+      json samples = json::array();
+      for (const auto& image : s.samples) samples.push_back(image.path);
+      scenarios.push_back({{"id", s.id},
+                           {"seed_label", s.seed_label},
+                           {"seed_label_name", set.class_names[s.seed_label]},
+                           {"predicted_label", s.predicted_label},
+                           {"predicted_label_name", set.class_names[s.predicted_label]},
+                           {"failure_rate", s.failure_rate},
+                           {"members", s.members},
+                           {"samples", samples},
+                           {"resolution", resolution_json(resolved[i])}});
+    }
+    json annotations = json::array();
+    for (const auto& a : history) {
+      json item = annotation_json(a, set);
+      item.erase("id");
+      annotations.push_back(std::move(item));
+    }
+    json doc = {{"format", kExportFormat},        {"version", kExportVersion},
+                {"distill_run_id", set.run_id},   {"class_names", set.class_names},
+                {"scenarios", std::move(scenarios)}, {"annotations", std::move(annotations)}};
+    return doc.dump(2) + "\n";
+  }
+  std::string out;
+  for (size_t i = 0; i < kCsvColumns.size(); ++i) out += (i ? "," : "") + kCsvColumns[i];
+  out += "\r\n";
+  std::set<int64_t> annotated;
+  for (const auto& a : history) {
+    annotated.insert(a.scenario_id);
+    std::string label = a.label ? std::to_string(*a.label) : "";
+    std::string name = a.label ? set.class_names[*a.label] : "";
+    std::vector<std::string> fields = {std::to_string(a.distill_run_id), std::to_string(a.scenario_id), a.annotator,
+                                       label, name, a.reject, a.note, a.automatic ? "true" : "false", a.created_at};
+    for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
+    out += "\r\n";
+  }
+  for (const auto& s : set.scenarios)
+    if (!annotated.count(s.id)) out += std::to_string(set.run_id) + "," + std::to_string(s.id) + ",,,,,,,\r\n";
+  return out;
+}
+
+ImportResult import_annotations(Database& db, const ScenarioSet& set, std::string_view text, AnnotationFormat format,
+                                const std::string& source_name, const std::string& default_annotator) {
+  std::vector<ImportRow> rows =
+      format == AnnotationFormat::kJson ? rows_from_json(set, text, source_name) : rows_from_csv(text, source_name);
+  ImportResult result;
+  std::vector<Annotation> annotations;
+  for (const auto& row : rows) {
+    std::optional<Annotation> a;
+    try {
+      a = row_annotation(set, row, default_annotator);
+    } catch (const ConfigError& e) {
+      std::string message = e.what();
+      throw DataError("annotate: " + source_name + ": " + message.substr(std::string("annotate: ").size()));
+    }
+    if (a) annotations.push_back(std::move(*a));
+    else ++result.blank;
+  }
+  db.transaction([&] {
+    ensure_annotation_tables(db);
+    // Rows without a time get the same "now": they were decided together, and file order
+    // breaks the tie (ids grow in file order).
+    std::string now = now_iso_ms();
+    for (auto& a : annotations) {
+      if (a.created_at.empty()) a.created_at = now;
+      if (is_stored(db, a)) {
+        ++result.duplicates;
+        continue;
+      }
+      insert_annotation(db, a);
+      ++result.imported;
+    }
+  });
+  return result;
+}
+
+int64_t auto_label(Database& db, const ScenarioSet& set, const std::string& source, const std::string& annotator) {
+  if (source != "seed" && source != "source")
+    throw ConfigError("annotate: --auto " + source + ": the only automatic source is 'seed' (each scenario's dominant seed label)");
+  int64_t added = 0;
+  db.transaction([&] {
+    ensure_annotation_tables(db);
+    std::map<int64_t, Annotation> mine;
+    for (auto& a : latest_annotations(db, set.run_id))
+      if (a.annotator == annotator) mine[a.scenario_id] = a;
+    for (const auto& s : set.scenarios) {
+      auto it = mine.find(s.id);
+      if (it != mine.end() && it->second.automatic && it->second.label == s.seed_label) continue;
+      Annotation a;
+      a.scenario_id = s.id;
+      a.annotator = annotator;
+      a.label = s.seed_label;
+      a.automatic = true;
+      a.note = "automatic: dominant seed label (" + std::to_string(static_cast<int>(s.seed_label_share * 100 + 0.5)) +
+               "% of the scenario's failures)";
+      add_annotation(db, set, a);
+      ++added;
+    }
+  });
+  return added;
+}
+
+}  // namespace defuse
