@@ -45,4 +45,11 @@ std::pair<std::vector<double>, std::vector<double>> channel_statistics(const Dat
   return {mean, std};
 }
 
+Image tensor_to_image(const at::Tensor& chw_u8) {
+  auto hwc = chw_u8.to(torch::kCPU, torch::kUInt8).permute({1, 2, 0}).contiguous();
+  Image image{hwc.size(1), hwc.size(0), hwc.size(2), {}};
+  image.pixels.assign(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
+  return image;
+}
+
 }  // namespace defuse

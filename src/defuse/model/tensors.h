@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "defuse/base/image_io.h"
 #include "defuse/data/dataset.h"
 
 namespace defuse {
@@ -18,5 +19,8 @@ at::Tensor labels_tensor(const DataSplit& split);
 at::Tensor to_unit_float(const at::Tensor& images_u8, c10::Device device);
 // Per-channel mean and standard deviation of uint8 images, in [0, 1] units: [C] each.
 std::pair<std::vector<double>, std::vector<double>> channel_statistics(const DataSplit& split, const Dataset& dataset);
+// One uint8 image [C, H, W] (any device, any memory format) as an interleaved Image, for
+// PNG figures.
+Image tensor_to_image(const at::Tensor& chw_u8);
 
 }  // namespace defuse

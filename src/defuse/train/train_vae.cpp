@@ -1,0 +1,150 @@
+#include "defuse/train/train_vae.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "defuse/base/error.h"
+#include "defuse/model/device.h"
+#include "defuse/model/tensors.h"
+#include "defuse/train/vae_loss.h"
+
+namespace defuse {
+
+namespace {
+
+constexpr const char* kStage = "train-vae";
+
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void TrainVaeOptions::validate() const {
+  check_option(latent >= 1 && latent <= 4096, kStage, "--latent must be between 1 and 4096 (got " + std::to_string(latent) + ")");
+  check_option(filters >= 1 && filters <= 4096, kStage, "--filters must be between 1 and 4096");
+  check_option(decoder == "subpixel" || decoder == "transposed", kStage,
+               "unknown --decoder '" + decoder + "' (expected subpixel or transposed)");
+  parse_reconstruction_loss(loss, kStage);
+  check_option(beta >= 0 && std::isfinite(beta), kStage, "--beta must be a non-negative number");
+  check_option(anneal_steps >= 0, kStage, "--anneal-steps must be non-negative (0: half of all steps)");
+  check_option(epochs > 0, kStage, "--epochs must be positive (got " + std::to_string(epochs) + ")");
+  check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
+  check_option(lr > 0 && std::isfinite(lr), kStage, "--lr must be a positive number");
+  check_option(weight_decay >= 0, kStage, "--weight-decay must be non-negative");
+  check_option(eval_batch_size > 0, kStage, "evaluation batch size must be positive");
+}
+
+int64_t TrainVaeOptions::effective_anneal_steps(int64_t total_steps) const {
+  return anneal_steps > 0 ? anneal_steps : std::max<int64_t>(1, total_steps / 2);
+}
+
+VaeEvaluation evaluate_vae(Vae& vae, const at::Tensor& images_u8, const std::string& loss_name, double beta,
+                           int64_t batch_size, uint64_t seed) {
+  VaeEvaluation out;
+  const int64_t n = images_u8.size(0);
+  if (n == 0) return out;
+  const auto loss = parse_reconstruction_loss(loss_name, kStage);
+  torch::InferenceMode guard;
+  vae.set_training(false);
+  auto gen = at::detail::createCPUGenerator(seed);
+  double recon_sum = 0, kl_sum = 0;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    auto x = to_unit_float(images_u8.slice(0, start, std::min(n, start + batch_size)), vae.device());
+    auto enc = vae.encode(x);
+    auto eps = torch::randn(enc.mu.sizes(), gen, torch::kFloat32).to(enc.mu.device());
+    auto z = enc.mu + eps * (0.5 * enc.logvar).exp();
+    recon_sum += reconstruction_loss(vae.decode_logits(z), x, loss).sum().item<double>();
+    kl_sum += gaussian_kl(enc.mu, enc.logvar).sum().item<double>();
+  }
+  out.reconstruction = recon_sum / static_cast<double>(n);
+  out.kl = kl_sum / static_cast<double>(n);
+  out.elbo = -(out.reconstruction + out.kl);
+  out.loss = out.reconstruction + beta * out.kl;
+  return out;
+}
+
+TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options) {
+  options.validate();
+  if (dataset.train.size() == 0) throw DataError(std::string(kStage) + ": the dataset's training split is empty");
+  const auto device = parse_device(options.device, kStage);
+  const auto loss_kind = parse_reconstruction_loss(options.loss, kStage);
+  const auto start = std::chrono::steady_clock::now();
+
+  torch::manual_seed(options.seed);
+  auto gen = at::detail::createCPUGenerator(options.seed + 1);
+
+  VaeSpec spec;
+  spec.channels = dataset.channels;
+  spec.height = dataset.height;
+  spec.width = dataset.width;
+  spec.latent = options.latent;
+  spec.filters = options.filters;
+  spec.decoder = options.decoder;
+  spec.validate(kStage);
+  auto vae = make_vae(spec);
+  vae->to(device);
+
+  torch::optim::Adam optimizer(vae->parameters(),
+                               torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
+  auto images = images_tensor(dataset.train, dataset);  // [N, C, H, W] uint8
+  const int64_t n = images.size(0);
+  const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
+  TrainVaeResult result;
+  result.steps = batches * options.epochs;
+  result.anneal_steps = options.effective_anneal_steps(result.steps);
+  int64_t step = 0;
+
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    vae->set_training(true);
+    auto order = torch::randperm(n, gen, torch::kLong);
+    double recon_sum = 0, kl_sum = 0, loss_sum = 0, weight = 0;
+    int64_t seen = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      auto idx = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
+      auto x = to_unit_float(images.index_select(0, idx), device);
+      const int64_t m = idx.size(0);
+      weight = options.beta * kl_annealing(step++, result.anneal_steps);
+
+      auto enc = vae->encode(x);
+      // Reparameterisation: z = μ + σ·ε, ε drawn from the stage's own generator (on the CPU,
+      // so a seed gives the same run on any device).
+      auto eps = torch::randn(enc.mu.sizes(), gen, torch::kFloat32).to(device);
+      auto z = enc.mu + eps * (0.5 * enc.logvar).exp();
+      auto recon = reconstruction_loss(vae->decode_logits(z), x, loss_kind).mean();
+      auto kl = gaussian_kl(enc.mu, enc.logvar).mean();
+      auto loss = recon + weight * kl;
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+
+      const double r = recon.item<double>(), k = kl.item<double>();
+      recon_sum += r * static_cast<double>(m);
+      kl_sum += k * static_cast<double>(m);
+      loss_sum += (r + weight * k) * static_cast<double>(m);
+      seen += m;
+      if (!std::isfinite(loss_sum))
+        throw Error(std::string(kStage) + ": training diverged (loss is not finite) in epoch " + std::to_string(epoch) +
+                    "; lower --lr");
+      if (options.on_progress)
+        options.on_progress({epoch, options.epochs, b + 1, batches, recon_sum / static_cast<double>(seen),
+                             kl_sum / static_cast<double>(seen), weight});
+    }
+    const double s = static_cast<double>(seen);
+    result.epochs.push_back({epoch, recon_sum / s, kl_sum / s, loss_sum / s, weight, since(epoch_start)});
+  }
+  result.seconds = since(start);
+  vae->set_training(false);
+  result.test = evaluate_vae(*vae, images_tensor(dataset.test, dataset), options.loss, options.beta,
+                             options.eval_batch_size, options.seed + 2);
+  if (options.encode_splits) {
+    result.train_codes = encode_means(*vae, images, options.eval_batch_size);
+    result.test_codes = encode_means(*vae, images_tensor(dataset.test, dataset), options.eval_batch_size);
+  }
+  vae->to(torch::kCPU);
+  result.model = std::move(vae);
+  return result;
+}
+
+}  // namespace defuse

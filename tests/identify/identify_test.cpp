@@ -1,0 +1,287 @@
+#include "defuse/identify/identify.h"
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "defuse/base/error.h"
+#include "defuse/base/workspace.h"
+#include "defuse/identify/failure_store.h"
+#include "defuse/base/sqlite.h"
+#include "support/test_support.h"
+
+namespace defuse {
+namespace {
+
+// A TorchScript classifier with a known blind spot: class 1 when the image's mean
+// brightness exceeds `threshold`, class 0 otherwise (margins ×1000, so no near-ties).
+std::unique_ptr<Classifier> brightness_classifier(const std::filesystem::path& dir, double threshold) {
+  torch::jit::Module module("Brightness");
+  module.register_buffer("t", torch::tensor(static_cast<float>(threshold)));
+  module.define(R"(
+    def forward(self, x):
+        m = x.flatten(1).mean(1, keepdim=True)
+        return torch.cat([self.t - m, m - self.t], 1) * 1000.0
+  )");
+  auto path = dir / "brightness.pt";
+  module.save(path.string());
+  return load_classifier(path, torch::kCPU);
+}
+
+// A classifier that always answers `label`.
+std::unique_ptr<Classifier> constant_classifier(const std::filesystem::path& dir, int64_t label, int64_t classes) {
+  torch::jit::Module module("Constant");
+  auto logits = torch::zeros({1, classes});
+  logits[0][label] = 10.0;
+  module.register_buffer("logits", logits);
+  module.define(R"(
+    def forward(self, x):
+        return self.logits.expand(x.size(0), self.logits.size(1))
+  )");
+  auto path = dir / ("constant_" + std::to_string(label) + ".pt");
+  module.save(path.string());
+  return load_classifier(path, torch::kCPU);
+}
+
+class LatentSearch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(11);
+    VaeSpec spec;
+    spec.channels = 1;
+    spec.height = 12;
+    spec.width = 12;
+    spec.latent = 4;
+    spec.filters = 8;
+    vae_ = make_vae(spec);
+    // Dark seeds, all label 0; the brightness classifier gets them right.
+    images_ = torch::randint(0, 40, {12, 1, 12, 12}, torch::kUInt8);
+    labels_ = torch::zeros({12}, torch::kLong);
+    spread_ = torch::ones({4});
+    // Threshold at the median brightness of decodes of perturbed codes, so that roughly
+    // half the perturbations fail.
+    torch::NoGradGuard guard;
+    vae_->set_training(false);
+    auto mu = encode_means(*vae_, images_, 64);
+    auto z = mu.repeat({50, 1}) + torch::randn({600, 4}) * 0.5;
+    threshold_ = vae_->decode(z).flatten(1).mean(1).median().item<double>();
+  }
+
+  IdentifyOptions options(int64_t q = 30, int64_t m = 3) const {
+    IdentifyOptions o;
+    o.samples = q;
+    o.keep = m;
+    o.sigma = 0.5;
+    o.max_seeds = 0;
+    o.seed = 5;
+    return o;
+  }
+
+  test::TempDir tmp_;
+  std::unique_ptr<Vae> vae_;
+  at::Tensor images_, labels_, spread_;
+  double threshold_ = 0.5;
+};
+
+TEST_F(LatentSearch, KeepsOnlyMisclassifiedDecodesWithProvenance) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto f = search_latent(*vae_, *classifier, images_, labels_, spread_, options());
+  ASSERT_GT(f.size(), 0);
+  EXPECT_EQ(f.summary.seeds, 12);
+  EXPECT_EQ(f.summary.decodes, 12 * 30);
+  EXPECT_GT(f.summary.failing_decodes, 12 * 30 / 10);
+  EXPECT_LT(f.summary.failing_decodes, 12 * 30 * 9 / 10);
+  EXPECT_EQ(f.summary.failures, f.size());
+  EXPECT_EQ(f.latent.sizes(), (std::vector<int64_t>{f.size(), 4}));
+  EXPECT_EQ(f.images.sizes(), (std::vector<int64_t>{f.size(), 1, 12, 12}));
+  EXPECT_EQ(f.images.scalar_type(), torch::kUInt8);
+  EXPECT_TRUE(torch::all(f.predicted.eq(1)).item<bool>());
+  EXPECT_TRUE(torch::all(f.seed_label.eq(0)).item<bool>());
+  // The probability is the softmax of the prediction (the argmax of two classes: ≥ 0.5).
+  EXPECT_TRUE(torch::all(f.probability.ge(0.5)).item<bool>());
+  auto probs = torch::softmax(predict_logits(*classifier, f.images, 64, torch::kCPU), 1).select(1, 1);
+  EXPECT_TRUE(torch::allclose(probs, f.probability, 1e-4, 1e-5));
+  // Every kept image is what the classifier saw: re-classifying it gives the same answer,
+  // and decoding its latent code gives the same image.
+  auto again = predict_logits(*classifier, f.images, 64, torch::kCPU).argmax(1);
+  EXPECT_TRUE(torch::equal(again, f.predicted));
+  torch::NoGradGuard guard;
+  auto redecoded = quantize_images(vae_->decode(f.latent)).contiguous();
+  EXPECT_LE((redecoded.to(torch::kInt) - f.images.to(torch::kInt)).abs().max().item<int>(), 1);
+  // latent = μ(seed) + noise.
+  auto mu = encode_means(*vae_, images_, 64).index_select(0, f.seed_index);
+  EXPECT_TRUE(torch::allclose(f.latent - f.noise, mu, 1e-5, 1e-5));
+  // Pair counts.
+  ASSERT_EQ(f.summary.pairs.size(), 2u);
+  EXPECT_EQ(f.summary.pairs[0][1], f.size());
+  EXPECT_EQ(f.summary.pairs[0][0], 0);
+}
+
+TEST_F(LatentSearch, KeepsAtMostMPerSeedSmallestPerturbationFirst) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto all = search_latent(*vae_, *classifier, images_, labels_, spread_, options(30, 30));
+  auto few = search_latent(*vae_, *classifier, images_, labels_, spread_, options(30, 2));
+  EXPECT_EQ(all.summary.failing_decodes, all.size());  // M = Q keeps every failure
+  EXPECT_EQ(few.summary.failing_decodes, all.summary.failing_decodes);
+  auto all_norm = all.noise.norm(2, 1), few_norm = few.noise.norm(2, 1);
+  for (int64_t seed = 0; seed < 12; ++seed) {
+    auto in_all = all.seed_index.eq(seed), in_few = few.seed_index.eq(seed);
+    const int64_t n_all = in_all.sum().item<int64_t>(), n_few = in_few.sum().item<int64_t>();
+    EXPECT_EQ(n_few, std::min<int64_t>(2, n_all)) << "seed " << seed;
+    if (n_few == 0) continue;
+    auto expected = std::get<0>(all_norm.masked_select(in_all).sort()).slice(0, 0, n_few);
+    auto got = few_norm.masked_select(in_few);
+    EXPECT_TRUE(torch::allclose(got, expected)) << "seed " << seed;
+    // Within a seed, ordered by perturbation size.
+    if (n_few == 2) EXPECT_LE(got[0].item<float>(), got[1].item<float>());
+  }
+  // Ordered by seed.
+  EXPECT_TRUE(torch::equal(few.seed_index, std::get<0>(few.seed_index.sort(true, 0, false))));
+}
+
+TEST_F(LatentSearch, GaussianNoiseIsZeroMeanAndScaledBySpread) {
+  auto classifier = constant_classifier(tmp_.path(), 1, 2);  // every decode fails
+  auto o = options(200, 200);
+  o.only_correct = false;
+  o.sigma = 0.5;
+  auto spread = torch::tensor({1.0f, 2.0f, 0.1f, 4.0f});
+  auto f = search_latent(*vae_, *classifier, images_, labels_, spread, o);
+  ASSERT_EQ(f.size(), 12 * 200);
+  auto mean = f.noise.mean(0), sd = f.noise.std(0);
+  for (int64_t d = 0; d < 4; ++d) {
+    const double want = 0.5 * spread[d].item<double>();
+    EXPECT_NEAR(mean[d].item<double>(), 0.0, 4 * want / std::sqrt(2400.0)) << d;
+    EXPECT_NEAR(sd[d].item<double>(), want, 0.05 * want) << d;
+  }
+}
+
+TEST_F(LatentSearch, BetaNoiseIsTheReferencesShiftOfOneHalf) {
+  auto classifier = constant_classifier(tmp_.path(), 1, 2);
+  auto o = options(200, 200);
+  o.only_correct = false;
+  o.noise = "beta";
+  auto f = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  ASSERT_EQ(f.size(), 12 * 200);
+  EXPECT_NEAR(f.noise.mean().item<double>(), 0.5, 0.005);
+  // Beta(50, 50): σ = sqrt(ab / ((a + b)² (a + b + 1))) ≈ 0.0498.
+  EXPECT_NEAR(f.noise.std().item<double>(), std::sqrt(2500.0 / (10000.0 * 101.0)), 0.003);
+  EXPECT_TRUE(torch::all(f.noise.gt(0) & f.noise.lt(1)).item<bool>());
+}
+
+TEST_F(LatentSearch, SeedsOnlyFromCorrectlyClassifiedImagesByDefault) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto labels = labels_.clone();
+  labels.slice(0, 0, 4).fill_(1);  // the dark seeds 0..3 now claim class 1: misclassified
+  auto o = options(20, 20);
+  auto f = search_latent(*vae_, *classifier, images_, labels, spread_, o);
+  EXPECT_EQ(f.summary.seeds, 8);
+  EXPECT_EQ(f.summary.seeds_checked, 12);
+  EXPECT_NEAR(f.summary.seed_accuracy, 8.0 / 12.0, 1e-9);
+  EXPECT_TRUE(torch::all(f.seed_index.ge(4)).item<bool>());
+  o.only_correct = false;
+  auto all = search_latent(*vae_, *classifier, images_, labels, spread_, o);
+  EXPECT_EQ(all.summary.seeds, 12);
+  EXPECT_TRUE(torch::any(all.seed_index.lt(4)).item<bool>());
+}
+
+TEST_F(LatentSearch, CapsSeedsAtRandom) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto o = options(10, 10);
+  o.max_seeds = 5;
+  auto f = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  EXPECT_EQ(f.summary.seeds, 5);
+  EXPECT_EQ(f.summary.decodes, 50);
+}
+
+TEST_F(LatentSearch, IsDeterministicForASeedAndIndependentOfBatchSize) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto a = search_latent(*vae_, *classifier, images_, labels_, spread_, options());
+  auto o = options();
+  o.batch_size = 7;
+  auto b = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  o.seed = 6;
+  auto c = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  EXPECT_TRUE(torch::equal(a.noise, b.noise));
+  EXPECT_TRUE(torch::equal(a.seed_index, b.seed_index));
+  EXPECT_TRUE(torch::equal(a.images, b.images));
+  EXPECT_FALSE(a.noise.sizes() == c.noise.sizes() && torch::equal(a.noise, c.noise));
+}
+
+TEST_F(LatentSearch, BadInputIsAClearError) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto message = [&](auto expect_type, IdentifyOptions o, const at::Tensor& images, const at::Tensor& labels,
+                     Classifier& model) {
+    using E = decltype(expect_type);
+    return test::error_message<E>([&] { search_latent(*vae_, model, images, labels, spread_, o); });
+  };
+  auto o = options();
+  o.samples = 0;
+  EXPECT_TRUE(test::contains(message(ConfigError(""), o, images_, labels_, *classifier), "samples"));
+  o = options();
+  o.keep = -1;
+  EXPECT_TRUE(test::contains(message(ConfigError(""), o, images_, labels_, *classifier), "keep"));
+  // No correctly classified seeds.
+  auto wrong = torch::ones({12}, torch::kLong);
+  EXPECT_TRUE(test::contains(message(ModelError(""), options(), images_, wrong, *classifier), "none of the 12"));
+  // No seeds at all.
+  EXPECT_TRUE(test::contains(message(DataError(""), options(), images_.slice(0, 0, 0), labels_.slice(0, 0, 0),
+                                     *classifier),
+                             "no seed images"));
+  // Images of another shape than the VAE's.
+  auto big = torch::zeros({2, 1, 16, 16}, torch::kUInt8);
+  EXPECT_TRUE(test::contains(message(ModelError(""), options(), big, labels_.slice(0, 0, 2), *classifier),
+                             "1x12x12"));
+  // Labels beyond the classifier's classes.
+  auto many = torch::full({12}, 5, torch::kLong);
+  EXPECT_TRUE(test::contains(message(ModelError(""), options(), images_, many, *classifier), "2 classes"));
+  // Spread of another latent size.
+  EXPECT_THROW(search_latent(*vae_, *classifier, images_, labels_, torch::ones({3}), options()), StateError);
+}
+
+TEST_F(LatentSearch, FailuresRoundTripThroughTheWorkspace) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto f = search_latent(*vae_, *classifier, images_, labels_, spread_, options());
+  f.seed_split = "train";
+  Workspace workspace(tmp_.path() / "ws");
+  auto record = workspace.run_stage(kIdentifyStage, {{"q", 30}}, {}, [&](int64_t run_id) {
+    nlohmann::json metrics = {{"seeds", f.summary.seeds}, {"decodes", f.summary.decodes}, {"pairs", f.summary.pairs}};
+    return Workspace::StageOutput{metrics, {save_failure_tensors(workspace, f)}, failure_rows_writer(run_id, f)};
+  });
+  auto back = load_failures(workspace);
+  EXPECT_EQ(back.seed_split, "train");
+  EXPECT_EQ(back.num_classes, 2);
+  EXPECT_EQ(back.summary.decodes, f.summary.decodes);
+  for (auto [a, b] : {std::pair{&back.latent, &f.latent}, {&back.noise, &f.noise}, {&back.images, &f.images},
+                      {&back.seed_index, &f.seed_index}, {&back.predicted, &f.predicted},
+                      {&back.probability, &f.probability}, {&back.seed_label, &f.seed_label}})
+    EXPECT_TRUE(torch::equal(*a, *b));
+  // The catalogue rows carry the same provenance.
+  Statement rows = workspace.db().prepare(
+      "SELECT idx, seed_index, seed_split, seed_label, predicted_label, probability, noise, latent FROM failures"
+      " WHERE run_id = ? ORDER BY idx");
+  rows.bind(1, record.id);
+  int64_t i = 0;
+  while (rows.step()) {
+    EXPECT_EQ(rows.column_int(0), i);
+    EXPECT_EQ(rows.column_int(1), f.seed_index[i].item<int64_t>());
+    EXPECT_EQ(rows.column_text(2), "train");
+    EXPECT_EQ(rows.column_int(4), 1);
+    EXPECT_NEAR(rows.column_double(5), f.probability[i].item<double>(), 1e-6);
+    std::string noise = rows.column_blob(6);
+    ASSERT_EQ(noise.size(), 4 * sizeof(float));
+    EXPECT_EQ(reinterpret_cast<const float*>(noise.data())[2], f.noise[i][2].item<float>());
+    std::string latent = rows.column_blob(7);
+    EXPECT_EQ(reinterpret_cast<const float*>(latent.data())[3], f.latent[i][3].item<float>());
+    ++i;
+  }
+  EXPECT_EQ(i, f.size());
+}
+
+TEST_F(LatentSearch, LoadingWithoutAnIdentifyStageIsAStateError) {
+  Workspace workspace(tmp_.path() / "ws");
+  auto message = test::error_message<StateError>([&] { load_failures(workspace); });
+  EXPECT_TRUE(test::contains(message, "defuse identify")) << message;
+}
+
+}  // namespace
+}  // namespace defuse

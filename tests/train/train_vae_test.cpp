@@ -1,0 +1,98 @@
+#include "defuse/train/train_vae.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "defuse/base/error.h"
+#include "support/test_support.h"
+
+namespace defuse {
+namespace {
+
+TrainVaeOptions quick(uint64_t seed = 3) {
+  TrainVaeOptions o;
+  o.latent = 4;
+  o.filters = 8;
+  o.epochs = 3;
+  o.batch_size = 32;
+  o.lr = 3e-3;
+  o.seed = seed;
+  return o;
+}
+
+TEST(TrainVae, LossDecreasesAndCodesCoverBothSplits) {
+  auto data = test::make_toy_dataset(256, 40, 1, 12, 12, 4);
+  int calls = 0;
+  auto options = quick();
+  options.beta = 1.0;
+  options.on_progress = [&](const VaeProgress& p) {
+    ++calls;
+    EXPECT_LE(p.batch, p.batches);
+    EXPECT_GE(p.kl_weight, 0.0);
+    EXPECT_LE(p.kl_weight, 1.0);
+  };
+  auto result = train_vae(data, options);
+  EXPECT_EQ(calls, 3 * 8);
+  ASSERT_EQ(result.epochs.size(), 3u);
+  EXPECT_LT(result.epochs.back().reconstruction, result.epochs.front().reconstruction);
+  EXPECT_EQ(result.steps, 24);
+  EXPECT_EQ(result.anneal_steps, 12);  // default: half of all steps
+  EXPECT_DOUBLE_EQ(result.epochs.back().kl_weight, 1.0);
+  EXPECT_GT(result.test.reconstruction, 0.0);
+  EXPECT_GE(result.test.kl, 0.0);
+  EXPECT_NEAR(result.test.elbo, -(result.test.reconstruction + result.test.kl), 1e-9);
+  EXPECT_EQ(result.train_codes.sizes(), (std::vector<int64_t>{256, 4}));
+  EXPECT_EQ(result.test_codes.sizes(), (std::vector<int64_t>{40, 4}));
+  EXPECT_EQ(result.model->device(), c10::Device(c10::kCPU));
+}
+
+TEST(TrainVae, EveryReconstructionLossTrains) {
+  auto data = test::make_toy_dataset(64, 16, 3, 8, 8, 2);
+  for (const std::string loss : {"mse", "ssim"}) {
+    auto options = quick();
+    options.loss = loss;
+    options.epochs = 4;
+    options.encode_splits = false;
+    auto result = train_vae(data, options);
+    EXPECT_LT(result.epochs.back().reconstruction, result.epochs.front().reconstruction) << loss;
+    EXPECT_FALSE(result.train_codes.defined());
+  }
+}
+
+TEST(TrainVae, SameSeedGivesIdenticalWeights) {
+  auto data = test::make_toy_dataset(64, 16, 1, 8, 8, 2);
+  auto a = train_vae(data, quick(7));
+  auto b = train_vae(data, quick(7));
+  auto c = train_vae(data, quick(8));
+  auto pa = a.model->parameters(), pb = b.model->parameters(), pc = c.model->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  bool all_equal = true, any_differs = false;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    all_equal = all_equal && torch::equal(pa[i], pb[i]);
+    any_differs = any_differs || !torch::equal(pa[i], pc[i]);
+  }
+  EXPECT_TRUE(all_equal);
+  EXPECT_TRUE(any_differs);
+  EXPECT_EQ(a.test.reconstruction, b.test.reconstruction);
+  EXPECT_TRUE(torch::equal(a.train_codes, b.train_codes));
+}
+
+TEST(TrainVae, RejectsBadOptions) {
+  auto data = test::make_toy_dataset(16, 4, 1, 8, 8, 2);
+  auto bad = [&](auto change) {
+    auto o = quick();
+    change(o);
+    return test::error_message<ConfigError>([&] { train_vae(data, o); });
+  };
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.epochs = 0; }), "--epochs"));
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.latent = 0; }), "--latent"));
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.loss = "l1"; }), "l1"));
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.beta = -1; }), "--beta"));
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.device = "tpu"; }), "tpu"));
+  auto empty = data;
+  empty.train = {};
+  EXPECT_THROW(train_vae(empty, quick()), DataError);
+}
+
+}  // namespace
+}  // namespace defuse
