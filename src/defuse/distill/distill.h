@@ -1,0 +1,95 @@
+// Stage: distil identified failures into failure scenarios (DESIGN §3, "Distillation").
+//
+// 1. Fit the variational DP-GMM (dpgmm.h) on the latent codes of ALL kept failures (the
+//    reference fits a 10,000-point with-replacement subsample; we do not need to).
+// 2. Every component heavier than `min_weight` is a candidate scenario.
+// 3. For each candidate, draw S fresh codes from N(mean, τ·cov), decode, classify: the
+//    scenario's failure rate is the share whose prediction differs from the scenario's
+//    dominant seed label (the reference never measures this; we rank and filter by it).
+// 4. Its members (failures assigned to it) give the dominant seed and predicted labels and
+//    their shares; its nearest real training images in latent space, with the classifier's
+//    accuracy on them, tell whether the failure is already visible in real data.
+// 5. Rank by failure rate × weight; keep those with failure rate ≥ `min_failure_rate`.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace defuse {
+
+class Vae;
+class Classifier;
+class Workspace;
+struct FailureSet;
+struct ScenarioSet;
+
+inline constexpr const char* kDistillStage = "distill";
+
+struct DistillOptions {
+  int64_t components = 100;         // DP-GMM truncation K (the reference's 100)
+  std::string covariance = "full";  // full, diag, spherical or tied (the reference: full)
+  double concentration = 0;         // weight concentration prior α; 0 = 1/K (the reference's)
+  int max_iter = 1000;              // coordinate-ascent iterations at most (reference 10,000; tol stops far earlier)
+  double tol = 1e-3;                // stop when the lower bound changes less (scikit-learn's default)
+  double reg_covar = 1e-6;          // added to covariance diagonals (scikit-learn's default)
+  int n_init = 1;                   // fits from different k-means seeds; the best lower bound wins
+  double min_weight = 0.01;         // components heavier than this are candidates (the reference's cutoff)
+  double tau = 0.01;                // samples come from N(mean, τ·cov) (the reference's τ)
+  int64_t samples = 64;             // S: samples drawn per scenario to measure its failure rate (reference 64)
+  int64_t shown = 16;               // of those, how many are kept as thumbnails for annotators
+  int64_t neighbours = 8;           // nearest real training images shown per scenario
+  double min_failure_rate = 0.5;    // scenarios whose samples fail less often than this are dropped
+  uint64_t seed = 0;                // seeds k-means and the scenario samples
+  std::string device = "cpu";       // cpu or cuda[:N] for decoding and classifying
+  int64_t batch_size = 256;         // decodes per forward pass
+  std::function<void(int iteration, double lower_bound)> on_iteration;  // DP-GMM progress
+
+  void validate() const;  // throws ConfigError
+};
+
+struct DistilledScenario {
+  int64_t component = 0;
+  double weight = 0, failure_rate = 0, score = 0;
+  int64_t seed_label = -1, predicted_label = -1, members = 0;
+  double seed_label_share = 0, predicted_share = 0;
+  double neighbour_accuracy = -1;
+  at::Tensor mean;               // [Z] float32
+  at::Tensor covariance;         // [Z, Z] float32 (the component's, before τ)
+  at::Tensor sample_images;      // [shown, C, H, W] uint8
+  at::Tensor sample_predicted;   // [shown] int64
+  at::Tensor neighbour_index;    // [k] int64, indices into the training split
+  at::Tensor neighbour_label;    // [k] int64
+  at::Tensor neighbour_predicted;  // [k] int64
+};
+
+struct DistillResult {
+  std::vector<DistilledScenario> scenarios;  // kept, ranked (best first)
+  int64_t failures = 0;        // points clustered
+  int64_t candidates = 0;      // components above min_weight
+  int64_t components_used = 0; // components with weight > 0.01
+  int iterations = 0;
+  bool converged = false;
+  double lower_bound = 0;
+  std::vector<double> lower_bounds;   // per iteration
+  std::vector<int32_t> assignments;   // [F] component of each failure
+  double fit_seconds = 0, seconds = 0;
+};
+
+// `train_codes` [N, Z] float32 are the VAE means of the training images, `train_images`
+// uint8 [N, C, H, W] and `train_labels` int64 [N] those images (for the neighbours).
+// Throws DataError when there are no failures, ConfigError for bad options.
+DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureSet& failures,
+                                const at::Tensor& train_codes, const at::Tensor& train_images,
+                                const at::Tensor& train_labels, const DistillOptions& options);
+
+// Writes the thumbnails of `result` (PNG, atomically) under scenarios/run-<run_id>/ in the
+// workspace and returns the scenario set to store with write_scenarios, ids 1..n in rank
+// order. `train_images` uint8 [N, C, H, W] are the training images the neighbours index.
+ScenarioSet save_scenario_thumbnails(Workspace& workspace, int64_t run_id, const DistillResult& result,
+                                     const at::Tensor& train_images, const std::vector<std::string>& class_names);
+
+}  // namespace defuse

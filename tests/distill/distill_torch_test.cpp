@@ -1,0 +1,165 @@
+#include "defuse/distill/distill.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "defuse/annotate/scenario_store.h"
+#include "defuse/base/error.h"
+#include "defuse/base/workspace.h"
+#include "defuse/identify/identify.h"
+#include "defuse/model/classifier.h"
+#include "defuse/model/vae.h"
+#include "support/test_support.h"
+
+namespace defuse {
+namespace {
+
+struct Fixture {
+  std::unique_ptr<Vae> vae;
+  std::unique_ptr<Classifier> classifier;
+  FailureSet failures;
+  at::Tensor train_codes, train_images, train_labels;
+};
+
+// Two well-separated clusters of failure codes in a 4-D latent space: 60 around +3 (seed
+// label 1 read as 2) and 40 around -3 (seed label 0 read as 3).
+Fixture make_fixture() {
+  torch::manual_seed(0);
+  Fixture f;
+  VaeSpec vs;
+  vs.channels = 1;
+  vs.height = vs.width = 8;
+  vs.latent = 4;
+  vs.filters = 8;
+  f.vae = make_vae(vs);
+  ClassifierSpec cs;
+  cs.arch = "mlp";
+  cs.channels = 1;
+  cs.height = cs.width = 8;
+  cs.num_classes = 4;
+  f.classifier = make_classifier(cs);
+  auto a = torch::randn({60, 4}) * 0.3 + 3.0;
+  auto b = torch::randn({40, 4}) * 0.3 - 3.0;
+  f.failures.latent = torch::cat({a, b});
+  f.failures.noise = torch::zeros({100, 4});
+  f.failures.images = torch::zeros({100, 1, 8, 8}, torch::kUInt8);
+  f.failures.seed_index = torch::arange(100);
+  f.failures.seed_label = torch::cat({torch::full({60}, 1, torch::kLong), torch::full({40}, 0, torch::kLong)});
+  f.failures.predicted = torch::cat({torch::full({60}, 2, torch::kLong), torch::full({40}, 3, torch::kLong)});
+  f.failures.probability = torch::full({100}, 0.9f);
+  f.failures.num_classes = 4;
+  f.train_codes = torch::randn({50, 4}) * 2;
+  f.train_images = torch::randint(0, 256, {50, 1, 8, 8}, torch::kUInt8);
+  f.train_labels = torch::randint(0, 4, {50}, torch::kLong);
+  return f;
+}
+
+DistillOptions small_options() {
+  DistillOptions o;
+  o.components = 6;
+  o.min_failure_rate = 0;  // random models: keep every candidate
+  o.samples = 16;
+  o.shown = 4;
+  o.neighbours = 3;
+  o.seed = 3;
+  return o;
+}
+
+TEST(Distill, FindsTheTwoClustersWithTheirLabelsAndRanksThem) {
+  auto f = make_fixture();
+  auto result = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,
+                                  small_options());
+  EXPECT_EQ(result.failures, 100);
+  ASSERT_EQ(result.scenarios.size(), 2u);
+  EXPECT_EQ(result.candidates, 2);
+  int64_t members = 0;
+  for (size_t i = 0; i < result.scenarios.size(); ++i) {
+    const auto& s = result.scenarios[i];
+    members += s.members;
+    EXPECT_DOUBLE_EQ(s.seed_label_share, 1.0);
+    EXPECT_DOUBLE_EQ(s.predicted_share, 1.0);
+    EXPECT_EQ(s.predicted_label, s.seed_label == 1 ? 2 : 3);
+    EXPECT_GE(s.failure_rate, 0.0);
+    EXPECT_LE(s.failure_rate, 1.0);
+    EXPECT_DOUBLE_EQ(s.score, s.failure_rate * s.weight);
+    EXPECT_EQ(s.sample_images.sizes(), (std::vector<int64_t>{4, 1, 8, 8}));
+    EXPECT_EQ(s.neighbour_index.size(0), 3);
+    if (i > 0) EXPECT_GE(result.scenarios[i - 1].score, s.score);
+    // The mean sits in its cluster.
+    EXPECT_NEAR(s.mean.mean().item<double>(), s.seed_label == 1 ? 3.0 : -3.0, 0.3);
+  }
+  EXPECT_EQ(members, 100);
+  EXPECT_EQ(result.assignments.size(), 100u);
+}
+
+TEST(Distill, SameSeedGivesTheSameScenarios) {
+  auto f = make_fixture();
+  auto a = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,
+                             small_options());
+  auto b = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,
+                             small_options());
+  ASSERT_EQ(a.scenarios.size(), b.scenarios.size());
+  for (size_t i = 0; i < a.scenarios.size(); ++i) {
+    EXPECT_EQ(a.scenarios[i].component, b.scenarios[i].component);
+    EXPECT_EQ(a.scenarios[i].failure_rate, b.scenarios[i].failure_rate);
+    EXPECT_TRUE(torch::equal(a.scenarios[i].sample_images, b.scenarios[i].sample_images));
+  }
+}
+
+TEST(Distill, MinimumFailureRateFilters) {
+  auto f = make_fixture();
+  auto o = small_options();
+  o.min_failure_rate = 1.0;
+  auto all = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,
+                               small_options());
+  auto strict = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o);
+  size_t expected = 0;
+  for (const auto& s : all.scenarios) expected += s.failure_rate >= 1.0;
+  EXPECT_EQ(strict.scenarios.size(), expected);
+}
+
+TEST(Distill, NoFailuresAndBadOptionsAreClearErrors) {
+  auto f = make_fixture();
+  FailureSet empty = f.failures;
+  empty.latent = torch::zeros({0, 4});
+  EXPECT_THROW(distill_scenarios(*f.vae, *f.classifier, empty, f.train_codes, f.train_images, f.train_labels,
+                                 small_options()),
+               DataError);
+  auto o = small_options();
+  o.tau = 0;
+  EXPECT_THROW(distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o),
+               ConfigError);
+  EXPECT_THROW(distill_scenarios(*f.vae, *f.classifier, f.failures, torch::zeros({5, 3}), f.train_images,
+                                 f.train_labels, small_options()),
+               StateError);
+}
+
+TEST(Distill, ThumbnailsAndScenarioRowsRoundTripThroughTheWorkspace) {
+  auto f = make_fixture();
+  auto result = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,
+                                  small_options());
+  test::TempDir tmp;
+  Workspace ws(tmp.path());
+  ScenarioSet stored;
+  ws.run_stage(kDistillStage, nlohmann::json::object(), nlohmann::json::object(), [&](int64_t run_id) {
+    stored = save_scenario_thumbnails(ws, run_id, result, f.train_images, {"a", "b", "c", "d"});
+    Workspace::StageOutput out;
+    for (const auto& s : stored.scenarios)
+      for (const auto& img : s.samples) out.artifacts.emplace_back(img.path, img.path);
+    out.extra = [&](Database& db) { write_scenarios(db, run_id, stored); };
+    return out;
+  });
+  auto loaded = load_scenarios(ws);
+  ASSERT_EQ(loaded.scenarios.size(), result.scenarios.size());
+  EXPECT_EQ(loaded.class_names.size(), 4u);
+  for (const auto& s : loaded.scenarios) {
+    EXPECT_EQ(s.samples.size(), 4u);
+    EXPECT_EQ(s.neighbours.size(), 3u);
+    for (const auto& img : s.samples) EXPECT_TRUE(std::filesystem::exists(ws.path(img.path))) << img.path;
+    EXPECT_EQ(s.mean.size(), 4u);
+    EXPECT_EQ(s.covariance.size(), 16u);
+  }
+}
+
+}  // namespace
+}  // namespace defuse
