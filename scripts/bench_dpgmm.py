@@ -221,13 +221,14 @@ def main():
     parser.add_argument("--json", help="also write every figure to this JSON file")
     args = parser.parse_args()
     print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; OPENBLAS_CORETYPE="
-          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="bench_dpgmm_") as workdir:
         out = {}
         if not args.skip_parity:
             out["parity"] = parity(args, workdir)
         out["runs"] = quality_speed(args, workdir)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

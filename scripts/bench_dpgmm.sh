@@ -14,4 +14,8 @@ if [ -z "${DEFUSE:-}" ]; then
 fi
 # Forced: some environments export OPENBLAS_CORETYPE=Haswell; BENCH_OPENBLAS_CORETYPE overrides.
 export OPENBLAS_CORETYPE="${BENCH_OPENBLAS_CORETYPE:-SkylakeX}"
+# OpenMP threads sleep at barriers instead of spinning: on a shared machine a spinning
+# thread that waits for a core costs far more than a wake-up (defuse has a handful of
+# barriers per iteration; scikit-learn's fastest run is single-threaded anyway).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 exec /usr/bin/python3 scripts/bench_dpgmm.py --defuse "$DEFUSE" "$@"

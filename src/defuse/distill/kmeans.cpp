@@ -153,7 +153,7 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
   for (int64_t i = 0; i < n; ++i)
     if (!weight || weight[i] > 0) pool.push_back(i);
   if (pool.empty() || k < 1) return {};
-  const int64_t limit = seeding_sample < 0 ? std::max<int64_t>(256 * k, 10000) : seeding_sample;
+  const int64_t limit = seeding_sample < 0 ? 0 : seeding_sample;
   if (limit > 0 && static_cast<int64_t>(pool.size()) > limit) {
     // Partial Fisher–Yates: the first `limit` entries become a uniform random subset.
     for (int64_t i = 0; i < limit; ++i) {

@@ -21,7 +21,7 @@ struct KMeansOptions {
   int local_trials = 0;
   // k-means++ picks its seeds among a random subset of this many points (a larger one
   // costs time and barely changes the seeds; Lloyd then uses every point). 0 = every
-  // point; the default (−1) = max(256·k, 10,000).
+  // point; the default (−1) = every point, as scikit-learn.
   int64_t seeding_sample = -1;
 };
 
