@@ -88,6 +88,11 @@ const Registrar registrar(
       app.add_option("--max-seeds", opts->max_seeds, "Seeds to search, drawn at random from the eligible ones (0: all)")
           ->capture_default_str();
       app.add_option("--batch-size", opts->batch_size, "Decodes per forward pass")->capture_default_str();
+      app.add_option("--precision", opts->precision,
+                     "fp32 (default: the same failures on every CPU); bf16: screen in bfloat16, confirming every failure in fp32; auto: bf16 "
+                     "on CPUs with AVX512-BF16, else fp32")
+          ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+          ->capture_default_str();
       app.add_option("--grid", *grid, "Failures shown in identify/failures.png (one per seed)")->capture_default_str();
       app.add_option("--seed", opts->seed, "Random seed (seed subset and noise)")->capture_default_str();
 
@@ -116,7 +121,8 @@ const Registrar registrar(
 
         json options = {{"data", spec},          {"split", *split},           {"samples", opts->samples},
                         {"keep", opts->keep},    {"noise", opts->noise},      {"only_correct", opts->only_correct},
-                        {"max_seeds", opts->max_seeds}, {"seed", opts->seed}, {"grid", *grid}};
+                        {"max_seeds", opts->max_seeds}, {"seed", opts->seed}, {"grid", *grid},
+                        {"precision", resolve_precision(opts->precision, device)}};
         if (opts->noise == "gaussian") options["sigma"] = opts->sigma;
         else options["beta"] = {opts->beta_a, opts->beta_b};
         json inputs = {{"dataset", dataset_fingerprint(dataset)},
@@ -153,6 +159,9 @@ const Registrar registrar(
                           {"distinct_pairs", distinct},
                           {"pairs", s.pairs},
                           {"decodes_per_second", s.decodes_per_second()},
+                          {"precision", s.precision},
+                          {"confirmed_decodes", s.confirmed_decodes},
+                          {"batch_size", opts->batch_size},
                           {"search_seconds", s.search_seconds},
                           {"seconds", s.seconds},
                           {"seed_split", *split}};
@@ -166,10 +175,11 @@ const Registrar registrar(
           }
           summary = metrics;
           text = fmt::format(
-              "identify: {} seeds ({} split), {} decodes in {} ({:.0f} decodes/s): {} failing decodes ({}), {} kept "
+              "identify: {} seeds ({} split), {} decodes in {} ({:.0f} decodes/s, {}): {} failing decodes ({}), {} kept "
               "(at most {} per seed, {} seeds with failures), {:.1f} decodes per kept failure, {} distinct "
               "seed->predicted pairs",
-              s.seeds, *split, s.decodes, format_duration(s.search_seconds), s.decodes_per_second(), s.failing_decodes,
+              s.seeds, *split, s.decodes, format_duration(s.search_seconds), s.decodes_per_second(), s.precision,
+              s.failing_decodes,
               percent(s.failure_rate()), s.failures, opts->keep, s.seeds_with_failures, s.decodes_per_failure(),
               distinct);
           if (!ctx.json && s.failures > 0) ctx.info(pair_table(s));

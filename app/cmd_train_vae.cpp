@@ -75,8 +75,15 @@ const Registrar registrar(
             bar = std::make_unique<Progress>(*ctx.err, fmt::format("epoch {}/{}", p.epoch, p.epochs), p.batches,
                                              ctx.progress());
           }
-          bar->update(p.batch, fmt::format("recon {:.2f}  kl {:.2f}  β·w {:.2f}", p.reconstruction, p.kl,
-                                           p.kl_weight));
+          const std::string line = fmt::format("reconstruction {:.3f}  KL {:.3f}  β·annealing {:.2f}",
+                                               p.reconstruction, p.kl, p.kl_weight);
+          bar->update(p.batch, line);
+          // One line per epoch as it ends (the bar shows only on a terminal).
+          if (p.batch == p.batches) {
+            if (ctx.progress()) bar->finish(line);
+            else if (!ctx.json) ctx.info(fmt::format("epoch {:>3}/{}: {} ({})", p.epoch, p.epochs, line,
+                                                     format_duration(bar->elapsed_seconds())));
+          }
         };
         json summary;
         std::string text;
@@ -84,13 +91,9 @@ const Registrar registrar(
           auto result = train_vae(dataset, *opts);
           if (bar) bar->finish();
           json history = json::array();
-          for (const auto& e : result.epochs) {
+          for (const auto& e : result.epochs)
             history.push_back({{"epoch", e.epoch}, {"reconstruction", e.reconstruction}, {"kl", e.kl},
                                {"loss", e.loss}, {"kl_weight", e.kl_weight}, {"seconds", e.seconds}});
-            if (!ctx.json)
-              ctx.info(fmt::format("epoch {:>3}: reconstruction {:.3f}  KL {:.3f}  loss {:.3f}  (β·annealing {:.2f}, {})",
-                                   e.epoch, e.reconstruction, e.kl, e.loss, e.kl_weight, format_duration(e.seconds)));
-          }
           json metrics = {{"test_reconstruction", result.test.reconstruction},
                           {"test_kl", result.test.kl},
                           {"test_elbo", result.test.elbo},

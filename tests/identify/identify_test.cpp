@@ -74,6 +74,7 @@ class LatentSearch : public ::testing::Test {
     o.sigma = 0.5;
     o.max_seeds = 0;
     o.seed = 5;
+    o.precision = "fp32";  // "auto" would depend on the CPU the tests run on
     return o;
   }
 
@@ -207,6 +208,36 @@ TEST_F(LatentSearch, IsDeterministicForASeedAndIndependentOfBatchSize) {
   EXPECT_FALSE(a.noise.sizes() == c.noise.sizes() && torch::equal(a.noise, c.noise));
 }
 
+TEST_F(LatentSearch, Bf16ScreeningKeepsOnlyFp32Failures) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto o = options(30, 30);
+  o.precision = "fp32";
+  auto full = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  o.precision = "bf16";
+  auto screened = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  EXPECT_EQ(full.summary.precision, "fp32");
+  EXPECT_EQ(screened.summary.precision, "bf16");
+  EXPECT_EQ(full.summary.confirmed_decodes, 0);
+  EXPECT_GE(screened.summary.confirmed_decodes, screened.summary.failing_decodes);
+  // Every kept failure is an fp32 failure, with the fp32 decode and prediction.
+  EXPECT_LE(screened.summary.failing_decodes, full.summary.failing_decodes);
+  EXPECT_GE(screened.summary.failing_decodes, full.summary.failing_decodes * 9 / 10);
+  auto again = predict_logits(*classifier, screened.images, 64, torch::kCPU).argmax(1);
+  EXPECT_TRUE(torch::equal(again, screened.predicted));
+  torch::NoGradGuard guard;
+  auto fp32 = quantize_images(vae_->decode(screened.latent)).contiguous();
+  EXPECT_LE((fp32.to(torch::kInt) - screened.images.to(torch::kInt)).abs().max().item<int>(), 1);
+  // Same noise, and M = Q keeps every failure: the screened codes are a subset of the fp32 run's.
+  if (screened.size() > 0) {
+    // Exact distances (cdist's matrix-product shortcut is off by ~1e-3 at these sizes).
+    auto d = torch::cdist(screened.latent, full.latent, 2.0, /*compute_mode=*/2);
+    auto nearest = std::get<0>(d.min(1));
+    EXPECT_LT(nearest.max().item<float>(), 1e-6);
+  }
+  EXPECT_EQ(resolve_precision("fp32", torch::kCPU), "fp32");
+  EXPECT_EQ(resolve_precision("auto", torch::kCPU), cpu_has_fast_bf16() ? "bf16" : "fp32");
+}
+
 TEST_F(LatentSearch, BadInputIsAClearError) {
   auto classifier = brightness_classifier(tmp_.path(), threshold_);
   auto message = [&](auto expect_type, IdentifyOptions o, const at::Tensor& images, const at::Tensor& labels,
@@ -234,6 +265,9 @@ TEST_F(LatentSearch, BadInputIsAClearError) {
   // Labels beyond the classifier's classes.
   auto many = torch::full({12}, 5, torch::kLong);
   EXPECT_TRUE(test::contains(message(ModelError(""), options(), images_, many, *classifier), "2 classes"));
+  o = options();
+  o.precision = "fp16";
+  EXPECT_TRUE(test::contains(message(ConfigError(""), o, images_, labels_, *classifier), "precision"));
   // Spread of another latent size.
   EXPECT_THROW(search_latent(*vae_, *classifier, images_, labels_, torch::ones({3}), options()), StateError);
 }

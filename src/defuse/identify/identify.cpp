@@ -1,10 +1,12 @@
 #include "defuse/identify/identify.h"
 
+#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "defuse/base/error.h"
 #include "defuse/model/device.h"
@@ -27,6 +29,28 @@ double since(std::chrono::steady_clock::time_point start) {
 std::string shape_text(const at::Tensor& images) {
   return fmt::format("{}x{}x{}", images.size(1), images.size(2), images.size(3));
 }
+
+// bfloat16 autocast on the CPU for the lifetime of the object (what torch.autocast("cpu")
+// does in Python), restoring the previous state afterwards.
+class CpuBf16Autocast {
+ public:
+  CpuBf16Autocast() : enabled_(at::autocast::is_cpu_enabled()), dtype_(at::autocast::get_autocast_cpu_dtype()) {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~CpuBf16Autocast() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(enabled_);
+    at::autocast::set_autocast_cpu_dtype(dtype_);
+  }
+  CpuBf16Autocast(const CpuBf16Autocast&) = delete;
+  CpuBf16Autocast& operator=(const CpuBf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  at::ScalarType dtype_;
+};
 
 // Q perturbations for each of `seeds` codes: [seeds, Q, Z].
 at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const at::Tensor& scale,
@@ -53,6 +77,21 @@ void IdentifyOptions::validate() const {
                "--beta-a and --beta-b must be positive numbers");
   check_option(max_seeds >= 0, kStage, "--max-seeds must be non-negative (0: every eligible seed)");
   check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
+  check_option(precision == "auto" || precision == "fp32" || precision == "bf16", kStage,
+               "unknown --precision '" + precision + "' (expected auto, fp32 or bf16)");
+}
+
+bool cpu_has_fast_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+std::string resolve_precision(const std::string& precision, c10::Device device) {
+  if (precision != "auto") return precision;
+  return device.is_cpu() && cpu_has_fast_bf16() ? "bf16" : "fp32";
 }
 
 FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images,
@@ -60,6 +99,9 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
                          const IdentifyOptions& options) {
   options.validate();
   const auto device = parse_device(options.device, kStage);
+  const std::string precision = resolve_precision(options.precision, device);
+  check_option(precision == "fp32" || device.is_cpu(), kStage, "--precision bf16 is implemented for the CPU only");
+  const bool screen_bf16 = precision == "bf16";
   const auto start = std::chrono::steady_clock::now();
   const auto& vs = vae.spec();
   const int64_t z_dim = vs.latent;
@@ -78,6 +120,7 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
   FailureSet out;
   IdentifySummary& summary = out.summary;
   summary.seed_pool = pool;
+  summary.precision = precision;
   auto gen = at::detail::createCPUGenerator(options.seed);
   classifier.set_training(false);
   vae.set_training(false);
@@ -154,21 +197,45 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
       std::vector<at::Tensor> fail_rows, fail_images;
       for (int64_t r0 = 0; r0 < rows; r0 += options.batch_size) {
         const int64_t r1 = std::min(rows, r0 + options.batch_size);
-        // Decode, round to the 8-bit grid the images are stored in, classify.
-        auto images = vae.decode(latent_dev.slice(0, r0, r1)).mul_(255.0f).round_();
-        auto logits = classifier.forward(images.div(255.0f));
+        auto z = latent_dev.slice(0, r0, r1);
+        auto batch_labels = row_labels.slice(0, r0, r1);
+        // Decode, round to the 8-bit grid the images are stored in, classify; in bfloat16
+        // when screening (oneDNN's AVX512-BF16 kernels: 2-2.7x the fp32 rate here).
+        at::Tensor images, logits;
+        {
+          std::optional<CpuBf16Autocast> autocast;
+          if (screen_bf16) autocast.emplace();
+          images = vae.decode(z).mul_(255.0f).round_();
+          logits = classifier.forward(images.div(255.0f));
+        }
         if (logits.dim() != 2 || logits.size(1) != k)
           throw ModelError(fmt::format("{}: the classifier returned logits of shape {}, expected [N, {}]", kStage,
                                        c10::str(logits.sizes()), k));
-        auto [prob, pred] = torch::softmax(logits, 1).max(1);
+        auto [prob, pred] = torch::softmax(logits.to(torch::kFloat32), 1).max(1);
         pred = pred.to(torch::kCPU);
+        prob = prob.to(torch::kCPU);
+        auto failing = pred.ne(batch_labels).nonzero().view(-1);
+        if (screen_bf16 && failing.size(0) > 0) {
+          // Confirm the screened failures at full precision: re-decode and re-classify them
+          // in fp32, so that every kept failure is a failure of the fp32 classifier and its
+          // image, prediction and probability are the fp32 ones.
+          summary.confirmed_decodes += failing.size(0);
+          images = vae.decode(z.index_select(0, failing.to(z.device()))).mul_(255.0f).round_();
+          auto [prob32, pred32] = torch::softmax(classifier.forward(images.div(255.0f)).to(torch::kFloat32), 1).max(1);
+          pred32 = pred32.to(torch::kCPU);
+          pred.index_put_({failing}, pred32);
+          prob.index_put_({failing}, prob32.to(torch::kCPU));
+          auto confirmed = pred32.ne(batch_labels.index_select(0, failing)).nonzero().view(-1);
+          images = images.index_select(0, confirmed.to(images.device()));
+          failing = failing.index_select(0, confirmed);
+        } else {
+          images = images.index_select(0, failing.to(images.device()));
+        }
         predicted.slice(0, r0, r1).copy_(pred);
-        probability.slice(0, r0, r1).copy_(prob.to(torch::kCPU, torch::kFloat32));
-        auto failing = pred.ne(row_labels.slice(0, r0, r1)).nonzero().view(-1);
+        probability.slice(0, r0, r1).copy_(prob);
         if (failing.size(0) > 0) {
           fail_rows.push_back(failing + r0);
-          fail_images.push_back(
-              images.index_select(0, failing.to(images.device())).to(torch::kCPU, torch::kUInt8).contiguous());
+          fail_images.push_back(images.to(torch::kCPU, torch::kUInt8).contiguous());
         }
       }
       summary.decodes += rows;

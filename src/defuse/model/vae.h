@@ -11,7 +11,7 @@
 // The upsampling step is either "subpixel" (3x3 convolution to 4x the channels, then a
 // pixel shuffle; Shi et al. 2016, a superset of the transposed convolution below that runs
 // on oneDNN) or "transposed" (the reference's ConvTranspose2d, kernel 4, stride 2, which
-// LibTorch runs through im2col + BLAS on the CPU). docs/benchmarks-identify.md has the
+// LibTorch runs through im2col + BLAS on the CPU). docs/benchmarks.md ("Identify") has the
 // measurements behind the default.
 #pragma once
 
