@@ -107,6 +107,21 @@ DEFUSE_CLONES RowForces exact_row(const double* prow, const double* xs, const do
   return {ax, ay, rx, ry, z - 1.0};
 }
 
+// The attractive sums of one point over its row of sparse P (gathers, vectorised).
+DEFUSE_CLONES void attraction(const int32_t* columns, const double* values, int64_t count, const double* xs,
+                              const double* ys, double xi, double yi, RowForces& out) {
+  double ax = 0, ay = 0;
+#pragma omp simd reduction(+ : ax, ay)
+  for (int64_t e = 0; e < count; ++e) {
+    const double dx = xi - xs[columns[e]], dy = yi - ys[columns[e]];
+    const double pw = values[e] / (1.0 + dx * dx + dy * dy);
+    ax += pw * dx;
+    ay += pw * dy;
+  }
+  out.attract_x = ax;
+  out.attract_y = ay;
+}
+
 // Σ_{j≠i} p'_ij ln(max(p'_ij, ε) / max(w_ij / Z, ε)) with p' = exaggeration·p (the terms of
 // scikit-learn's exact KL; its P already holds the ε floor off the diagonal).
 DEFUSE_CLONES double exact_row_kl(const double* prow, const double* xs, const double* ys, int64_t n, int64_t i,
@@ -137,7 +152,9 @@ double assemble_gradient(const std::vector<RowForces>& rows, double exaggeration
 
 // ---- Quadtree for the Barnes-Hut repulsion ----
 
-constexpr int32_t kLeafSize = 8;  // points per leaf at most (unless they coincide)
+// Points per leaf at most (unless they coincide): the groups that walk the tree together.
+// Measured at 20k points: 32 is ~25% faster than 8 or 128, 2× faster than 4.
+constexpr int32_t kLeafSize = 32;
 constexpr int kMaxDepth = 48;     // cells narrower than 2^-48 of the root are not split
 
 struct QuadNode {
@@ -148,6 +165,34 @@ struct QuadNode {
   int32_t first_child = -1;  // children are stored contiguously; −1 for a leaf
   int32_t children = 0;
 };
+
+// A mass `count` at (cx, cy) acting on each of `count_g` points (gx, gy): w = 1/(1 + r²),
+// z += count·w, r += count·w²·(p − c).
+DEFUSE_CLONES void summary(const double* gx, const double* gy, int32_t count_g, double cx, double cy, double count,
+                           double* rx, double* ry, double* z) {
+#pragma omp simd
+  for (int32_t g = 0; g < count_g; ++g) {
+    const double dx = gx[g] - cx, dy = gy[g] - cy;
+    const double w = 1.0 / (1.0 + dx * dx + dy * dy);
+    const double mw2 = count * w * w;
+    z[g] += count * w;
+    rx[g] += mw2 * dx;
+    ry[g] += mw2 * dy;
+  }
+}
+
+// The pairs inside one leaf, without self-pairs.
+void exact_self(const double* gx, const double* gy, int32_t count, double* rx, double* ry, double* z) {
+  for (int32_t g = 0; g < count; ++g)
+    for (int32_t s = 0; s < count; ++s) {
+      if (s == g) continue;
+      const double dx = gx[g] - gx[s], dy = gy[g] - gy[s];
+      const double w = 1.0 / (1.0 + dx * dx + dy * dy);
+      z[g] += w;
+      rx[g] += w * w * dx;
+      ry[g] += w * w * dy;
+    }
+}
 
 class QuadTree {
  public:
@@ -172,51 +217,62 @@ class QuadTree {
     }
   }
 
-  int64_t size() const { return static_cast<int64_t>(order_.size()); }
-  int32_t point_at(int64_t t) const { return order_[t]; }
+  int64_t leaves() const { return static_cast<int64_t>(leaves_.size()); }
 
-  // Repulsive sums of the point at tree position t: exact for the cells that hold it or are
-  // too wide for theta, centres of mass for the others, in a fixed depth-first order.
-  RowForces repulsion(int64_t t, double theta2, std::vector<int32_t>& stack) const {
-    const double xi = xs_[t], yi = ys_[t];
-    double rx = 0, ry = 0, z = 0;
+  // Repulsive sums of the points of leaf `leaf`, written to rows[point]. The leaf's points
+  // walk the tree together (Barnes-Hut with a group criterion): a cell is summarised by its
+  // centre of mass for all of them when w² < θ²·r², r the distance from that centre to the
+  // leaf's bounding box, which implies the usual criterion for each point; a cell that
+  // fails it is opened, down to leaves, whose points interact exactly (the group's own leaf
+  // too, without self-pairs). θ = 0 is the exact sum. The order of the terms is fixed.
+  void repulsion(int64_t leaf, double theta2, std::vector<int32_t>& stack, std::vector<double>& buffer,
+                 std::vector<RowForces>& rows) const {
+    const QuadNode& own = nodes_[leaves_[leaf]];
+    const int32_t count = own.end - own.begin;
+    buffer.assign(3 * static_cast<size_t>(count), 0.0);
+    double* rx = buffer.data();
+    double* ry = rx + count;
+    double* z = ry + count;
+    const double* gx = &xs_[own.begin];
+    const double* gy = &ys_[own.begin];
+    double bx0 = gx[0], bx1 = gx[0], by0 = gy[0], by1 = gy[0];
+    for (int32_t g = 1; g < count; ++g) {
+      bx0 = std::min(bx0, gx[g]);
+      bx1 = std::max(bx1, gx[g]);
+      by0 = std::min(by0, gy[g]);
+      by1 = std::max(by1, gy[g]);
+    }
     stack.clear();
     stack.push_back(0);
     while (!stack.empty()) {
-      const QuadNode& c = nodes_[stack.back()];
+      const int32_t index = stack.back();
       stack.pop_back();
-      const bool holds_self = t >= c.begin && t < c.end;
-      if (!holds_self) {
-        const double dx = xi - c.cx, dy = yi - c.cy;
-        const double d2 = dx * dx + dy * dy;
-        if (c.width2 < theta2 * d2) {
-          const double w = 1.0 / (1.0 + d2);
-          const double count = c.end - c.begin;
-          const double mw2 = count * w * w;
-          z += count * w;
-          rx += mw2 * dx;
-          ry += mw2 * dy;
+      const QuadNode& c = nodes_[index];
+      if (index == leaves_[leaf]) {
+        exact_self(gx, gy, count, rx, ry, z);
+        continue;
+      }
+      const bool holds_group = c.begin <= own.begin && own.end <= c.end;
+      if (!holds_group) {
+        const double dx = std::max({bx0 - c.cx, c.cx - bx1, 0.0});
+        const double dy = std::max({by0 - c.cy, c.cy - by1, 0.0});
+        if (c.width2 < theta2 * (dx * dx + dy * dy)) {
+          summary(gx, gy, count, c.cx, c.cy, static_cast<double>(c.end - c.begin), rx, ry, z);
+          continue;
+        }
+        if (c.first_child < 0) {
+          for (int32_t s = c.begin; s < c.end; ++s) summary(gx, gy, count, xs_[s], ys_[s], 1.0, rx, ry, z);
           continue;
         }
       }
-      if (c.first_child < 0) {
-        for (int32_t s = c.begin; s < c.end; ++s) {
-          if (s == t) continue;
-          const double dx = xi - xs_[s], dy = yi - ys_[s];
-          const double w = 1.0 / (1.0 + dx * dx + dy * dy);
-          z += w;
-          rx += w * w * dx;
-          ry += w * w * dy;
-        }
-        continue;
-      }
       for (int32_t k = c.children - 1; k >= 0; --k) stack.push_back(c.first_child + k);
     }
-    RowForces f;
-    f.repulse_x = rx;
-    f.repulse_y = ry;
-    f.z = z;
-    return f;
+    for (int32_t g = 0; g < count; ++g) {
+      RowForces& f = rows[order_[own.begin + g]];
+      f.repulse_x = rx[g];
+      f.repulse_y = ry[g];
+      f.z = z[g];
+    }
   }
 
  private:
@@ -225,6 +281,7 @@ class QuadTree {
     nodes_[index].end = end;
     nodes_[index].width2 = 4.0 * half * half;
     if (end - begin <= kLeafSize || depth >= kMaxDepth) {
+      leaves_.push_back(index);
       double sx = 0, sy = 0;
       for (int32_t s = begin; s < end; ++s) {
         sx += points_[2 * order_[s]];
@@ -270,6 +327,7 @@ class QuadTree {
 
   const double* points_ = nullptr;
   std::vector<QuadNode> nodes_;
+  std::vector<int32_t> leaves_;     // indices of the leaf nodes, in tree order
   std::vector<double> xs_, ys_;     // coordinates in tree order
   std::vector<int32_t> order_;      // tree position → point
   std::vector<int8_t> quadrant_;    // build scratch
@@ -678,6 +736,11 @@ double tsne_gradient_barnes_hut(const TsneSparseP& p, const double* y, double th
                                 double* gradient, bool compute_kl, int threads) {
   const int64_t n = p.n;
   const QuadTree tree(y, n);
+  std::vector<double> xs(n), ys(n);
+  for (int64_t i = 0; i < n; ++i) {
+    xs[i] = y[2 * i];
+    ys[i] = y[2 * i + 1];
+  }
   std::vector<RowForces> rows(n);
   std::vector<double> kl_rows(compute_kl ? n : 0);
   const double theta2 = theta * theta;
@@ -685,23 +748,14 @@ double tsne_gradient_barnes_hut(const TsneSparseP& p, const double* y, double th
 #pragma omp parallel num_threads(nthreads)
   {
     std::vector<int32_t> stack;
+    std::vector<double> buffer;
     stack.reserve(256);
-    // In tree order, so that neighbouring traversals share cache lines.
-#pragma omp for schedule(dynamic, 128)
-    for (int64_t t = 0; t < n; ++t) rows[tree.point_at(t)] = tree.repulsion(t, theta2, stack);
+#pragma omp for schedule(dynamic, 32)
+    for (int64_t leaf = 0; leaf < tree.leaves(); ++leaf) tree.repulsion(leaf, theta2, stack, buffer, rows);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      double ax = 0, ay = 0;
-      const double xi = y[2 * i], yi = y[2 * i + 1];
-      for (int64_t e = p.indptr[i]; e < p.indptr[i + 1]; ++e) {
-        const int64_t j = p.indices[e];
-        const double dx = xi - y[2 * j], dy = yi - y[2 * j + 1];
-        const double pw = p.values[e] / (1.0 + dx * dx + dy * dy);
-        ax += pw * dx;
-        ay += pw * dy;
-      }
-      rows[i].attract_x = ax;
-      rows[i].attract_y = ay;
+      const int64_t e0 = p.indptr[i], count = p.indptr[i + 1] - e0;
+      attraction(&p.indices[e0], &p.values[e0], count, xs.data(), ys.data(), xs[i], ys[i], rows[i]);
     }
   }
   const double inv_z = assemble_gradient(rows, exaggeration, gradient);
