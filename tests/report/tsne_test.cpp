@@ -427,6 +427,10 @@ TEST(Tsne, RejectsBadInput) {
   EXPECT_DOUBLE_EQ(tsne(x.data(), 50, 3, options).perplexity, 49.0 / 3.0);
   EXPECT_DOUBLE_EQ(tsne(x.data(), 2, 3, options).perplexity, 1.0);
   options = TsneOptions{};
+  options.method = TsneMethod::kExact;  // N² memory: refused beyond 20,000 points
+  const std::vector<double> many(20001, 0.5);
+  EXPECT_THROW(tsne(many.data(), 20001, 1, options), ConfigError);
+  options = TsneOptions{};
   options.init = TsneInit::kGiven;
   options.init_embedding.assign(10, 0.0);
   EXPECT_THROW(tsne(x.data(), 50, 3, options), ConfigError);

@@ -26,6 +26,7 @@ constexpr double kEntropyTolerance = static_cast<double>(1e-5f);     // PERPLEXI
 constexpr double kFloat32Tiny = static_cast<double>(std::numeric_limits<float>::min());
 constexpr int kSearchSteps = 100;
 constexpr double kInitScale = 1e-4;  // std of the initial embedding (scikit-learn, issue #18018)
+constexpr int64_t kExactLimit = 20000;  // N² doubles: 3 GiB at 20k points
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -586,13 +587,25 @@ std::vector<double> tsne_joint_probabilities(const double* x, int64_t n, int64_t
       }
       dist[i * n + j] = s;
     }
-  std::vector<double> c = tsne_conditional_probabilities(dist.data(), n, n, perplexity, true, threads);
-  std::vector<double>& p = dist;  // reuse the memory
+  // One N×N matrix throughout: each row's conditional P replaces its distances, then
+  // P + Pᵀ is formed in place.
+  const double log_perplexity = std::log(perplexity);
+#pragma omp parallel num_threads(thread_count(threads))
+  {
+    std::vector<double> row(n);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < n; ++i) {
+      search_precision(&dist[i * n], n, i, log_perplexity, row.data());
+      std::copy(row.begin(), row.end(), dist.begin() + i * n);
+    }
+  }
+  std::vector<double>& p = dist;
   double sum = 0;
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      p[i * n + j] = c[i * n + j] + c[j * n + i];
-      sum += p[i * n + j];
+    for (int64_t j = i + 1; j < n; ++j) {
+      const double v = p[i * n + j] + p[j * n + i];
+      p[i * n + j] = p[j * n + i] = v;
+      sum += 2.0 * v;
     }
   sum = std::max(sum, kMachineEpsilon);
   for (int64_t i = 0; i < n; ++i)
@@ -802,6 +815,10 @@ TsneResult tsne(const double* points, int64_t n, int64_t d, const TsneOptions& o
   result.method = options.method;
   if (result.method == TsneMethod::kAuto)
     result.method = n <= options.exact_max_points ? TsneMethod::kExact : TsneMethod::kBarnesHut;
+  check_option(result.method != TsneMethod::kExact || n <= kExactLimit, kStage,
+               "the exact method keeps N² probabilities (" + std::to_string(n * n * 8 / (1 << 20)) +
+                   " MiB for " + std::to_string(n) + " points); use barnes_hut beyond " +
+                   std::to_string(kExactLimit) + " points");
   result.learning_rate = options.learning_rate
                              ? *options.learning_rate
                              : std::max(static_cast<double>(n) / options.early_exaggeration / 4.0, 50.0);
