@@ -97,7 +97,9 @@ struct TsneOptions {
   int64_t exact_max_points = 1000;
   TsneInit init = TsneInit::kPca;
   std::vector<double> init_embedding;  // [N, 2] for TsneInit::kGiven
-  uint64_t seed = 0;  // random initialisation (and PCA's sign convention needs none)
+  // The random initialisation (and a PCA start's second coordinate when the points have one
+  // feature, or all of it when they have no spread). PCA signs are fixed without it.
+  uint64_t seed = 0;
   int threads = 0;    // CPU threads; 0 = OpenMP's default. Results do not depend on it.
   // Called every check_every iterations and after the last one; may be empty.
   std::function<void(const TsneProgress&)> on_progress;
