@@ -530,10 +530,12 @@ std::string svg_latent_map(const ReportMap& map, const std::vector<std::string>&
 }
 
 // ---------------------------------------------------------------------------------------
-// The λ curves: x is log λ with a tick at every λ of the sweep (λ = 0, which has no
-// logarithm, gets its own slot at the left behind an axis break); y is accuracy in %.
-// The sweep's models are lines with points; the other models (original, baseline) are
-// horizontal reference lines labelled in the right margin.
+// The λ curves: two panels over one x axis, test accuracy above and scenario accuracy below,
+// each with its own y range in % (one shared axis would flatten the test accuracy, whose
+// changes of a point or less are the point of the figure). x is log λ with a tick at every λ
+// of the sweep (λ = 0, which has no logarithm, gets its own slot at the left behind an axis
+// break). The sweep's models are lines with points; the other models (original, baseline)
+// are horizontal reference lines labelled in the right margin.
 
 std::string svg_lambda_curves(const std::vector<ReportModel>& models) {
   const std::string id = "lambda-curves-svg", title = "Accuracy against \u03bb";
@@ -545,24 +547,8 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models) {
   for (const ReportModel& m : models) (is_sweep(m) ? sweep : references).push_back(m);
   std::stable_sort(sweep.begin(), sweep.end(), [](const ReportModel& a, const ReportModel& b) { return a.lambda < b.lambda; });
 
-  // y range in %, from every finite accuracy drawn, padded and rounded to a nice step.
-  double lo = INFINITY, hi = -INFINITY;
-  auto take = [&](double v) {
-    if (std::isfinite(v)) lo = std::min(lo, 100 * std::clamp(v, 0.0, 1.0)), hi = std::max(hi, 100 * std::clamp(v, 0.0, 1.0));
-  };
-  for (const ReportModel& m : models) take(m.test_accuracy), take(m.scenario_accuracy);
-  if (!(lo <= hi)) lo = 0, hi = 100;
-  const double step = nice_step(std::max(hi - lo, 4.0) / 5);
-  double y_lo = std::max(0.0, std::floor((lo - step / 2) / step) * step);
-  double y_hi = std::min(100.0, std::ceil((hi + step / 2) / step) * step);
-  if (y_hi <= y_lo) y_hi = std::min(100.0, y_lo + step), y_lo = y_hi - step;
-
-  constexpr double kWidth = 780, kHeight = 440, kLeft = 62, kRight = 170, kTop = 52, kBottom = 58;
-  const double x0 = kLeft, x1 = kWidth - kRight, top = kTop, bottom = kHeight - kBottom;
-  auto ypos = [&](double fraction) {
-    const double v = 100 * std::clamp(std::isfinite(fraction) ? fraction : 0.0, 0.0, 1.0);
-    return bottom - (v - y_lo) / (y_hi - y_lo) * (bottom - top);
-  };
+  constexpr double kWidth = 780, kLeft = 62, kRight = 170, kTop = 52, kPanel = 170, kGap = 34;
+  const double x0 = kLeft, x1 = kWidth - kRight, axis_y = kTop + 2 * kPanel + kGap, height = axis_y + 62;
 
   // x positions: λ = 0 in its own slot, positive λ on a log scale.
   double pos_min = INFINITY, pos_max = 0;
@@ -581,133 +567,155 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models) {
     return log_x0 + (std::log10(lambda) - a) / (b - a) * (log_x1 - log_x0);
   };
 
-  std::string desc = "Test and scenario accuracy (%) of the models fine-tuned with each \u03bb";
+  std::string desc = "Test accuracy (upper panel) and held-out scenario accuracy (lower panel), in %, of the models "
+                     "fine-tuned with each \u03bb";
   if (!references.empty()) desc += ", with reference lines for the other models";
-  std::string out = svg_open(kWidth, kHeight, id, title, desc + ".");
+  std::string out = svg_open(kWidth, height, id, title, desc + ".");
 
-  // Chosen λ: a band behind everything.
-  for (const ReportModel& m : sweep) {
-    if (!m.chosen) continue;
-    const double x = xpos(m.lambda);
-    out += "<rect class=\"chosen-band\" x=\"" + c1(x - 13) + "\" y=\"" + c1(top) + "\" width=\"26\" height=\"" +
-           c1(bottom - top) + "\" fill=\"#fff1c2\"/>" +
-           svg_text(x, top - 6, "chosen", "text-anchor=\"middle\" font-size=\"11\" font-weight=\"600\" fill=\"#9a6200\"");
-  }
-
-  // Grid and y axis.
-  out += "<g class=\"y-axis\" font-size=\"11\" fill=\"#5f6b7e\" text-anchor=\"end\">";
-  for (int i = 0; i <= 20; ++i) {
-    const double v = y_lo + i * step;
-    if (v > y_hi + step * 1e-6) break;
-    const double y = bottom - (v - y_lo) / (y_hi - y_lo) * (bottom - top);
-    out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(y) + "\" y2=\"" + c1(y) +
-           "\" stroke=\"#e6e8ed\"/>" + svg_text(x0 - 8, y + 4, fmt::format("{:g}", v));
-  }
-  out += "</g>";
-  out += svg_text(16, (top + bottom) / 2, "accuracy (%)",
-                  "transform=\"rotate(-90 16 " + c1((top + bottom) / 2) + ")\" text-anchor=\"middle\" fill=\"#1c2130\"");
-
-  // x axis: a break between the λ = 0 slot and the log scale.
-  out += "<g class=\"x-axis\" stroke=\"#8a93a3\">";
-  if (has_zero && has_positive) {
-    const double gap = (zero_x + log_x0) / 2;
-    out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(gap - 5) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
-    out += "<line x1=\"" + c1(gap + 5) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
-    for (double dx : {-5.0, 5.0}) {
-      out += "<line x1=\"" + c1(gap + dx - 3) + "\" x2=\"" + c1(gap + dx + 3) + "\" y1=\"" + c1(bottom + 5) +
-             "\" y2=\"" + c1(bottom - 5) + "\"/>";
-    }
-  } else {
-    out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
-  }
-  out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(x0) + "\" y1=\"" + c1(top) + "\" y2=\"" + c1(bottom) + "\"/>";
-  out += "</g><g class=\"x-ticks\" font-size=\"11\" fill=\"#5f6b7e\" text-anchor=\"middle\">";
-  double last_right = -INFINITY;
-  double previous_lambda = NAN;
-  for (const ReportModel& m : sweep) {
-    if (m.lambda == previous_lambda) continue;
-    previous_lambda = m.lambda;
-    const double x = xpos(m.lambda);
-    const std::string label = lambda_label(m.lambda);
-    const double half = text_px(label, 11) / 2;
-    out += "<line x1=\"" + c1(x) + "\" x2=\"" + c1(x) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom + 5) +
-           "\" stroke=\"#8a93a3\"/>";
-    if (x - half >= last_right + 4) {  // skip labels that would overlap their left neighbour
-      out += svg_text(x, bottom + 18, label, m.chosen ? "font-weight=\"700\" fill=\"#1c2130\"" : "");
-      last_right = x + half;
-    }
-  }
-  out += "</g>";
-  out += svg_text((x0 + x1) / 2, kHeight - 14,
-                  has_positive ? "\u03bb, weight of the scenario loss (log scale)" : "\u03bb, weight of the scenario loss",
-                  "text-anchor=\"middle\" fill=\"#1c2130\"");
-  if (sweep.empty()) {
-    out += svg_text((x0 + x1) / 2, (top + bottom) / 2, "no \u03bb sweep evaluated",
-                    "text-anchor=\"middle\" fill=\"#5f6b7e\"");
-  }
-
-  // Reference lines and their labels in the right margin (pushed apart so they never overlap).
-  struct Label {
-    double y;
-    std::string text, colour;
+  struct Panel {
+    double ReportModel::*field;
+    const char* what;
+    const char* colour;
+    bool square;
   };
-  std::vector<Label> labels;
-  for (const ReportModel& m : references) {
-    const bool original = m.name == "original";
-    const std::string dash = original ? "2 4" : "7 4";
-    for (const auto& [value, colour, what] :
-         {std::tuple{m.test_accuracy, kTestColour, "test"}, std::tuple{m.scenario_accuracy, kScenarioColour, "scenario"}}) {
-      if (!known(value)) continue;
-      const double y = ypos(value);
-      out += "<line class=\"ref\" x1=\"" + c1(x0) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(y) + "\" y2=\"" + c1(y) +
-             "\" stroke=\"" + colour + "\" stroke-width=\"" + (m.chosen ? "2.5" : "1.6") + "\" stroke-dasharray=\"" +
-             dash + "\"><title>" + html_escape(fmt::format("{}: {} accuracy {}", m.name, what, percent(value, 2))) +
-             "</title></line>";
-      labels.push_back({y, shorten(m.name, 12) + " " + percent(value) + (m.chosen ? " \u2605" : ""), colour});
-    }
-  }
-  std::sort(labels.begin(), labels.end(), [](const Label& a, const Label& b) { return a.y < b.y; });
-  for (size_t i = 1; i < labels.size(); ++i) labels[i].y = std::max(labels[i].y, labels[i - 1].y + 14);
-  if (!labels.empty() && labels.back().y > kHeight - 6) {
-    const double shift = labels.back().y - (kHeight - 6);
-    for (Label& l : labels) l.y -= shift;
-  }
-  for (const Label& l : labels) out += svg_text(x1 + 8, l.y + 4, l.text, "fill=\"" + l.colour + "\" font-size=\"11.5\"");
+  const Panel panels[] = {{&ReportModel::test_accuracy, "test", kTestColour, false},
+                          {&ReportModel::scenario_accuracy, "scenario", kScenarioColour, true}};
+  for (int p = 0; p < 2; ++p) {
+    const Panel& panel = panels[p];
+    const double top = kTop + p * (kPanel + kGap), bottom = top + kPanel;
 
-  // The sweep: lines, then points with a tooltip each.
-  for (const auto& [colour, what, square] :
-       {std::tuple{kTestColour, "test", false}, std::tuple{kScenarioColour, "scenario", true}}) {
+    // y range in %, from the panel's finite accuracies, padded and rounded to a nice step.
+    double lo = INFINITY, hi = -INFINITY;
+    for (const ReportModel& m : models) {
+      const double v = m.*panel.field;
+      if (known(v)) lo = std::min(lo, 100 * std::min(v, 1.0)), hi = std::max(hi, 100 * std::min(v, 1.0));
+    }
+    if (!(lo <= hi)) lo = 0, hi = 100;
+    const double step = nice_step(std::max(hi - lo, 2.0) / 4);
+    double y_lo = std::max(0.0, std::floor((lo - step / 2) / step) * step);
+    double y_hi = std::min(100.0, std::ceil((hi + step / 2) / step) * step);
+    if (y_hi - y_lo < step) y_hi = std::min(100.0, y_lo + step), y_lo = y_hi - step;
+    auto ypos = [&](double fraction) { return bottom - (100 * std::min(fraction, 1.0) - y_lo) / (y_hi - y_lo) * kPanel; };
+
+    // Chosen λ: a band behind everything.
+    for (const ReportModel& m : sweep) {
+      if (!m.chosen) continue;
+      const double x = xpos(m.lambda);
+      out += "<rect class=\"chosen-band\" x=\"" + c1(x - 13) + "\" y=\"" + c1(top) + "\" width=\"26\" height=\"" +
+             c1(kPanel) + "\" fill=\"#fff1c2\"/>";
+      if (p == 0) {
+        out += svg_text(x, top - 6, "chosen", "text-anchor=\"middle\" font-size=\"11\" font-weight=\"600\" fill=\"#9a6200\"");
+      }
+    }
+
+    // Grid, y axis and its label.
+    out += "<g class=\"y-axis\" font-size=\"11\" fill=\"#5f6b7e\" text-anchor=\"end\">";
+    for (int i = 0; i <= 20; ++i) {
+      const double v = y_lo + i * step;
+      if (v > y_hi + step * 1e-6) break;
+      const double y = bottom - (v - y_lo) / (y_hi - y_lo) * kPanel;
+      out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(y) + "\" y2=\"" + c1(y) +
+             "\" stroke=\"#e6e8ed\"/>" + svg_text(x0 - 8, y + 4, fmt::format("{:g}", v));
+    }
+    out += "</g><g stroke=\"#8a93a3\"><line x1=\"" + c1(x0) + "\" x2=\"" + c1(x0) + "\" y1=\"" + c1(top) + "\" y2=\"" +
+           c1(bottom) + "\"/>";
+    for (const ReportModel& m : sweep) {  // tick marks at every λ, on both panels
+      out += "<line x1=\"" + c1(xpos(m.lambda)) + "\" x2=\"" + c1(xpos(m.lambda)) + "\" y1=\"" + c1(bottom) +
+             "\" y2=\"" + c1(bottom + 5) + "\"/>";
+    }
+    out += "</g>";
+    const double mid = (top + bottom) / 2;
+    out += svg_text(16, mid, std::string(panel.what) + " accuracy (%)",
+                    "transform=\"rotate(-90 16 " + c1(mid) + ")\" text-anchor=\"middle\" fill=\"" + panel.colour + "\"");
+
+    // x axis line, with a break between the λ = 0 slot and the log scale.
+    out += "<g class=\"x-axis\" stroke=\"#8a93a3\">";
+    if (has_zero && has_positive) {
+      const double gap = (zero_x + log_x0) / 2;
+      out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(gap - 5) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
+      out += "<line x1=\"" + c1(gap + 5) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
+      for (double dx : {-5.0, 5.0}) {
+        out += "<line x1=\"" + c1(gap + dx - 3) + "\" x2=\"" + c1(gap + dx + 3) + "\" y1=\"" + c1(bottom + 5) +
+               "\" y2=\"" + c1(bottom - 5) + "\"/>";
+      }
+    } else {
+      out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
+    }
+    out += "</g>";
+
+    // Reference lines and their labels in the right margin (pushed apart so they never overlap).
+    std::vector<std::pair<double, std::string>> labels;
+    for (const ReportModel& m : references) {
+      const double v = m.*panel.field;
+      if (!known(v)) continue;
+      const double y = ypos(v);
+      out += "<line class=\"ref\" x1=\"" + c1(x0) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(y) + "\" y2=\"" + c1(y) +
+             "\" stroke=\"" + panel.colour + "\" stroke-width=\"" + (m.chosen ? "2.5" : "1.6") +
+             "\" stroke-dasharray=\"" + (m.name == "original" ? "2 4" : "7 4") + "\"><title>" +
+             html_escape(fmt::format("{}: {} accuracy {}", m.name, panel.what, percent(v, 2))) + "</title></line>";
+      labels.emplace_back(y, shorten(m.name, 12) + " " + percent(v) + (m.chosen ? " (chosen)" : ""));
+    }
+    std::sort(labels.begin(), labels.end());
+    for (size_t i = 1; i < labels.size(); ++i) labels[i].first = std::max(labels[i].first, labels[i - 1].first + 14);
+    if (!labels.empty() && labels.back().first > bottom + 8) {
+      const double shift = labels.back().first - (bottom + 8);
+      for (auto& label : labels) label.first -= shift;
+    }
+    for (const auto& [y, text] : labels) {
+      out += svg_text(x1 + 8, y + 4, text, "fill=\"" + std::string(panel.colour) + "\" font-size=\"11.5\"");
+    }
+
+    // The sweep: a line, then points with a tooltip each (the chosen one larger, ringed).
     std::string points;
     for (const ReportModel& m : sweep) {
-      const double v = std::string(what) == "test" ? m.test_accuracy : m.scenario_accuracy;
-      if (known(v)) points += c1(xpos(m.lambda)) + "," + c1(ypos(v)) + " ";
+      if (known(m.*panel.field)) points += c1(xpos(m.lambda)) + "," + c1(ypos(m.*panel.field)) + " ";
     }
     if (!points.empty()) {
       points.pop_back();
-      out += "<polyline fill=\"none\" stroke=\"" + std::string(colour) + "\" stroke-width=\"2\" points=\"" + points + "\"/>";
+      out += "<polyline fill=\"none\" stroke=\"" + std::string(panel.colour) + "\" stroke-width=\"2\" points=\"" + points + "\"/>";
     }
     for (const ReportModel& m : sweep) {
-      const double v = std::string(what) == "test" ? m.test_accuracy : m.scenario_accuracy;
+      const double v = m.*panel.field;
       if (!known(v)) continue;
-      const double x = xpos(m.lambda), y = ypos(v), r = m.chosen ? 5.5 : 4;
-      const std::string tip = fmt::format("\u03bb = {}: {} accuracy {}{}", lambda_label(m.lambda), what, percent(v, 2),
-                                          m.chosen ? " (chosen)" : "");
-      const std::string common = fmt::format(" class=\"pt-{}\" data-lambda=\"{}\" fill=\"{}\" stroke=\"#fff\" stroke-width=\"1.5\"",
-                                             what, lambda_label(m.lambda), m.chosen ? "#1c2130" : colour);
+      const double x = xpos(m.lambda), y = ypos(v), r = m.chosen ? 6 : 4;
+      const std::string tip = fmt::format("\u03bb = {}: {} accuracy {}{}", lambda_label(m.lambda), panel.what,
+                                          percent(v, 2), m.chosen ? " (chosen)" : "");
+      const std::string common =
+          fmt::format(" class=\"pt-{}\" data-lambda=\"{}\" fill=\"{}\" stroke=\"{}\" stroke-width=\"{}\"", panel.what,
+                      lambda_label(m.lambda), panel.colour, m.chosen ? "#1c2130" : "#fff", m.chosen ? 2 : 1.5);
       out += "<g><title>" + html_escape(tip) + "</title>";
-      out += square ? "<rect x=\"" + c1(x - r) + "\" y=\"" + c1(y - r) + "\" width=\"" + c1(2 * r) + "\" height=\"" +
-                          c1(2 * r) + "\"" + common + "/>"
-                    : "<circle cx=\"" + c1(x) + "\" cy=\"" + c1(y) + "\" r=\"" + c1(r) + "\"" + common + "/>";
+      out += panel.square ? "<rect x=\"" + c1(x - r) + "\" y=\"" + c1(y - r) + "\" width=\"" + c1(2 * r) +
+                                "\" height=\"" + c1(2 * r) + "\"" + common + "/>"
+                          : "<circle cx=\"" + c1(x) + "\" cy=\"" + c1(y) + "\" r=\"" + c1(r) + "\"" + common + "/>";
       out += "</g>";
+    }
+    if (sweep.empty()) {
+      out += svg_text((x0 + x1) / 2, mid, "no \u03bb sweep evaluated", "text-anchor=\"middle\" fill=\"#5f6b7e\"");
     }
   }
 
+  // Tick labels under the lower panel (skipping those that would overlap their left neighbour).
+  out += "<g class=\"x-ticks\" font-size=\"11\" fill=\"#5f6b7e\" text-anchor=\"middle\">";
+  double last_right = -INFINITY;
+  for (const ReportModel& m : sweep) {
+    const double x = xpos(m.lambda);
+    const std::string label = lambda_label(m.lambda);
+    const double half = text_px(label, 11) / 2;
+    if (x - half < last_right + 4) continue;
+    out += svg_text(x, axis_y + 18, label, m.chosen ? "font-weight=\"700\" fill=\"#1c2130\"" : "");
+    last_right = x + half;
+  }
+  out += "</g>";
+  out += svg_text((x0 + x1) / 2, axis_y + 44,
+                  has_positive ? "\u03bb, weight of the scenario loss (log scale)" : "\u03bb, weight of the scenario loss",
+                  "text-anchor=\"middle\" fill=\"#1c2130\"");
+
   // Legend across the top.
   double lx = x0;
-  const double ly = 20;
+  const double ly = 18;
   auto legend = [&](const std::string& mark, const std::string& text) {
     out += mark + svg_text(lx + 30, ly + 4, text, "fill=\"#1c2130\"");
-    lx += 40 + text_px(text, 12) + 14;
+    lx += 30 + text_px(text, 12) + 18;
   };
   auto line = [&](const char* colour, const std::string& dash) {
     return "<line x1=\"" + c1(lx) + "\" x2=\"" + c1(lx + 24) + "\" y1=\"" + c1(ly) + "\" y2=\"" + c1(ly) + "\" stroke=\"" +
@@ -717,15 +725,16 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models) {
   if (!sweep.empty()) {
     legend(line(kTestColour, "") + "<circle cx=\"" + c1(lx + 12) + "\" cy=\"" + c1(ly) + "\" r=\"4\" fill=\"" +
                kTestColour + "\"/>", "test accuracy");
-    legend(line(kScenarioColour, "") + "<rect x=\"" + c1(lx + 8) + "\" y=\"" + c1(ly - 4) + "\" width=\"8\" height=\"8\" fill=\"" +
-               kScenarioColour + "\"/>", "scenario accuracy");
+    legend(line(kScenarioColour, "") + "<rect x=\"" + c1(lx + 8) + "\" y=\"" + c1(ly - 4) +
+               "\" width=\"8\" height=\"8\" fill=\"" + kScenarioColour + "\"/>", "scenario accuracy");
   }
-  const bool has_original = std::any_of(references.begin(), references.end(), [](const ReportModel& m) { return m.name == "original"; });
-  const bool has_other = std::any_of(references.begin(), references.end(), [](const ReportModel& m) { return m.name != "original"; });
-  if (has_original) legend(line("#5f6b7e", "2 4"), "original (dotted)");
-  if (has_other) legend(line("#5f6b7e", "7 4"), "baseline (dashed)");
+  auto any_reference = [&](bool original) {
+    return std::any_of(references.begin(), references.end(), [&](const ReportModel& m) { return (m.name == "original") == original; });
+  };
+  if (any_reference(true)) legend(line("#5f6b7e", "2 4"), "original");
+  if (any_reference(false)) legend(line("#5f6b7e", "7 4"), "baseline");
   if (std::any_of(sweep.begin(), sweep.end(), [](const ReportModel& m) { return m.chosen; })) {
-    legend("<rect x=\"" + c1(lx + 6) + "\" y=\"" + c1(ly - 7) + "\" width=\"14\" height=\"14\" fill=\"#fff1c2\"/>", "chosen \u03bb");
+    legend("<rect x=\"" + c1(lx + 5) + "\" y=\"" + c1(ly - 7) + "\" width=\"14\" height=\"14\" fill=\"#fff1c2\"/>", "chosen \u03bb");
   }
   return out + "</g></svg>";
 }
