@@ -36,25 +36,9 @@ for f in "$defuse" "$maker"; do
   [ -x "$f" ] || { echo "browser_test: $f is missing: build the project first" >&2; exit 1; }
 done
 
-# 1. Chromium, Node.js, npm.
-if ! command -v chromium >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  if ! "$root/scripts/setup.sh" --with-browser >&2; then
-    skip "Chromium, Node.js or npm is missing and could not be installed (scripts/setup.sh --with-browser failed)"
-  fi
-  command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null ||
-    skip "Chromium, Node.js or npm is still missing after scripts/setup.sh --with-browser"
-fi
-chromium_bin="$(command -v chromium)"
-
-# 2. playwright-core, as locked in tests/browser/package-lock.json.
-browser_dir="$root/tests/browser"
-installed_lock="$browser_dir/node_modules/.package-lock.json"
-if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] ||
-   [ "$browser_dir/package-lock.json" -nt "$installed_lock" ]; then
-  if ! (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >&2); then
-    skip "playwright-core could not be installed from npm (offline?): run 'npm ci' in tests/browser"
-  fi
-fi
+# 1-2. Chromium, Node.js, npm and playwright-core.
+# shellcheck source=scripts/browser_setup.sh
+source "$root/scripts/browser_setup.sh"
 
 # 3. A tiny workspace and the server on a free port.
 tmp="$(mktemp -d)"

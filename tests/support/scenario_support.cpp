@@ -10,11 +10,6 @@ namespace defuse::test {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// A grey garment-like blob: an ellipse whose shape depends on the scenario, jittered per
-// image, with a soft edge and a little texture, so the page's screenshots look like
-// something.
 Image blob_image(int64_t size, int64_t scenario, int64_t index, bool real) {
   Image image{size, size, 1, std::vector<uint8_t>(static_cast<size_t>(size * size), 0)};
   uint32_t state = static_cast<uint32_t>(scenario * 7919 + index * 104729 + (real ? 1 : 0));
@@ -38,8 +33,6 @@ Image blob_image(int64_t size, int64_t scenario, int64_t index, bool real) {
     }
   return image;
 }
-
-}  // namespace
 
 std::vector<std::string> fashion_mnist_classes() {
   return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "defuse/annotate/scenario_store.h"
+#include "defuse/base/image_io.h"
 
 namespace defuse::test {
 
@@ -20,6 +21,11 @@ struct ScenarioWorkspaceOptions {
   // Class names; empty = Fashion-MNIST's ten.
   std::vector<std::string> class_names;
 };
+
+// A grey garment-like blob of `size` x `size`: an ellipse whose shape depends on `scenario`,
+// jittered per `index`, with a soft edge and a little texture (`real` images are brighter
+// and smoother), so that screenshots of pages look like something.
+Image blob_image(int64_t size, int64_t scenario, int64_t index, bool real);
 
 // The Fashion-MNIST class names, in label order.
 std::vector<std::string> fashion_mnist_classes();

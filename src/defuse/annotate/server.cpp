@@ -15,6 +15,7 @@
 
 #include "defuse/annotate/embedded_assets.h"
 #include "defuse/base/error.h"
+#include "defuse/base/html.h"
 #include "defuse/base/sqlite.h"
 #include "defuse/base/workspace.h"
 
@@ -88,21 +89,6 @@ std::string url_path(const std::string& path) {
       out += '%';
       out += digits[c >> 4];
       out += digits[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
     }
   }
   return out;
