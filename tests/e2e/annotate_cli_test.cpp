@@ -12,6 +12,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/workspace.h"
 #include "support/scenario_support.h"
+#include "support/cli_support.h"
 #include "support/test_support.h"
 
 namespace defuse {
@@ -19,17 +20,8 @@ namespace {
 
 using nlohmann::json;
 
-struct CliResult {
-  int code;
-  std::string out, err;
-};
-
-CliResult run(std::vector<std::string> args) {
-  args.insert(args.begin(), "defuse");
-  std::ostringstream out, err;
-  int code = cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using test::CliResult;
+CliResult run(std::vector<std::string> args) { return test::run_defuse(std::move(args)); }
 
 class AnnotateCli : public ::testing::Test {
  protected:

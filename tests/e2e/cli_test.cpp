@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "defuse/base/error.h"
+#include "support/cli_support.h"
 #include "support/test_support.h"
 #include "support/torch_support.h"
 
@@ -14,17 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-struct CliResult {
-  int code;
-  std::string out, err;
-};
-
-CliResult run(std::vector<std::string> args) {
-  args.insert(args.begin(), "defuse");
-  std::ostringstream out, err;
-  int code = cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using test::CliResult;
+CliResult run(std::vector<std::string> args) { return test::run_defuse(std::move(args)); }
 
 class Cli : public ::testing::Test {
  protected:

@@ -11,6 +11,7 @@
 #include "defuse/base/sqlite.h"
 #include "defuse/base/workspace.h"
 #include "defuse/identify/failure_store.h"
+#include "support/cli_support.h"
 #include "support/test_support.h"
 
 namespace defuse {
@@ -19,17 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct CliResult {
-  int code;
-  std::string out, err;
-};
-
-CliResult run(std::vector<std::string> args) {
-  args.insert(args.begin(), "defuse");
-  std::ostringstream out, err;
-  int code = cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using test::CliResult;
+CliResult run(std::vector<std::string> args) { return test::run_defuse(std::move(args)); }
 
 class IdentifyCli : public ::testing::Test {
  protected:
