@@ -88,6 +88,19 @@ void prepare_compute(Context& ctx) {
   if (!warning.empty()) ctx.warn(warning);
 }
 
+std::vector<std::string> subcommand_options(const std::string& name) {
+  std::vector<std::string> out;
+  for (auto& entry : registry()) {
+    if (entry.name != name) continue;
+    CLI::App app;
+    Context ctx;
+    entry.setup(app, ctx);
+    for (const CLI::Option* option : app.get_options())
+      for (const auto& long_name : option->get_lnames()) out.push_back(long_name);
+  }
+  return out;
+}
+
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{"defuse: find, explain and fix the blind spots of image classifiers", "defuse"};
   app.set_version_flag("--version", std::string("defuse ") + DEFUSE_VERSION);

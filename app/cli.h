@@ -26,6 +26,7 @@ struct Context {
   int threads = 0;  // 0 = every core
   bool json = false;
   bool quiet = false;
+  bool skip_unchanged = false;  // --skip-unchanged: reuse a stage's last run when nothing changed
 
   // Progress bars only on a terminal, and never with --quiet.
   bool progress() const;
@@ -54,6 +55,10 @@ void add_device_option(CLI::App& app, Context& ctx);
 // Applies --threads to LibTorch and warns about a slow BLAS. Call at the start of actions
 // that compute.
 void prepare_compute(Context& ctx);
+
+// The long option names ("samples", "max-seeds") of subcommand `name`; empty when there is
+// no such subcommand. (`defuse run` checks its configuration against them.)
+std::vector<std::string> subcommand_options(const std::string& name);
 
 // Parses `args` (args[0] is the program name) and runs the chosen subcommand.
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -47,6 +47,7 @@ const Registrar registrar(
       auto o = std::make_shared<DistillOptions>();
       auto data = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data, "Dataset spec (default: the one the workspace's classifier was trained on)");
       app.add_option("--components", o->components, "DP-GMM truncation K (most scenarios it can find)")->capture_default_str();
@@ -96,7 +97,7 @@ const Registrar registrar(
 
         json summary;
         ScenarioSet stored;
-        workspace.run_stage(kDistillStage, options_json(*o), inputs, [&](int64_t run_id) {
+        StageRun run = run_stage(ctx, workspace, kDistillStage, options_json(*o), inputs, [&](int64_t run_id) {
           auto train_images = images_tensor(dataset.train, dataset);
           auto result = distill_scenarios(*vae.model, *classifier.model, failures, codes.train, train_images,
                                           labels_tensor(dataset.train), *o);
@@ -136,6 +137,10 @@ const Registrar registrar(
           out.extra = [&stored, run_id](Database& db) { write_scenarios(db, run_id, stored); };
           return out;
         });
+        if (run.reused) {
+          summary = run.record.metrics;
+          summary["skipped"] = true;
+        }
         if (!ctx.json && !stored.scenarios.empty()) ctx.info(scenario_table(stored));
         ctx.result(summary, fmt::format("distill: {} scenarios from {} failures ({} candidate components, {} iterations, {})",
                                         summary["scenarios"].get<int64_t>(), failures.size(),

@@ -64,6 +64,7 @@ const Registrar registrar(
       auto all_seeds = std::make_shared<bool>(false);
       auto grid = std::make_shared<int64_t>(50);
       add_common_options(app, ctx);
+      add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data,
                      "Dataset spec (default: the one the workspace's classifier was trained on)");
@@ -136,7 +137,7 @@ const Registrar registrar(
         };
         json summary;
         std::string text;
-        workspace.run_stage("identify", options, inputs, [&](int64_t run_id) {
+        StageRun run = run_stage(ctx, workspace, "identify", options, inputs, [&](int64_t run_id) {
           FailureSet failures =
               search_latent(*vae.model, *classifier.model, seed_images, seed_labels, codes.train_spread(), *opts);
           if (bar) bar->finish();
@@ -185,6 +186,11 @@ const Registrar registrar(
           if (!ctx.json && s.failures > 0) ctx.info(pair_table(s));
           return Workspace::StageOutput{metrics, artifacts, failure_rows_writer(run_id, failures)};
         });
+        if (run.reused) {
+          summary = run.record.metrics;
+          summary["skipped"] = true;
+          text = skipped_text(run.record);
+        }
         summary["failures_file"] = workspace.path(kFailuresArtifact).string();
         std::string where = summary.contains("grid") ? " -> " + summary["grid"].get<std::string>() : "";
         ctx.result(summary, text + where);

@@ -45,6 +45,7 @@ const Registrar registrar(
       auto data = std::make_shared<std::string>(kDefaultData);
       auto classifier = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data, "Dataset spec: fashion-mnist[:DIR], mnist:DIR, svhn:DIR, gtsrb:DIR, folder:DIR")
           ->capture_default_str();
@@ -76,7 +77,7 @@ const Registrar registrar(
           // Import: validate, evaluate, copy into the workspace.
           json options = {{"data", *data}, {"classifier", *classifier}, {"device", ctx.device}};
           inputs["classifier"] = hash_file(*classifier);
-          workspace.run_stage("train-classifier", options, inputs, [&](int64_t) {
+          StageRun run = run_stage(ctx, workspace, "train-classifier", options, inputs, [&](int64_t) {
             auto model = load_classifier(*classifier, device);
             validate_classifier(*model, dataset, *classifier);
             auto test = evaluate_classifier(*model, dataset.test, dataset, opts->eval_batch_size, ctx.device);
@@ -90,6 +91,11 @@ const Registrar registrar(
             if (!ctx.quiet && !ctx.json) ctx.info(confusion_table(test, dataset));
             return Workspace::StageOutput{metrics, {save_classifier_artifact(workspace, *model)}, nullptr};
           });
+          if (run.reused) {
+            summary = run.record.metrics;
+            summary["skipped"] = true;
+            text = skipped_text(run.record);
+          }
         } else {
           json options = {{"data", *data},       {"arch", opts->arch},
                           {"epochs", opts->epochs}, {"batch_size", opts->batch_size},
@@ -105,7 +111,7 @@ const Registrar registrar(
             }
             bar->update(p.batch, fmt::format("loss {:.4f}  acc {}", p.loss, percent(p.accuracy)));
           };
-          workspace.run_stage("train-classifier", options, inputs, [&](int64_t) {
+          StageRun run = run_stage(ctx, workspace, "train-classifier", options, inputs, [&](int64_t) {
             auto result = train_classifier(dataset, *opts);
             if (bar) bar->finish();
             json epochs = json::array();
@@ -126,6 +132,11 @@ const Registrar registrar(
             if (!ctx.json) ctx.info(confusion_table(result.test, dataset));
             return Workspace::StageOutput{metrics, {save_classifier_artifact(workspace, *result.model)}, nullptr};
           });
+          if (run.reused) {
+            summary = run.record.metrics;
+            summary["skipped"] = true;
+            text = skipped_text(run.record);
+          }
         }
         summary["model"] = workspace.path(kClassifierArtifact).string();
         summary.erase("confusion");

@@ -20,6 +20,7 @@ const Registrar registrar(
       auto opts = std::make_shared<TrainVaeOptions>();
       auto data = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data,
                      "Dataset spec (default: the one the workspace's classifier was trained on, else fashion-mnist)");
@@ -87,7 +88,7 @@ const Registrar registrar(
         };
         json summary;
         std::string text;
-        workspace.run_stage("train-vae", options, inputs, [&](int64_t) {
+        StageRun run = run_stage(ctx, workspace, "train-vae", options, inputs, [&](int64_t) {
           auto result = train_vae(dataset, *opts);
           if (bar) bar->finish();
           json history = json::array();
@@ -117,6 +118,11 @@ const Registrar registrar(
               save_vae_codes(workspace, VaeCodes{result.train_codes, result.test_codes})};
           return Workspace::StageOutput{metrics, artifacts, nullptr};
         });
+        if (run.reused) {
+          summary = run.record.metrics;
+          summary["skipped"] = true;
+          text = skipped_text(run.record);
+        }
         summary["model"] = workspace.path(kVaeArtifact).string();
         summary["codes"] = workspace.path(kVaeCodesArtifact).string();
         ctx.result(summary, text + " -> " + workspace.path(kVaeArtifact).string());

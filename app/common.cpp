@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "defuse/base/progress.h"
@@ -24,5 +25,27 @@ Dataset load_dataset_logged(Context& ctx, const std::string& spec, const DataOpt
 }
 
 std::string percent(double fraction, int decimals) { return fmt::format("{:.{}f}%", 100.0 * fraction, decimals); }
+
+void add_skip_option(CLI::App& app, Context& ctx) {
+  app.add_flag("--skip-unchanged", ctx.skip_unchanged,
+               "Do nothing when the last complete run of this stage had the same options and inputs and its files "
+               "are intact (what `defuse run` does)");
+}
+
+StageRun run_stage(Context& ctx, Workspace& workspace, const std::string& stage, const nlohmann::json& options,
+                   const nlohmann::json& inputs, const std::function<Workspace::StageOutput(int64_t)>& body) {
+  if (ctx.skip_unchanged) {
+    auto last = workspace.latest(stage);
+    if (last && last->fingerprint == stage_fingerprint(stage, options, inputs) && workspace.artifacts_intact(*last)) {
+      ctx.info(skipped_text(*last));
+      return {*last, true};
+    }
+  }
+  return {workspace.run_stage(stage, options, inputs, body), false};
+}
+
+std::string skipped_text(const StageRecord& record) {
+  return fmt::format("{}: up to date (run {}, {}), skipped", record.stage, record.id, record.finished_at);
+}
 
 }  // namespace defuse::cli

@@ -1,11 +1,18 @@
 // Helpers shared by the subcommands (app layer only: they combine stages, loading and saving).
 #pragma once
 
+#include <functional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "cli.h"
 #include "defuse/base/workspace.h"
 #include "defuse/data/dataset.h"
+
+namespace CLI {
+class App;
+}
 
 namespace defuse::cli {
 
@@ -20,5 +27,23 @@ Dataset load_dataset_logged(Context& ctx, const std::string& spec, const DataOpt
 
 // "91.23%"
 std::string percent(double fraction, int decimals = 2);
+
+// --skip-unchanged (stage commands): skip the stage when its last complete run had the same
+// options and inputs and its files are intact.
+void add_skip_option(CLI::App& app, Context& ctx);
+
+struct StageRun {
+  StageRecord record;
+  bool reused = false;  // the stage was up to date and did not run
+};
+
+// Workspace::run_stage, unless ctx.skip_unchanged is set and the latest complete run of
+// `stage` has the fingerprint of these options and inputs and intact files: then that run
+// is returned with `reused` set, `body` is not called, and a line says so.
+StageRun run_stage(Context& ctx, Workspace& workspace, const std::string& stage, const nlohmann::json& options,
+                   const nlohmann::json& inputs, const std::function<Workspace::StageOutput(int64_t)>& body);
+
+// "identify: up to date (run 12, 2026-11-23T16:01:02Z), skipped"
+std::string skipped_text(const StageRecord& record);
 
 }  // namespace defuse::cli

@@ -116,6 +116,13 @@ void ensure_scenario_tables(Database& db) {
       PRIMARY KEY (run_id, scenario_id, kind, idx),
       FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
     );
+    CREATE TABLE IF NOT EXISTS scenario_members (
+      run_id INTEGER NOT NULL,
+      scenario_id INTEGER NOT NULL,
+      failures BLOB NOT NULL,
+      PRIMARY KEY (run_id, scenario_id),
+      FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
+    );
   )sql");
 }
 
@@ -145,6 +152,11 @@ void validate_scenarios(const ScenarioSet& set) {
     if (s.covariance.size() != latent * latent)
       fail(what + " covariance has " + std::to_string(s.covariance.size()) + " values, expected " +
            std::to_string(latent * latent));
+    if (static_cast<int64_t>(s.member_failures.size()) > s.members)
+      fail(what + " lists " + std::to_string(s.member_failures.size()) + " member failures but has " +
+           std::to_string(s.members) + " members");
+    for (int64_t f : s.member_failures)
+      if (f < 0) fail(what + " has a negative member failure index");
     check_images(s.samples, classes, false, what + " sample");
     check_images(s.neighbours, classes, true, what + " neighbour");
   }
@@ -156,6 +168,7 @@ void write_scenarios(Database& db, int64_t run_id, const ScenarioSet& set) {
     ensure_scenario_tables(db);
     // Replacing a run's scenarios: delete children first (the cascade would do it, but only
     // with foreign keys on, which a foreign connection may not have).
+    db.prepare("DELETE FROM scenario_members WHERE run_id = ?").bind(1, run_id).run();
     db.prepare("DELETE FROM scenario_images WHERE run_id = ?").bind(1, run_id).run();
     db.prepare("DELETE FROM scenarios WHERE run_id = ?").bind(1, run_id).run();
     db.prepare("DELETE FROM scenario_sets WHERE run_id = ?").bind(1, run_id).run();
@@ -202,6 +215,12 @@ void write_scenarios(Database& db, int64_t run_id, const ScenarioSet& set) {
       };
       add(s.samples, "sample");
       add(s.neighbours, "neighbour");
+      if (!s.member_failures.empty())
+        db.prepare("INSERT INTO scenario_members (run_id, scenario_id, failures) VALUES (?, ?, ?)")
+            .bind(1, run_id)
+            .bind(2, s.id)
+            .bind_blob(3, s.member_failures.data(), s.member_failures.size() * sizeof(int64_t))
+            .run();
     }
   });
 }
@@ -254,6 +273,18 @@ ScenarioSet load_scenarios(Database& db, int64_t run_id) {
     if (!sc) continue;  // the foreign key prevents this
     ScenarioImage image{images.column_text(2), images.column_int(3), images.column_int(4)};
     (images.column_text(1) == "sample" ? sc->samples : sc->neighbours).push_back(std::move(image));
+  }
+  Statement members = db.prepare("SELECT scenario_id, failures FROM scenario_members WHERE run_id = ?");
+  members.bind(1, run_id);
+  while (members.step()) {
+    Scenario* sc = const_cast<Scenario*>(set.find(members.column_int(0)));
+    if (!sc) continue;
+    std::string bytes = members.column_blob(1);
+    if (bytes.size() % sizeof(int64_t) != 0)
+      throw StateError("scenarios: run " + std::to_string(run_id) + " scenario " + std::to_string(sc->id) +
+                       " has a malformed member list");
+    sc->member_failures.resize(bytes.size() / sizeof(int64_t));
+    std::memcpy(sc->member_failures.data(), bytes.data(), bytes.size());
   }
   return set;
 }

@@ -15,6 +15,10 @@
 //                    mean BLOB, covariance BLOB; PK (run_id, id))
 //   scenario_images (run_id, scenario_id, kind 'sample'|'neighbour', idx, path, predicted,
 //                    label; PK (run_id, scenario_id, kind, idx))
+//   scenario_members (run_id, scenario_id, failures BLOB int64[]; PK (run_id, scenario_id)):
+//                    the indices, into the identify run's failure set, of the failures the
+//                    DP-GMM assigned to the scenario (the baseline of `defuse correct` trains
+//                    on them)
 // `mean` and `covariance` are float32 arrays in the machine's byte order (little-endian on
 // every platform defuse builds for).
 #pragma once
@@ -55,6 +59,8 @@ struct Scenario {
   std::vector<float> covariance;   // [Z*Z] row-major component covariance
   std::vector<ScenarioImage> samples;     // decoded samples shown to annotators
   std::vector<ScenarioImage> neighbours;  // nearest real training images
+  std::vector<int64_t> member_failures;   // indices into identify's failure set of its members
+                                          // (empty for sets stored before memberships were kept)
 };
 
 struct ScenarioSet {
@@ -77,7 +83,8 @@ void ensure_scenario_tables(Database& db);
 
 // Checks a scenario set before it is stored: at least one class; ids 1..n in order;
 // labels within the classes (or -1 where allowed); shares and rates in [0, 1]; mean of the
-// same size Z for every scenario and covariance of Z*Z; image paths relative, normalised,
+// same size Z for every scenario and covariance of Z*Z; member failure indices
+// non-negative and at most `members` of them; image paths relative, normalised,
 // under kScenarioImageDir, and PNG. Throws Error("scenarios: ...") on the first problem:
 // a violation is a bug in the stage that built the set, not bad user input.
 void validate_scenarios(const ScenarioSet& set);

@@ -214,6 +214,8 @@ ScenarioSet save_scenario_thumbnails(Workspace& workspace, int64_t run_id, const
     auto cov = s.covariance.contiguous();
     out.mean.assign(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
     out.covariance.assign(cov.data_ptr<float>(), cov.data_ptr<float>() + cov.numel());
+    for (size_t f = 0; f < result.assignments.size(); ++f)
+      if (result.assignments[f] == s.component) out.member_failures.push_back(static_cast<int64_t>(f));
     for (int64_t i = 0; i < s.sample_images.size(0); ++i) {
       std::string path = fmt::format("{}/s{:02d}-sample-{:02d}.png", dir, out.id, i);
       write(path, s.sample_images[i]);

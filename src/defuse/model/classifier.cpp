@@ -1,5 +1,6 @@
 #include "defuse/model/classifier.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -141,6 +142,92 @@ ClassifierSpec spec_from_json(const json& j) {
   return s;
 }
 
+// Builds a TorchScript module equivalent to a zoo network in inference mode (batch norm with
+// its running statistics, dropout off), from the network's own layers: its parameters and
+// buffers are copied in under generated names and its forward is generated as TorchScript
+// source calling the same ATen operators. No Python and no tracer needed.
+class ScriptEmitter {
+ public:
+  explicit ScriptEmitter(const ClassifierSpec& spec) : module_("DefuseZoo" + spec.arch) {}
+
+  torch::jit::Module emit(ZooNetImpl& net, const ClassifierSpec& spec) {
+    code_ = "def forward(self, x):\n";
+    line("x = (x - " + buffer("norm_mean", net.normalize->mean_) + ") * " +
+         buffer("norm_inv_std", net.normalize->inv_std_));
+    for (const auto& child : net.body->children()) layer(*child);
+    line("return x");
+    module_.register_attribute("defuse_zoo", c10::StringType::get(), spec_to_json(spec).dump());
+    module_.define(code_);
+    module_.eval();
+    return module_;
+  }
+
+ private:
+  void line(const std::string& text) { code_ += "    " + text + "\n"; }
+  std::string name(const std::string& what) { return "l" + std::to_string(counter_++) + "_" + what; }
+  std::string param(const std::string& what, const torch::Tensor& t) {
+    auto n = name(what);
+    module_.register_parameter(n, t.detach().clone().contiguous(), false);
+    return "self." + n;
+  }
+  std::string buffer(const std::string& what, const torch::Tensor& t) {
+    auto n = name(what);
+    module_.register_buffer(n, t.detach().clone().contiguous());
+    return "self." + n;
+  }
+  static std::string ints(const c10::ArrayRef<int64_t>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+    return out + "]";
+  }
+  std::string conv(const std::string& in, nn::Conv2dImpl& c) {
+    const auto& o = c.options;
+    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    if (!pad) throw ModelError("export: unsupported convolution padding mode");
+    return "torch.conv2d(" + in + ", " + param("conv_w", c.weight) + ", " +
+           (c.bias.defined() ? param("conv_b", c.bias) : std::string("None")) + ", " + ints(*o.stride()) + ", " +
+           ints(**pad) + ", " + ints(*o.dilation()) + ", " + std::to_string(o.groups()) + ")";
+  }
+  std::string bn(const std::string& in, nn::BatchNorm2dImpl& b) {
+    return "torch.batch_norm(" + in + ", " + param("bn_w", b.weight) + ", " + param("bn_b", b.bias) + ", " +
+           buffer("bn_mean", b.running_mean) + ", " + buffer("bn_var", b.running_var) + ", False, 0.0, " +
+           fmt::format("{:.17g}", b.options.eps()) + ", True)";
+  }
+  void layer(nn::Module& m) {
+    if (auto* c = dynamic_cast<ConvBnReluImpl*>(&m)) {
+      line("x = torch.relu(" + bn(conv("x", *c->conv), *c->bn) + ")");
+    } else if (auto* b = dynamic_cast<BasicBlockImpl*>(&m)) {
+      line("y = torch.relu(" + bn(conv("x", *b->conv1), *b->bn1) + ")");
+      line("y = " + bn(conv("y", *b->conv2), *b->bn2));
+      if (b->shortcut_conv) line("x = torch.relu(y + " + bn(conv("x", *b->shortcut_conv), *b->shortcut_bn) + ")");
+      else line("x = torch.relu(y + x)");
+    } else if (auto* p = dynamic_cast<nn::MaxPool2dImpl*>(&m)) {
+      const auto& o = p->options;
+      line("x = torch.max_pool2d(x, " + ints(*o.kernel_size()) + ", " + ints(*o.stride()) + ", " + ints(*o.padding()) +
+           ", " + ints(*o.dilation()) + ", " + (o.ceil_mode() ? "True" : "False") + ")");
+    } else if (auto* a = dynamic_cast<nn::AdaptiveAvgPool2dImpl*>(&m)) {
+      const auto& size = a->options.output_size();
+      line("x = torch.adaptive_avg_pool2d(x, [" + std::to_string(*(*size)[0]) + ", " + std::to_string(*(*size)[1]) +
+           "])");
+    } else if (dynamic_cast<nn::FlattenImpl*>(&m)) {
+      line("x = torch.flatten(x, 1)");
+    } else if (auto* l = dynamic_cast<nn::LinearImpl*>(&m)) {
+      line("x = torch.linear(x, " + param("fc_w", l->weight) + ", " +
+           (l->bias.defined() ? param("fc_b", l->bias) : std::string("None")) + ")");
+    } else if (dynamic_cast<nn::ReLUImpl*>(&m)) {
+      line("x = torch.relu(x)");
+    } else if (dynamic_cast<nn::DropoutImpl*>(&m)) {
+      // inference: identity
+    } else {
+      throw ModelError("export: no TorchScript form for layer " + m.name());
+    }
+  }
+
+  torch::jit::Module module_;
+  std::string code_;
+  int counter_ = 0;
+};
+
 class ZooClassifier : public Classifier {
  public:
   explicit ZooClassifier(const ClassifierSpec& spec) : Classifier(spec), net_(spec) {}
@@ -171,6 +258,14 @@ class ZooClassifier : public Classifier {
     return copy;
   }
   ZooNet& net() { return net_; }
+  torch::jit::Module to_script() {
+    auto was = net_->is_training();
+    net_->to(torch::kCPU);
+    auto module = ScriptEmitter(spec_).emit(*net_, spec_);
+    net_->to(device_);
+    net_->train(was);
+    return module;
+  }
 
  private:
   torch::serialize::OutputArchive to_archive() const {
@@ -317,6 +412,15 @@ void validate_classifier(Classifier& model, const Dataset& dataset, const std::s
     spec.num_classes = dataset.num_classes();
     scripted->set_spec(std::move(spec));
   }
+}
+
+void export_torchscript(Classifier& model, const std::filesystem::path& path) {
+  if (auto* zoo = dynamic_cast<ZooClassifier*>(&model)) {
+    zoo->to_script().save(path.string());
+    return;
+  }
+  model.set_training(false);
+  model.save(path);
 }
 
 at::Tensor predict_logits(Classifier& model, const at::Tensor& images_u8, int64_t batch_size, c10::Device device) {

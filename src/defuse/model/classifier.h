@@ -60,6 +60,15 @@ std::unique_ptr<Classifier> load_classifier(const std::filesystem::path& path, c
 // running it on two images of the dataset's shape. Throws ModelError naming `what`.
 void validate_classifier(Classifier& model, const Dataset& dataset, const std::string& what);
 
+// Writes `model` as a TorchScript module taking float [N, C, H, W] images in [0, 1] and
+// returning [N, classes] logits, loadable in Python with torch.jit.load and by defuse as a
+// classifier: a user's TorchScript classifier as itself (in eval mode), a zoo model as a
+// generated inference-mode module (batch norm with its running statistics, dropout off,
+// normalisation inside, the zoo metadata in a string attribute `defuse_zoo`: not
+// `defuse_meta`, which marks a zoo checkpoint). The caller makes the write atomic
+// (write_atomic_via).
+void export_torchscript(Classifier& model, const std::filesystem::path& path);
+
 // Logits for uint8 images [N, C, H, W] (CPU), computed in batches in eval mode without
 // gradients; returns float [N, num_classes] on the CPU.
 at::Tensor predict_logits(Classifier& model, const at::Tensor& images_u8, int64_t batch_size, c10::Device device);

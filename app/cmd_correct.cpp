@@ -1,0 +1,139 @@
+// defuse correct: fine-tune the classifier on its labelled failure scenarios, for a sweep of
+// λ and the failures-only baseline.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "common.h"
+#include "correct_inputs.h"
+#include "defuse/base/error.h"
+#include "defuse/base/progress.h"
+#include "defuse/correct/correct.h"
+#include "defuse/correct/correct_store.h"
+#include "defuse/model/classifier.h"
+#include "defuse/model/tensors.h"
+
+namespace defuse::cli {
+namespace {
+
+using nlohmann::json;
+
+json options_json(const CorrectOptions& o) {
+  return {{"lambdas", o.lambdas},
+          {"baseline", o.baseline ? "failures-only" : "none"},
+          {"epochs", o.epochs},
+          {"batch_size", o.batch_size},
+          {"scenario_batch_size", o.scenario_batch_size},
+          {"optimizer", o.optimizer},
+          {"lr", o.lr},
+          {"momentum", o.momentum},
+          {"weight_decay", o.weight_decay},
+          {"samples_per_scenario", o.samples_per_scenario},
+          {"tau", o.tau},
+          {"seed", o.seed}};
+}
+
+const Registrar registrar(
+    "correct",
+    "Fine-tune the classifier on its labelled scenarios: CE(train) + lambda * CE(scenarios), for a sweep of lambda "
+    "and the failures-only baseline",
+    [](CLI::App& app, Context& ctx) -> Action {
+      auto o = std::make_shared<CorrectOptions>();
+      auto data = std::make_shared<std::string>();
+      auto baseline = std::make_shared<std::string>("failures-only");
+      add_common_options(app, ctx);
+      add_skip_option(app, ctx);
+      add_device_option(app, ctx);
+      app.add_option("-d,--data", *data, "Dataset spec (default: the one the workspace's classifier was trained on)");
+      app.add_option("-l,--lambda", o->lambdas, "Weights of the scenario loss to sweep (comma-separated)")
+          ->delimiter(',')
+          ->capture_default_str();
+      app.add_option("--baseline", *baseline, "Also fine-tune on the labelled failures alone (failures-only) or not (none)")
+          ->check(CLI::IsMember({"failures-only", "none"}))
+          ->capture_default_str();
+      app.add_option("--epochs", o->epochs, "Passes over the training split per model")->capture_default_str();
+      app.add_option("--batch-size", o->batch_size, "Training images per step")->capture_default_str();
+      app.add_option("--scenario-batch-size", o->scenario_batch_size, "Scenario samples per step")->capture_default_str();
+      app.add_option("--optimizer", o->optimizer, "sgd (with momentum, as the reference) or adam")
+          ->check(CLI::IsMember({"sgd", "adam"}))
+          ->capture_default_str();
+      app.add_option("--lr", o->lr, "Learning rate")->capture_default_str();
+      app.add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
+      app.add_option("--weight-decay", o->weight_decay, "L2 weight decay")->capture_default_str();
+      app.add_option("--samples-per-scenario", o->samples_per_scenario,
+                     "Training samples drawn from each labelled scenario's Gaussian")
+          ->capture_default_str();
+      app.add_option("--tau", o->tau, "Samples come from N(mean, tau * covariance) (default: distill's tau)");
+      app.add_option("--seed", o->seed, "Random seed (scenario samples, batch order)")->capture_default_str();
+      o->tau = 0;  // 0: take distill's
+
+      return [o, data, baseline](Context& ctx) {
+        prepare_compute(ctx);
+        o->device = ctx.device;
+        o->baseline = *baseline == "failures-only";
+        Workspace workspace(ctx.workspace);
+        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, o->baseline);
+        if (o->tau == 0) o->tau = in.distill_tau;
+        o->validate();
+
+        ctx.info(fmt::format("correct: {} labelled scenarios ({} samples each), λ sweep {}{}, {} epoch(s) of {} "
+                             "training images each",
+                             in.labelled.size(), o->samples_per_scenario, json(o->lambdas).dump(),
+                             o->baseline ? " + failures-only baseline" : "", o->epochs, in.dataset.train.size()));
+        std::unique_ptr<Progress> bar;
+        int bar_model = 0;
+        o->on_progress = [&](const CorrectProgress& p) {
+          if (p.model != bar_model) {
+            if (bar) bar->finish();
+            bar = std::make_unique<Progress>(*ctx.err, fmt::format("{}/{} {}", p.model, p.models, p.name), p.steps,
+                                             ctx.progress());
+            bar_model = p.model;
+          }
+          bar->update(p.step, fmt::format("loss {:.4f}", p.loss));
+        };
+
+        json summary;
+        StageRun run = run_stage(ctx, workspace, kCorrectStage, options_json(*o), in.fingerprints, [&](int64_t) {
+          auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, o->tau, o->seed,
+                                          kTrainSampleStream, ctx.device, o->sample_batch_size);
+          auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
+                                           labels_tensor(in.dataset.train), samples, in.failures, *o);
+          if (bar) bar->finish();
+          Workspace::StageOutput out;
+          out.artifacts = save_corrected_models(workspace, result);
+          json models = json::array();
+          for (const auto& m : result.models)
+            models.push_back({{"name", m.name},
+                              {"lambda", m.lambda < 0 ? json(nullptr) : json(m.lambda)},
+                              {"artifact", corrected_model_path(m.name)},
+                              {"steps", m.steps},
+                              {"train_loss", m.train_loss},
+                              {"scenario_loss", m.scenario_loss},
+                              {"seconds", m.seconds}});
+          summary = {{"models", models},
+                     {"scenarios", result.scenarios},
+                     {"scenario_samples", result.scenario_samples},
+                     {"baseline_failures", result.baseline_failures},
+                     {"automatic_labels", in.automatic},
+                     {"seconds", result.seconds}};
+          out.metrics = summary;
+          return out;
+        });
+        if (run.reused) {
+          summary = run.record.metrics;
+          summary["skipped"] = true;
+        }
+        if (!ctx.json)
+          for (const auto& m : summary["models"])
+            ctx.info(fmt::format("  {:<16} {:>6} steps  train CE {:.4f}  scenario CE {:.4f}  ({})",
+                                 m["name"].get<std::string>(), m["steps"].get<int64_t>(), m["train_loss"].get<double>(),
+                                 m["scenario_loss"].get<double>(), format_duration(m["seconds"].get<double>())));
+        ctx.result(summary, fmt::format("correct: {} models fine-tuned on {} labelled scenarios in {}; next: defuse "
+                                        "evaluate --workspace {}",
+                                        summary["models"].size(), summary["scenarios"].get<int64_t>(),
+                                        format_duration(summary["seconds"].get<double>()), ctx.workspace));
+      };
+    },
+    60);
+
+}  // namespace
+}  // namespace defuse::cli

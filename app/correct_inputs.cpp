@@ -1,0 +1,65 @@
+#include "correct_inputs.h"
+
+#include <fmt/format.h>
+
+#include "common.h"
+#include "defuse/base/error.h"
+#include "defuse/data/fingerprint.h"
+#include "defuse/identify/failure_store.h"
+#include "defuse/identify/identify.h"
+#include "defuse/model/classifier_store.h"
+#include "defuse/model/device.h"
+#include "defuse/model/vae_store.h"
+
+namespace defuse::cli {
+
+CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, const std::string& data,
+                                        bool with_failures) {
+  CorrectionInputs in;
+  auto device = parse_device(ctx.device, "correct");
+  auto classifier = load_workspace_classifier(workspace, device);
+  auto vae = load_workspace_vae(workspace, device);
+  StageRecord distill = workspace.require("distill", "distill");
+  in.scenarios = load_scenarios(workspace.db(), distill.id);
+  in.resolved = resolve_annotations(workspace.db(), in.scenarios);
+  in.labelled = labelled_scenarios(in.scenarios, in.resolved);
+  in.distill_tau = distill.options.value("tau", 0.01);
+
+  in.dataset = load_dataset_logged(ctx, resolve_data_spec(workspace, data));
+  validate_classifier(*classifier.model, in.dataset, "the workspace's classifier");
+  check_vae_fits(*vae.model, in.dataset, "correct");
+
+  StageRecord identify = workspace.require(kIdentifyStage, "identify");
+  if (distill.inputs.value("identify", std::string()) != identify.fingerprint)
+    throw StateError("correct: identify ran again after distill, so the scenarios no longer describe the stored "
+                     "failures: run `defuse distill` (and annotate) again");
+  if (with_failures) {
+    FailureSet failures = load_failures(workspace, identify);
+    in.failures = labelled_failures(in.labelled, failures.images);
+  }
+
+  int64_t left_out = 0;
+  for (const auto& r : in.resolved) {
+    if (r.status != Resolution::kLabelled) ++left_out;
+    else if (r.automatic) ++in.automatic;
+  }
+  if (left_out > 0)
+    ctx.info(fmt::format("correct: {} of {} scenarios left out (rejected, tied or unlabelled)", left_out,
+                         in.resolved.size()));
+  if (in.automatic > 0)
+    ctx.warn(fmt::format("note: {} of the {} labelled scenarios carry automatic labels (annotate --auto), not a "
+                         "person's: the correction is only as right as those labels",
+                         in.automatic, in.labelled.size()));
+
+  in.fingerprints = {{"dataset", dataset_fingerprint(in.dataset)},
+                     {"classifier", classifier.record.fingerprint},
+                     {"vae", vae.record.fingerprint},
+                     {"distill", distill.fingerprint},
+                     {"identify", identify.fingerprint},
+                     {"annotations", resolution_fingerprint(distill.id, in.resolved)}};
+  in.classifier = std::move(classifier.model);
+  in.vae = std::move(vae.model);
+  return in;
+}
+
+}  // namespace defuse::cli

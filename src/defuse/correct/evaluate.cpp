@@ -1,0 +1,132 @@
+#include "defuse/correct/evaluate.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "defuse/base/error.h"
+#include "defuse/model/classifier.h"
+#include "defuse/model/device.h"
+
+namespace defuse {
+
+namespace {
+
+constexpr const char* kStage = "evaluate";
+
+}  // namespace
+
+void EvaluateOptions::validate() const {
+  check_option(samples_per_scenario > 0, kStage, "--samples-per-scenario must be positive");
+  check_option(tau > 0 && std::isfinite(tau), kStage, "--tau must be a positive number");
+  check_option(max_test_drop >= 0 && max_test_drop <= 1, kStage,
+               "--max-test-drop must be between 0 and 100 percentage points");
+  check_option(batch_size > 0, kStage, "--batch-size must be positive");
+}
+
+ModelScores score_model(Classifier& model, const std::string& name, double lambda, const at::Tensor& test_images,
+                        const at::Tensor& test_labels, const LabelledImages& held_out, const LabelledImages& failures,
+                        int64_t scenarios, const EvaluateOptions& options) {
+  auto device = parse_device(options.device, kStage);
+  auto correct = [&](const at::Tensor& images, const at::Tensor& labels) {
+    return predict_logits(model, images, options.batch_size, device).argmax(1).eq(labels).to(torch::kFloat64);
+  };
+  ModelScores s;
+  s.name = name;
+  s.lambda = lambda;
+  if (test_images.size(0) > 0) s.test_accuracy = correct(test_images, test_labels).mean().item<double>();
+  if (held_out.size() > 0) {
+    auto hits = correct(held_out.images, held_out.labels);
+    s.scenario_accuracy = hits.mean().item<double>();
+    auto sums = torch::zeros({scenarios}, torch::kFloat64).index_add_(0, held_out.scenario, hits);
+    auto counts = torch::zeros({scenarios}, torch::kFloat64)
+                      .index_add_(0, held_out.scenario, torch::ones_like(hits));
+    auto per = (sums / counts.clamp_min(1)).contiguous();
+    s.per_scenario.assign(per.data_ptr<double>(), per.data_ptr<double>() + scenarios);
+  }
+  if (failures.size() > 0) s.failure_accuracy = correct(failures.images, failures.labels).mean().item<double>();
+  return s;
+}
+
+void choose_model(EvaluationResult& r, double max_test_drop) {
+  const double base = r.original().test_accuracy;
+  // A drop within floating-point noise of the budget counts as within it.
+  auto within = [&](const ModelScores& m) { return base - m.test_accuracy <= max_test_drop + 1e-12; };
+  int best = -1;
+  for (size_t i = 0; i < r.models.size(); ++i) {
+    const auto& m = r.models[i];
+    if (!m.is_sweep() || !within(m)) continue;
+    if (best < 0) { best = static_cast<int>(i); continue; }
+    const auto& b = r.models[static_cast<size_t>(best)];
+    if (m.scenario_accuracy > b.scenario_accuracy ||
+        (m.scenario_accuracy == b.scenario_accuracy && m.lambda < b.lambda))
+      best = static_cast<int>(i);
+  }
+  r.rule = fmt::format("the λ with the highest held-out scenario accuracy among those whose test accuracy is at "
+                       "most {:.2f} points below the original's (ties: the smaller λ)", 100 * max_test_drop);
+  r.within_budget = best >= 0;
+  if (best < 0) {
+    // No λ within the budget: the smallest drop (then the higher scenario accuracy).
+    for (size_t i = 0; i < r.models.size(); ++i) {
+      const auto& m = r.models[i];
+      if (!m.is_sweep()) continue;
+      if (best < 0) { best = static_cast<int>(i); continue; }
+      const auto& b = r.models[static_cast<size_t>(best)];
+      if (m.test_accuracy > b.test_accuracy ||
+          (m.test_accuracy == b.test_accuracy && m.scenario_accuracy > b.scenario_accuracy))
+        best = static_cast<int>(i);
+    }
+    r.rule += "; no λ stayed within that budget, so the one with the smallest drop";
+  }
+  r.chosen = best < 0 ? 0 : static_cast<size_t>(best);
+  if (best < 0) r.rule += "; no λ model was trained, so the original";
+}
+
+nlohmann::json evaluation_json(const EvaluationResult& r) {
+  using nlohmann::json;
+  json models = json::array();
+  for (size_t i = 0; i < r.models.size(); ++i) {
+    const auto& m = r.models[i];
+    json per = json::object();
+    for (size_t k = 0; k < m.per_scenario.size() && k < r.scenario_ids.size(); ++k)
+      per[std::to_string(r.scenario_ids[k])] = m.per_scenario[k];
+    models.push_back({{"name", m.name},
+                      {"lambda", m.is_sweep() ? json(m.lambda) : json(nullptr)},
+                      {"test_accuracy", m.test_accuracy},
+                      {"test_drop", r.original().test_accuracy - m.test_accuracy},
+                      {"scenario_accuracy", m.scenario_accuracy},
+                      {"failure_accuracy", m.failure_accuracy < 0 ? json(nullptr) : json(m.failure_accuracy)},
+                      {"per_scenario", per},
+                      {"chosen", i == r.chosen}});
+  }
+  const auto& c = r.chosen_model();
+  return {{"models", models},
+          {"chosen", c.name},
+          {"lambda", c.is_sweep() ? json(c.lambda) : json(nullptr)},
+          {"within_budget", r.within_budget},
+          {"rule", r.rule},
+          {"scenario_ids", r.scenario_ids},
+          {"scenario_labels", r.scenario_labels},
+          {"test_images", r.test_images},
+          {"scenario_images", r.scenario_images},
+          {"failure_images", r.failure_images}};
+}
+
+std::string evaluation_csv(const EvaluationResult& r) {
+  std::string out = "name,lambda,test_accuracy,test_drop,scenario_accuracy,failure_accuracy,chosen";
+  for (int64_t id : r.scenario_ids) out += fmt::format(",scenario_{}", id);
+  out += "\r\n";
+  for (size_t i = 0; i < r.models.size(); ++i) {
+    const auto& m = r.models[i];
+    out += fmt::format("{},{},{:.6f},{:.6f},{:.6f},{},{}", m.name, m.is_sweep() ? fmt::format("{:.6g}", m.lambda) : "",
+                       m.test_accuracy, r.original().test_accuracy - m.test_accuracy, m.scenario_accuracy,
+                       m.failure_accuracy < 0 ? "" : fmt::format("{:.6f}", m.failure_accuracy),
+                       i == r.chosen ? "true" : "false");
+    for (double a : m.per_scenario) out += fmt::format(",{:.6f}", a);
+    out += "\r\n";
+  }
+  return out;
+}
+
+}  // namespace defuse

@@ -1,0 +1,84 @@
+// Stage: evaluate the original and the corrected classifiers (DESIGN §3, "Correction"), and
+// choose λ.
+//
+// Every model is scored on
+//   - the original test split (accuracy);
+//   - held-out scenario data: fresh draws from each labelled scenario's Gaussian, from a
+//     random stream (kHeldOutStream) disjoint from the one fine-tuning drew from
+//     (kTrainSampleStream), each with its scenario's label: overall and per scenario;
+//   - the identified failures of the labelled scenarios, with their scenario's label (the
+//     baseline trained on exactly these, so its figure there is a training accuracy).
+// The choice rule (choose_model): among the λ models whose test accuracy is at most
+// `max_test_drop` below the original's, the one with the highest scenario accuracy (ties:
+// the smaller λ, the gentler change). When no λ stays within the budget, the one with the
+// smallest drop, and the result says the budget was not met.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "defuse/correct/correct.h"
+
+namespace defuse {
+
+inline constexpr const char* kEvaluateStage = "evaluate";
+
+struct EvaluateOptions {
+  int64_t samples_per_scenario = 256;  // held-out draws per labelled scenario
+  double tau = 0.01;                   // draws come from N(mean, τ·cov) (distill's τ)
+  double max_test_drop = 0.002;        // choice rule: largest test accuracy drop allowed (0.2 points)
+  uint64_t seed = 0;                   // the held-out draws (a stream disjoint from correct's)
+  std::string device = "cpu";          // cpu or cuda[:N]
+  int64_t batch_size = 1000;           // images per forward pass
+
+  void validate() const;  // throws ConfigError
+};
+
+struct ModelScores {
+  std::string name;               // "original", "lambda=<λ>" or "baseline"
+  double lambda = -1;             // λ for the sweep's models, -1 otherwise
+  double test_accuracy = 0;       // on the original test split
+  double scenario_accuracy = 0;   // on all held-out scenario draws
+  std::vector<double> per_scenario;  // [labelled scenarios] accuracy on each one's draws
+  double failure_accuracy = -1;   // on the labelled failures; -1 when there are none
+  bool is_sweep() const { return name.rfind("lambda=", 0) == 0; }
+};
+
+struct EvaluationResult {
+  std::vector<ModelScores> models;      // the original first, then as given
+  std::vector<int64_t> scenario_ids;    // the labelled scenarios, in per_scenario order
+  std::vector<int64_t> scenario_labels; // their labels
+  int64_t test_images = 0, scenario_images = 0, failure_images = 0;
+  size_t chosen = 0;                    // index into models of the chosen one
+  bool within_budget = false;           // whether the chosen model keeps the test drop within budget
+  std::string rule;                     // the rule, in words, with the budget
+
+  const ModelScores& original() const { return models.front(); }
+  const ModelScores& chosen_model() const { return models.at(chosen); }
+};
+
+// Scores one model. `held_out` from sample_scenarios(kHeldOutStream), `failures` from
+// labelled_failures (may be empty); `scenarios` is the number of labelled scenarios.
+ModelScores score_model(Classifier& model, const std::string& name, double lambda, const at::Tensor& test_images,
+                        const at::Tensor& test_labels, const LabelledImages& held_out, const LabelledImages& failures,
+                        int64_t scenarios, const EvaluateOptions& options);
+
+// Applies the choice rule to `result.models` (original first), filling chosen,
+// within_budget and rule.
+void choose_model(EvaluationResult& result, double max_test_drop);
+
+// The result as JSON: {"models": [{name, lambda, test_accuracy, test_drop, scenario_accuracy,
+// failure_accuracy, per_scenario: {id: accuracy}}], "chosen": name, "lambda": λ or null,
+// "within_budget", "rule", "scenario_ids", "scenario_labels", "test_images",
+// "scenario_images", "failure_images"}.
+nlohmann::json evaluation_json(const EvaluationResult& result);
+// One CSV row per model: name,lambda,test_accuracy,test_drop,scenario_accuracy,
+// failure_accuracy,chosen,scenario_<id>... (RFC 4180; numbers with 6 decimals).
+std::string evaluation_csv(const EvaluationResult& result);
+
+}  // namespace defuse
