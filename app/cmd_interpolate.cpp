@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common.h"
+#include "figures.h"
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/model/classifier_store.h"
@@ -55,42 +56,16 @@ const Registrar registrar(
         auto ends = images.index_select(0, torch::tensor({*from, *to}, torch::kLong));  // [2, C, H, W]
         const int64_t label_from = dataset.test.labels[static_cast<size_t>(*from)];
         const int64_t label_to = dataset.test.labels[static_cast<size_t>(*to)];
-        at::Tensor decoded, predicted, probability;
-        {
-          torch::NoGradGuard no_grad;
-          auto mu = encode_means(*vae.model, ends, 2);                                 // [2, Z]
-          auto t = torch::linspace(0.0, 1.0, *steps, torch::kFloat32).unsqueeze(1);    // [S, 1]
-          auto z = (mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t).to(device);  // [S, Z]
-          vae.model->set_training(false);
-          decoded = quantize_images(vae.model->decode(z)).to(torch::kCPU).contiguous();  // [S, C, H, W]
-          auto logits = predict_logits(*classifier.model, decoded, 256, device);
-          std::tie(probability, predicted) = torch::softmax(logits, 1).max(1);
-        }
-
-        std::vector<GridTile> tiles;
-        tiles.push_back({tensor_to_image(ends[0]), std::to_string(label_from), kTextGrey, true});
-        json predictions = json::array();
-        for (int64_t i = 0; i < *steps; ++i) {
-          const int64_t p = predicted[i].item<int64_t>();
-          const bool odd = p != label_from && p != label_to;
-          tiles.push_back({tensor_to_image(decoded[i]), std::to_string(p), odd ? kTextRed : kTextWhite, false});
-          predictions.push_back({{"t", static_cast<double>(i) / static_cast<double>(*steps - 1)},
-                                 {"predicted", p},
-                                 {"probability", probability[i].item<double>()}});
-        }
-        tiles.push_back({tensor_to_image(ends[1]), std::to_string(label_to), kTextGrey, true});
-        GridOptions options;
-        options.columns = static_cast<int>(tiles.size());
-        options.scale = dataset.height <= 32 ? 2 : 1;
-        Image strip = make_grid(tiles, options);
+        auto made = interpolation_strip(*vae.model, *classifier.model, ends, label_from, label_to, *steps, device);
+        Image& strip = made.strip;
+        json& predictions = made.predictions;
 
         std::filesystem::path path = output->empty() ? workspace.path(fmt::format("figures/interpolation_{}_{}.png",
                                                                                   *from, *to))
                                                      : std::filesystem::path(*output);
         auto png = encode_png(strip);
         write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
-        int64_t odd = 0;
-        for (const auto& p : predictions) odd += p["predicted"] != label_from && p["predicted"] != label_to;
+        const int64_t odd = made.other;
         json summary = {{"output", path.string()}, {"from", *from},           {"to", *to},
                         {"steps", *steps},         {"labels", {label_from, label_to}},
                         {"predictions", predictions}, {"other_predictions", odd}};

@@ -1,5 +1,8 @@
 #include "defuse/base/workspace.h"
 
+#include <csignal>
+#include <cstdlib>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -210,6 +213,9 @@ StageRecord Workspace::run_stage(const std::string& stage, const json& options, 
   int64_t id = begin_stage(stage, options, inputs);
   try {
     StageOutput out = body(id);
+    // Fault injection for the resume tests (tests/e2e/run_cli_test.cpp): die the hardest way
+    // at the worst moment, with every file of the stage written and nothing recorded yet.
+    if (const char* kill_at = std::getenv("DEFUSE_TEST_KILL_STAGE"); kill_at && stage == kill_at) ::raise(SIGKILL);
     complete_stage(id, out.metrics, out.artifacts, out.extra);
   } catch (const std::exception& e) {
     try {

@@ -1,0 +1,338 @@
+// defuse report: a self-contained HTML report of a workspace (report/index.html): settings
+// and timings, ranked scenario galleries with their annotations and before/after accuracy,
+// a t-SNE map of training codes, failure codes and scenario means, the λ curves, the
+// failure grid and an interpolation strip. Works on a partial workspace (sections not yet
+// computed say so). Recorded as a stage, so `defuse run` skips it when nothing changed.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "common.h"
+#include "defuse/annotate/annotation_store.h"
+#include "defuse/annotate/scenario_store.h"
+#include "defuse/base/atomic_file.h"
+#include "defuse/base/error.h"
+#include "defuse/base/image_io.h"
+#include "defuse/base/progress.h"
+#include "defuse/base/system.h"
+#include "defuse/correct/correct.h"
+#include "defuse/correct/evaluate.h"
+#include "defuse/identify/failure_store.h"
+#include "defuse/identify/identify.h"
+#include "defuse/model/classifier_store.h"
+#include "defuse/model/device.h"
+#include "defuse/model/tensors.h"
+#include "defuse/model/vae_store.h"
+#include "defuse/report/html_report.h"
+#include "defuse/report/tsne.h"
+#include "figures.h"
+
+namespace defuse::cli {
+namespace {
+
+using nlohmann::json;
+
+inline constexpr const char* kReportStage = "report";
+inline constexpr const char* kReportArtifact = "report/index.html";
+
+struct ReportOptions {
+  int64_t map_train = 2000;     // training codes on the latent map (a random subset)
+  int64_t map_failures = 1500;  // failure codes on the latent map (a random subset)
+  double perplexity = 30;       // t-SNE perplexity
+  uint64_t seed = 0;            // subsets and t-SNE
+  std::string output;           // "" = <workspace>/report/index.html
+};
+
+std::string scalar_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) return fmt::format("{:.6g}", v.get<double>());
+  return v.dump();
+}
+
+// One summary table per stage: when, how long, its options and its scalar metrics.
+ReportSection stage_section(const StageRecord& r) {
+  ReportSection s;
+  s.title = r.stage;
+  s.rows.push_back({"run", fmt::format("#{} finished {} in {}", r.id, r.finished_at, format_duration(r.seconds))});
+  for (const auto& [key, value] : r.options.items())
+    if (!value.is_object()) s.rows.push_back({"option " + key, scalar_text(value)});
+  for (const auto& [key, value] : r.metrics.items())
+    if (!value.is_object() && !value.is_array()) s.rows.push_back({key, scalar_text(value)});
+  return s;
+}
+
+ReportImage png_file(Workspace& workspace, const std::string& relative, std::string caption, std::string tone = "") {
+  return {read_file(workspace.path(relative)), std::move(caption), std::move(tone)};
+}
+
+std::string encode(const Image& image) {
+  auto png = encode_png(image);
+  return std::string(png.begin(), png.end());
+}
+
+// A random subset of `n` rows (all when n <= k), sorted.
+at::Tensor subset(int64_t n, int64_t k, at::Generator& gen) {
+  if (n <= k) return torch::arange(n, torch::kLong);
+  return std::get<0>(torch::randperm(n, gen, torch::kLong).slice(0, 0, k).sort());
+}
+
+const Registrar registrar(
+    "report",
+    "Write a self-contained HTML report of the workspace: settings, scenario galleries, latent map, lambda curves",
+    [](CLI::App& app, Context& ctx) -> Action {
+      auto o = std::make_shared<ReportOptions>();
+      auto data = std::make_shared<std::string>();
+      add_common_options(app, ctx);
+      add_skip_option(app, ctx);
+      add_device_option(app, ctx);
+      app.add_option("-d,--data", *data, "Dataset spec (default: the one the workspace's classifier was trained on)");
+      app.add_option("-o,--output", o->output, "HTML file to write (default: <workspace>/report/index.html)");
+      app.add_option("--map-train", o->map_train, "Training codes on the latent map (a random subset; 0: none)")
+          ->capture_default_str();
+      app.add_option("--map-failures", o->map_failures, "Failure codes on the latent map (a random subset)")
+          ->capture_default_str();
+      app.add_option("--perplexity", o->perplexity, "t-SNE perplexity of the latent map")->capture_default_str();
+      app.add_option("--seed", o->seed, "Random seed (map subsets, t-SNE)")->capture_default_str();
+
+      return [o, data](Context& ctx) {
+        prepare_compute(ctx);
+        check_option(o->map_train >= 0 && o->map_failures >= 0, "report", "--map-train and --map-failures must be >= 0");
+        check_option(o->perplexity > 0, "report", "--perplexity must be positive");
+        auto device = parse_device(ctx.device, "report");
+        Workspace workspace(ctx.workspace);
+        const std::vector<std::string> stages{kClassifierStage, "train-vae", kIdentifyStage, "distill",
+                                              "annotate", kCorrectStage, kEvaluateStage};
+        std::map<std::string, StageRecord> latest;
+        json inputs = json::object();
+        for (const auto& s : stages)
+          if (auto r = workspace.latest(s); r && workspace.artifacts_intact(*r)) {
+            latest[s] = *r;
+            inputs[s] = r->fingerprint;
+          }
+        if (!latest.count(kClassifierStage))
+          throw StateError("report: the workspace " + ctx.workspace + " has no classifier yet: run `defuse run` or "
+                           "`defuse train-classifier` first");
+        std::optional<ScenarioSet> scenarios;
+        std::vector<ResolvedScenario> resolved;
+        if (latest.count("distill")) {
+          scenarios = load_scenarios(workspace.db(), latest["distill"].id);
+          resolved = resolve_annotations(workspace.db(), *scenarios);
+          inputs["annotations"] = resolution_fingerprint(latest["distill"].id, resolved);
+        }
+        const std::string output = o->output.empty() ? workspace.path(kReportArtifact).string() : o->output;
+        json options = {{"map_train", o->map_train}, {"map_failures", o->map_failures},
+                        {"perplexity", o->perplexity}, {"seed", o->seed}, {"output", output}};
+
+        json summary;
+        StageRun run = run_stage(ctx, workspace, kReportStage, options, inputs, [&](int64_t) {
+          const auto start = std::chrono::steady_clock::now();
+          ReportData report;
+          report.title = "defuse report: " + ctx.workspace;
+          {
+            std::time_t now = std::time(nullptr);
+            char buf[32];
+            std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+            report.generated_at = buf;
+          }
+          Dataset dataset = load_dataset_logged(ctx, resolve_data_spec(workspace, *data));
+          report.class_names = dataset.class_names;
+          auto name = [&](int64_t label) {
+            return label >= 0 && label < dataset.num_classes() ? dataset.class_names[static_cast<size_t>(label)]
+                                                               : std::string("?");
+          };
+          for (const auto& s : stages)
+            if (latest.count(s)) report.summary.push_back(stage_section(latest[s]));
+          ReportSection versions;
+          versions.title = "versions";
+          versions.rows = {{"defuse", DEFUSE_VERSION},
+                           {"LibTorch", TORCH_VERSION},
+                           {"BLAS", detect_blas().name},
+                           {"data", dataset.source}};
+          report.summary.push_back(versions);
+
+          // Evaluation: models and per-scenario accuracies.
+          std::map<int64_t, std::pair<double, double>> before_after;  // scenario id -> (original, chosen)
+          if (latest.count(kEvaluateStage)) {
+            const json& ev = latest[kEvaluateStage].metrics;
+            report.choice_rule = ev.value("rule", std::string());
+            const std::string chosen = ev.value("chosen", std::string());
+            json original_per, chosen_per;
+            for (const auto& m : ev.value("models", json::array())) {
+              ReportModel rm;
+              rm.name = m.value("name", std::string());
+              rm.lambda = m["lambda"].is_number() ? m["lambda"].get<double>() : -1.0;
+              rm.test_accuracy = m.value("test_accuracy", 0.0);
+              rm.scenario_accuracy = m.value("scenario_accuracy", 0.0);
+              rm.failure_accuracy = m["failure_accuracy"].is_number() ? m["failure_accuracy"].get<double>() : -1.0;
+              rm.chosen = rm.name == chosen;
+              if (rm.name == "original") original_per = m.value("per_scenario", json::object());
+              if (rm.chosen) chosen_per = m.value("per_scenario", json::object());
+              report.models.push_back(rm);
+            }
+            for (const auto& [id, acc] : original_per.items())
+              before_after[std::stoll(id)] = {acc.get<double>(), chosen_per.value(id, -1.0)};
+          } else {
+            report.notes.push_back("The classifier has not been corrected and evaluated yet (`defuse correct`, "
+                                   "`defuse evaluate`): no λ curves or before/after figures.");
+          }
+
+          // Scenarios.
+          if (scenarios) {
+            int64_t automatic = 0;
+            for (const auto& s : scenarios->scenarios) {
+              ReportScenario rs;
+              rs.id = s.id;
+              rs.seed_label = name(s.seed_label);
+              rs.predicted_label = name(s.predicted_label);
+              rs.weight = s.weight;
+              rs.failure_rate = s.failure_rate;
+              rs.members = s.members;
+              rs.neighbour_accuracy = s.neighbour_accuracy;
+              for (const auto& r : resolved)
+                if (r.scenario_id == s.id) {
+                  rs.automatic = r.automatic && r.decided();
+                  automatic += rs.automatic;
+                  if (r.status == Resolution::kLabelled) rs.annotation = "labelled: " + name(*r.label);
+                  else if (r.status == Resolution::kRejected) rs.annotation = "rejected: " + r.reject_reason;
+                  else rs.annotation = to_string(r.status);
+                }
+              if (auto it = before_after.find(s.id); it != before_after.end())
+                std::tie(rs.accuracy_before, rs.accuracy_after) = it->second;
+              for (const auto& img : s.samples)
+                rs.samples.push_back(png_file(workspace, img.path, "→ " + name(img.predicted), "bad"));
+              for (const auto& img : s.neighbours)
+                rs.neighbours.push_back(png_file(workspace, img.path,
+                                                 name(img.label) + (img.predicted == img.label ? "" : " → " + name(img.predicted)),
+                                                 img.predicted == img.label ? "good" : "bad"));
+              report.scenarios.push_back(std::move(rs));
+            }
+            if (automatic > 0)
+              report.notes.push_back(fmt::format("{} of {} scenarios were labelled automatically (each with its "
+                                                 "dominant seed label), not by a person.",
+                                                 automatic, scenarios->scenarios.size()));
+          }
+
+          // Figures from identify.
+          if (latest.count(kIdentifyStage) && std::filesystem::exists(workspace.path(kFailureGridArtifact)))
+            report.failure_grid = png_file(workspace, kFailureGridArtifact,
+                                           "Failures: each seed (framed) beside a decode the classifier gets wrong, "
+                                           "marked seed label → prediction");
+
+          // The latent map and the interpolation strip need the models.
+          if (latest.count("train-vae")) {
+            auto vae = load_workspace_vae(workspace, device);
+            auto classifier = load_workspace_classifier(workspace, device);
+            check_vae_fits(*vae.model, dataset, "report");
+            VaeCodes codes = load_vae_codes(workspace);
+            auto gen = at::detail::createCPUGenerator(o->seed);
+            auto train_labels = labels_tensor(dataset.train);
+            std::vector<at::Tensor> blocks;
+            std::vector<at::Tensor> block_labels;
+            auto train_rows = subset(codes.train.size(0), o->map_train, gen);
+            blocks.push_back(codes.train.index_select(0, train_rows));
+            block_labels.push_back(train_labels.index_select(0, train_rows));
+            std::optional<FailureSet> failures;
+            if (latest.count(kIdentifyStage)) failures = load_failures(workspace, latest[kIdentifyStage]);
+            int64_t n_fail = 0;
+            if (failures && failures->size() > 0) {
+              auto rows = subset(failures->size(), o->map_failures, gen);
+              blocks.push_back(failures->latent.index_select(0, rows));
+              block_labels.push_back(failures->seed_label.index_select(0, rows));
+              n_fail = rows.size(0);
+            }
+            int64_t n_means = 0;
+            if (scenarios)
+              for (const auto& s : scenarios->scenarios) {
+                blocks.push_back(torch::tensor(s.mean).view({1, -1}));
+                block_labels.push_back(torch::tensor({s.seed_label}, torch::kLong));
+                report.map.scenario_ids.push_back(s.id);
+                ++n_means;
+              }
+            auto points = torch::cat(blocks).to(torch::kFloat64).contiguous();
+            auto labels = torch::cat(block_labels).to(torch::kLong).contiguous();
+            const int64_t n_train = train_rows.size(0);
+            if (points.size(0) >= 4) {
+              TsneOptions t;
+              t.perplexity = o->perplexity;
+              t.clamp_perplexity = true;
+              t.seed = o->seed;
+              Progress bar(*ctx.err, "t-SNE", t.iterations, ctx.progress());
+              t.on_progress = [&](const TsneProgress& p) { bar.update(p.iteration, fmt::format("KL {:.3f}", p.kl_divergence)); };
+              auto result = tsne(points.data_ptr<double>(), points.size(0), points.size(1), t);
+              bar.finish(fmt::format("KL {:.3f}", result.kl_divergence));
+              const auto* lab = labels.data_ptr<int64_t>();
+              for (int64_t i = 0; i < points.size(0); ++i) {
+                ReportPoint p{static_cast<float>(result.embedding[static_cast<size_t>(2 * i)]),
+                              static_cast<float>(result.embedding[static_cast<size_t>(2 * i + 1)]),
+                              static_cast<int32_t>(lab[i])};
+                if (i < n_train) report.map.train.push_back(p);
+                else if (i < n_train + n_fail) report.map.failures.push_back(p);
+                else report.map.scenario_means.push_back(p);
+              }
+              report.map.note = fmt::format(
+                  "t-SNE ({}, perplexity {:.0f}, KL {:.3f}) of {} training codes, {} failure codes and {} scenario "
+                  "means, coloured by class (failures and scenarios by their seed's class)",
+                  to_string(result.method), result.perplexity, result.kl_divergence, n_train, n_fail, n_means);
+            }
+
+            // Interpolation: from the seed image of the top scenario's member nearest its mean
+            // to the training image of its predicted class nearest the mean.
+            if (scenarios && !scenarios->scenarios.empty() && failures && failures->size() > 0 &&
+                failures->seed_split == "train") {
+              const Scenario& top = scenarios->scenarios.front();
+              auto mean = torch::tensor(top.mean).view({1, -1});
+              int64_t seed_row = -1;
+              if (!top.member_failures.empty()) {
+                auto members = torch::tensor(top.member_failures, torch::kLong);
+                auto d = (failures->latent.index_select(0, members) - mean).pow(2).sum(1);
+                seed_row = failures->seed_index[top.member_failures[static_cast<size_t>(d.argmin().item<int64_t>())]]
+                               .item<int64_t>();
+              }
+              auto same = train_labels.eq(top.predicted_label).nonzero().view(-1);
+              if (seed_row >= 0 && same.size(0) > 0) {
+                auto d = (codes.train.index_select(0, same) - mean).pow(2).sum(1);
+                const int64_t other = same[d.argmin().item<int64_t>()].item<int64_t>();
+                auto images = images_tensor(dataset.train, dataset);
+                auto ends = images.index_select(0, torch::tensor({seed_row, other}, torch::kLong));
+                auto strip = interpolation_strip(*vae.model, *classifier.model, ends, top.seed_label,
+                                                 top.predicted_label, 10, device);
+                report.interpolation = ReportImage{
+                    encode(strip.strip),
+                    fmt::format("Interpolation through scenario {} ({} → {}): from a seed of its failures to the "
+                                "nearest {} in latent space; red tiles are predicted as neither end's label",
+                                top.id, name(top.seed_label), name(top.predicted_label), name(top.predicted_label)),
+                    ""};
+              }
+            }
+          }
+
+          const std::string html = render_report(report);
+          write_file_atomic(output, html);
+          summary = {{"report", output},
+                     {"bytes", static_cast<int64_t>(html.size())},
+                     {"scenarios", static_cast<int64_t>(report.scenarios.size())},
+                     {"map_points", static_cast<int64_t>(report.map.train.size() + report.map.failures.size() +
+                                                         report.map.scenario_means.size())},
+                     {"models", static_cast<int64_t>(report.models.size())},
+                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+          Workspace::StageOutput out;
+          out.metrics = summary;
+          if (o->output.empty()) out.artifacts = {{"report", kReportArtifact}};
+          return out;
+        });
+        if (run.reused) {
+          summary = run.record.metrics;
+          summary["skipped"] = true;
+        }
+        ctx.result(summary, fmt::format("report: {} ({} scenarios, {} map points) — open it in a browser",
+                                        summary.value("report", output), summary.value("scenarios", 0),
+                                        summary.value("map_points", 0)));
+      };
+    },
+    85);
+
+}  // namespace
+}  // namespace defuse::cli

@@ -1,0 +1,337 @@
+// defuse run: the whole loop (train or import the classifier, train the VAE, identify,
+// distill, annotate, correct, evaluate, report), incremental and resumable.
+//
+// Each stage runs as its own subcommand, in process, with --skip-unchanged: a stage whose
+// options and inputs match its last complete run (and whose files are intact) is skipped,
+// so a rerun after a change redoes that stage and the ones whose inputs it changes, and a
+// run killed at any point resumes where it stopped (every stage writes atomically and
+// becomes complete in one transaction). Stage options come from, in increasing priority:
+// the stages' own defaults, run's defaults (kRunDefaults, chosen so the default run fits
+// in ten minutes here), the --config file, and --set flags.
+//
+// Config file (TOML, read with CLI11's parser):
+//   data = "mnist:../shared/data/mnist"     # top level: data, classifier, annotate
+//   [identify]                              # one section per stage, keys = its long options
+//   max-seeds = 1000
+//   [correct]
+//   lambda = [0.01, 0.1, 1]
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common.h"
+#include "defuse/base/atomic_file.h"
+#include "defuse/base/error.h"
+#include "defuse/base/progress.h"
+
+namespace defuse::cli {
+namespace {
+
+using nlohmann::json;
+
+// A stage of the run failed; it printed its own error line. Carries the stage's exit code.
+class StageFailed : public Error {
+ public:
+  StageFailed(const std::string& what, ExitCode code) : Error(what), code_(code) {}
+  ExitCode exit_code() const override { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+const std::vector<std::string>& pipeline_stages() {
+  static const std::vector<std::string> stages{"train-classifier", "train-vae", "identify", "distill",
+                                               "annotate",         "correct",   "evaluate", "report"};
+  return stages;
+}
+
+// Options `run` sets itself for every stage; a config may not.
+const std::set<std::string> kReserved{"workspace", "json", "quiet", "threads", "device", "skip-unchanged", "help",
+                                      "data", "classifier", "auto", "import", "export", "until-complete"};
+
+// run's own defaults: the default run (Fashion-MNIST, 2 cores) fits in about ten minutes.
+const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& run_defaults() {
+  static const std::map<std::string, std::vector<std::pair<std::string, std::string>>> defaults{
+      {"identify", {{"max-seeds", "1000"}}},
+      {"correct", {{"lambda", "0.01,0.1,0.3,1"}}},
+  };
+  return defaults;
+}
+
+struct RunConfig {
+  std::string data;        // "" = the default dataset
+  std::string classifier;  // a TorchScript file to import instead of training
+  std::string annotate = "auto";
+  // stage -> option -> values (an ordered map: the stored configuration reads the same every time)
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> stages;
+};
+
+std::string normalise_key(std::string key) {
+  for (char& c : key)
+    if (c == '_') c = '-';
+  return key;
+}
+
+void set_option(RunConfig& config, const std::string& where, const std::string& stage, const std::string& key_in,
+                std::vector<std::string> values) {
+  const std::string key = normalise_key(key_in);
+  const auto& stages = pipeline_stages();
+  if (std::find(stages.begin(), stages.end(), stage) == stages.end())
+    throw ConfigError(fmt::format("run: {}: unknown stage '{}' (stages: {})", where, stage,
+                                  fmt::join(stages, ", ")));
+  const auto known = subcommand_options(stage);
+  if (kReserved.count(key) || std::find(known.begin(), known.end(), key) == known.end())
+    throw ConfigError(fmt::format("run: {}: stage {} has no option '{}'{}", where, stage, key,
+                                  kReserved.count(key) ? " that a config may set (run sets it itself)"
+                                                       : fmt::format(" (see `defuse {} --help`)", stage)));
+  config.stages[stage][key] = std::move(values);
+}
+
+void set_top_level(RunConfig& config, const std::string& where, const std::string& key, const std::string& value) {
+  if (key == "data") config.data = value;
+  else if (key == "classifier") config.classifier = value;
+  else if (key == "annotate") config.annotate = value;
+  else
+    throw ConfigError(fmt::format("run: {}: unknown top-level key '{}' (expected data, classifier, annotate, or a "
+                                  "[stage] section)", where, key));
+}
+
+void read_config_file(RunConfig& config, const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw IoError("run: cannot read config file " + file);
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_config(in);
+  } catch (const CLI::Error& e) {
+    throw ConfigError(fmt::format("run: config file {}: {}", file, e.what()));
+  }
+  for (const auto& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    const std::string where = fmt::format("config file {}", file);
+    if (item.parents.empty()) {
+      if (item.inputs.size() != 1)
+        throw ConfigError(fmt::format("run: {}: '{}' takes one value", where, item.name));
+      set_top_level(config, where, normalise_key(item.name), item.inputs.front());
+    } else if (item.parents.size() == 1) {
+      set_option(config, where, item.parents.front(), item.name, item.inputs);
+    } else {
+      throw ConfigError(fmt::format("run: {}: nested section [{}] (sections are stage names)", where,
+                                    fmt::join(item.parents, ".")));
+    }
+  }
+}
+
+// "identify.max-seeds=500" -> (identify, max-seeds, {500}); "data=mnist:DIR" -> top level.
+void apply_override(RunConfig& config, const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("run: --set " + text + ": expected STAGE.OPTION=VALUE");
+  const std::string key = text.substr(0, eq), value = text.substr(eq + 1);
+  const auto dot = key.find('.');
+  if (dot == std::string::npos) return set_top_level(config, "--set " + text, normalise_key(key), value);
+  set_option(config, "--set " + text, key.substr(0, dot), key.substr(dot + 1), {value});
+}
+
+std::string toml_value(const std::string& v) {
+  if (v == "true" || v == "false") return v;
+  char* end = nullptr;
+  std::strtod(v.c_str(), &end);
+  if (!v.empty() && end && *end == '\0') return v;
+  json quoted = v;
+  return quoted.dump();
+}
+
+// The effective configuration as TOML (stored in the workspace; loadable with --config).
+std::string to_toml(const RunConfig& c) {
+  std::string out = "# defuse run: effective configuration (stage defaults not listed)\n";
+  if (!c.data.empty()) out += "data = " + toml_value(c.data) + "\n";
+  if (!c.classifier.empty()) out += "classifier = " + toml_value(c.classifier) + "\n";
+  out += "annotate = " + toml_value(c.annotate) + "\n";
+  for (const auto& [stage, options] : c.stages) {
+    if (options.empty()) continue;
+    out += "\n[" + stage + "]\n";
+    for (const auto& [key, values] : options) {
+      std::vector<std::string> rendered;
+      for (const auto& v : values) rendered.push_back(toml_value(v));
+      out += key + " = " + (values.size() == 1 ? rendered.front() : "[" + fmt::format("{}", fmt::join(rendered, ", ")) + "]") + "\n";
+    }
+  }
+  return out;
+}
+
+json to_json(const RunConfig& c) {
+  json stages = json::object();
+  for (const auto& [stage, options] : c.stages)
+    for (const auto& [key, values] : options) stages[stage][key] = values;
+  return {{"data", c.data}, {"classifier", c.classifier}, {"annotate", c.annotate}, {"stages", stages}};
+}
+
+bool has_option(const std::string& stage, const std::string& name) {
+  const auto known = subcommand_options(stage);
+  return std::find(known.begin(), known.end(), name) != known.end();
+}
+
+struct StageResult {
+  std::string stage;
+  json summary;
+  double seconds = 0;
+  bool skipped = false;
+};
+
+const Registrar registrar(
+    "run",
+    "Run the whole loop: classifier, VAE, identify, distill, annotate, correct, evaluate, report; skips what is up to "
+    "date and resumes where a killed run stopped",
+    [](CLI::App& app, Context& ctx) -> Action {
+      auto config = std::make_shared<RunConfig>();
+      auto config_file = std::make_shared<std::string>();
+      auto overrides = std::make_shared<std::vector<std::string>>();
+      auto cli_data = std::make_shared<std::string>();
+      auto cli_classifier = std::make_shared<std::string>();
+      auto cli_annotate = std::make_shared<std::string>();
+      add_common_options(app, ctx);
+      add_device_option(app, ctx);
+      app.add_option("-d,--data", *cli_data, "Dataset spec (default: fashion-mnist from its Debian package)");
+      app.add_option("--classifier", *cli_classifier,
+                     "Your TorchScript classifier (FILE.pt) to debug instead of training a zoo model");
+      app.add_option("-c,--config", *config_file, "TOML file with the options of every stage ([identify] max-seeds = 500)");
+      app.add_option("-s,--set", *overrides, "Override one option: STAGE.OPTION=VALUE (repeatable), e.g. identify.samples=50");
+      app.add_option("--annotate", *cli_annotate,
+                     "How scenarios get their labels: auto (dominant seed label; a notice says so), web (serve the "
+                     "labelling page and continue when every scenario is decided), or file:PATH (import annotations)");
+
+      return [=](Context& ctx) {
+        const auto start = std::chrono::steady_clock::now();
+        RunConfig& c = *config;
+        if (!config_file->empty()) read_config_file(c, *config_file);
+        for (const auto& o : *overrides) apply_override(c, o);
+        if (!cli_data->empty()) c.data = *cli_data;
+        if (!cli_classifier->empty()) c.classifier = *cli_classifier;
+        if (!cli_annotate->empty()) c.annotate = *cli_annotate;
+        if (c.annotate != "auto" && c.annotate != "web" && c.annotate.rfind("file:", 0) != 0)
+          throw ConfigError("run: --annotate must be auto, web or file:PATH (got '" + c.annotate + "')");
+        for (const auto& [stage, defaults] : run_defaults())
+          for (const auto& [key, value] : defaults)
+            if (!c.stages[stage].count(key)) c.stages[stage][key] = {value};
+
+        Workspace workspace(ctx.workspace);
+        write_file_atomic(workspace.path("run/config.toml"), to_toml(c));
+
+        std::vector<std::string> stages;
+        for (const auto& s : pipeline_stages())
+          if (!subcommand_options(s).empty()) stages.push_back(s);
+        std::vector<StageResult> results;
+        const bool quiet = ctx.quiet || ctx.json;
+        if (c.annotate == "auto")
+          ctx.warn("run: --annotate auto: every scenario gets its dominant seed label automatically, with no person "
+                   "looking; use --annotate web to label them yourself");
+        for (size_t i = 0; i < stages.size(); ++i) {
+          const std::string& stage = stages[i];
+          std::vector<std::string> args{"defuse", stage, "--workspace", ctx.workspace, "--json"};
+          if (ctx.quiet) args.push_back("--quiet");
+          if (has_option(stage, "threads")) args.insert(args.end(), {"--threads", std::to_string(ctx.threads)});
+          if (has_option(stage, "device")) args.insert(args.end(), {"--device", ctx.device});
+          if (has_option(stage, "skip-unchanged")) args.push_back("--skip-unchanged");
+          if (stage == "train-classifier") {
+            if (!c.data.empty()) args.insert(args.end(), {"--data", c.data});
+            if (!c.classifier.empty()) args.insert(args.end(), {"--classifier", c.classifier});
+          }
+          if (stage == "annotate") {
+            if (c.annotate == "auto") args.insert(args.end(), {"--auto", "seed"});
+            else if (c.annotate == "web") args.push_back("--until-complete");
+            else args.insert(args.end(), {"--import", c.annotate.substr(5)});
+          }
+          for (const auto& [key, values] : c.stages[stage]) {
+            if (values.size() == 1) {
+              args.push_back("--" + key + "=" + values.front());
+            } else {
+              args.push_back("--" + key);
+              args.insert(args.end(), values.begin(), values.end());
+            }
+          }
+          if (!quiet) ctx.info(fmt::format("\n== [{}/{}] {}", i + 1, stages.size(), stage));
+          const auto stage_start = std::chrono::steady_clock::now();
+          std::ostringstream out;
+          const int code = run_cli(args, out, *ctx.err);
+          StageResult r;
+          r.stage = stage;
+          r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
+          if (code != 0)
+            throw StageFailed(fmt::format("run: stopped at stage {} ({}/{}); fix the cause and run again: completed "
+                                          "stages are kept and skipped",
+                                          stage, i + 1, stages.size()),
+                              static_cast<ExitCode>(code));
+          r.summary = json::parse(out.str(), nullptr, false);
+          if (r.summary.is_discarded()) r.summary = json::object();
+          r.skipped = r.summary.value("skipped", false);
+          results.push_back(std::move(r));
+        }
+
+        // The final summary.
+        auto find = [&](const std::string& stage) -> const json& {
+          static const json empty = json::object();
+          for (const auto& r : results)
+            if (r.stage == stage) return r.summary;
+          return empty;
+        };
+        const json& evaluation = find("evaluate");
+        auto model = [&](const std::string& name) -> json {
+          for (const auto& m : evaluation.value("models", json::array()))
+            if (m.value("name", "") == name) return m;
+          return json::object();
+        };
+        json original = model("original"), chosen = model(evaluation.value("chosen", std::string()));
+        json timings = json::object();
+        json skipped = json::array();
+        for (const auto& r : results) {
+          timings[r.stage] = r.seconds;
+          if (r.skipped) skipped.push_back(r.stage);
+        }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        json summary = {
+            {"workspace", ctx.workspace},
+            {"scenarios", find("distill").value("scenarios", 0)},
+            {"failures", find("identify").value("failures", 0)},
+            {"original", {{"test_accuracy", original.value("test_accuracy", 0.0)},
+                          {"scenario_accuracy", original.value("scenario_accuracy", 0.0)}}},
+            {"chosen", {{"model", evaluation.value("chosen", std::string())},
+                        {"test_accuracy", chosen.value("test_accuracy", 0.0)},
+                        {"scenario_accuracy", chosen.value("scenario_accuracy", 0.0)}}},
+            {"lambda", evaluation.value("lambda", json(nullptr))},
+            {"automatic_labels", c.annotate == "auto"},
+            {"report", find("report").value("report", std::string())},
+            {"stage_seconds", timings},
+            {"skipped", skipped},
+            {"seconds", seconds},
+            {"config", to_json(c)}};
+        write_file_atomic(workspace.path("run/summary.json"), summary.dump(2) + "\n");
+
+        std::string text = fmt::format(
+            "\nrun: {} failure scenarios from {} failures{}\n"
+            "  original classifier: test accuracy {}, held-out scenario accuracy {}\n"
+            "  corrected ({}): test accuracy {}, held-out scenario accuracy {}\n",
+            summary["scenarios"].get<int64_t>(), summary["failures"].get<int64_t>(),
+            c.annotate == "auto" ? " (labels were automatic: --annotate auto)" : "",
+            percent(summary["original"]["test_accuracy"].get<double>()),
+            percent(summary["original"]["scenario_accuracy"].get<double>(), 1),
+            summary["chosen"]["model"].get<std::string>(),
+            percent(summary["chosen"]["test_accuracy"].get<double>()),
+            percent(summary["chosen"]["scenario_accuracy"].get<double>(), 1));
+        text += "  stages:";
+        for (const auto& r : results)
+          text += fmt::format(" {} {}{}", r.stage, format_duration(r.seconds), r.skipped ? " (up to date)" : "");
+        text += fmt::format("\n  total {}; configuration in {}", format_duration(seconds),
+                            workspace.path("run/config.toml").string());
+        if (!summary["report"].get<std::string>().empty()) text += "\n  report: " + summary["report"].get<std::string>();
+        ctx.result(summary, text);
+      };
+    },
+    5);
+
+}  // namespace
+}  // namespace defuse::cli

@@ -1,0 +1,44 @@
+#include "figures.h"
+
+#include "defuse/model/classifier.h"
+#include "defuse/model/tensors.h"
+#include "defuse/model/vae.h"
+#include "defuse/report/grid.h"
+
+namespace defuse::cli {
+
+InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const at::Tensor& ends, int64_t label_from,
+                                       int64_t label_to, int64_t steps, c10::Device device) {
+  at::Tensor decoded, predicted, probability;
+  {
+    torch::NoGradGuard no_grad;
+    auto mu = encode_means(vae, ends, 2);                                         // [2, Z]
+    auto t = torch::linspace(0.0, 1.0, steps, torch::kFloat32).unsqueeze(1);      // [S, 1]
+    auto z = (mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t).to(device);  // [S, Z]
+    vae.set_training(false);
+    decoded = quantize_images(vae.decode(z)).to(torch::kCPU).contiguous();  // [S, C, H, W]
+    auto logits = predict_logits(classifier, decoded, 256, device);
+    std::tie(probability, predicted) = torch::softmax(logits, 1).max(1);
+  }
+  InterpolationStrip out;
+  out.predictions = nlohmann::json::array();
+  std::vector<GridTile> tiles;
+  tiles.push_back({tensor_to_image(ends[0]), std::to_string(label_from), kTextGrey, true});
+  for (int64_t i = 0; i < steps; ++i) {
+    const int64_t p = predicted[i].item<int64_t>();
+    const bool odd = p != label_from && p != label_to;
+    out.other += odd;
+    tiles.push_back({tensor_to_image(decoded[i]), std::to_string(p), odd ? kTextRed : kTextWhite, false});
+    out.predictions.push_back({{"t", static_cast<double>(i) / static_cast<double>(std::max<int64_t>(1, steps - 1))},
+                               {"predicted", p},
+                               {"probability", probability[i].item<double>()}});
+  }
+  tiles.push_back({tensor_to_image(ends[1]), std::to_string(label_to), kTextGrey, true});
+  GridOptions options;
+  options.columns = static_cast<int>(tiles.size());
+  options.scale = ends.size(2) <= 32 ? 2 : 1;
+  out.strip = make_grid(tiles, options);
+  return out;
+}
+
+}  // namespace defuse::cli
