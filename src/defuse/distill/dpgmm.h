@@ -58,17 +58,30 @@ enum class DpgmmPrecision {
   kFloat32,  // float32 products everywhere (diag/spherical results then carry float32 error)
 };
 
+// How the screened E-step (full/tied covariances, positive responsibility_floor) finds the
+// pairs (point, component) that can matter before evaluating them exactly in float64. Either
+// way every pair within −ln(floor) + 5 nats of its point's best is kept and the rest are
+// dropped, so the screens give the same results, bit for bit (docs/dpgmm.md).
+enum class DpgmmScreen {
+  kAuto,     // bounds while they leave few candidates per point, the product otherwise
+  kBounds,   // certified bounds: log ρ_nk ≤ c_k − ½λ_min(E[Λ_k])‖x_n − m_k‖² (one D-wide product)
+  kProduct,  // the expanded product F·W of every pair (D(D+1)/2 + D wide), in the E-step precision
+};
+
 // Parsing and printing for the option values above ("full", "dirichlet_process",
-// "kmeans", "k-means++", "random_from_data", "random", "given", "auto", "float64", "float32").
+// "kmeans", "k-means++", "random_from_data", "random", "given", "auto", "float64", "float32",
+// "bounds", "product").
 // Parsers throw ConfigError naming the accepted values.
 CovarianceType parse_covariance_type(const std::string& name);
 WeightPriorType parse_weight_prior_type(const std::string& name);
 DpgmmInit parse_dpgmm_init(const std::string& name);
 DpgmmPrecision parse_dpgmm_precision(const std::string& name);
+DpgmmScreen parse_dpgmm_screen(const std::string& name);
 std::string to_string(CovarianceType type);
 std::string to_string(WeightPriorType type);
 std::string to_string(DpgmmInit init);
 std::string to_string(DpgmmPrecision precision);
+std::string to_string(DpgmmScreen screen);
 
 // One coordinate-ascent iteration, reported through DpgmmOptions::on_iteration.
 struct DpgmmIteration {
@@ -136,6 +149,8 @@ struct DpgmmOptions {
   // (tested) and makes the E-step several times faster.
   double responsibility_floor = 1e-12;
   DpgmmPrecision precision = DpgmmPrecision::kAuto;
+  // How the built-in engine's screened E-step finds its candidates; changes the speed only.
+  DpgmmScreen screen = DpgmmScreen::kAuto;
   // CPU threads (0 = OpenMP's default, i.e. every core or OMP_NUM_THREADS).
   int threads = 0;
   // The built-in k-means: Lloyd iterations at most, and its tolerance on the squared
