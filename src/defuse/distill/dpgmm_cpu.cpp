@@ -6,7 +6,7 @@
 //   one pass over blocks of kBlockRows points, in parallel (OpenMP over 16 fixed chunks of
 //   blocks; BLAS single-threaded inside), each block (bounded_pass):
 //   (A) a certified upper bound u_nk ≥ log ρ_nk for every pair from one [rows, D]·[D, 2K]
-//       product (‖x − m_k‖² and the component's flattest direction; dpgmm_precision_bound);
+//       float32 product (its rounding bounded and allowed for) (‖x − m_k‖² and the component's flattest direction; dpgmm_precision_bound);
 //   (B) the exact log ρ of each point's best-bounded component, ℓ*; candidates are the pairs
 //       with u ≥ ℓ* − margin (about 1–5 per point instead of K);
 //   (C) every candidate exactly in float64, in centred form; (D) pairs more than
@@ -227,15 +227,15 @@ struct BlockEntries {
 // Sorts pairs q = row·K + k (in row order) into `out` by component (counting sort, stable),
 // with their values value(j) for the j-th pair.
 template <typename Value>
-void sort_pairs(const std::vector<int32_t>& pairs, int64_t k_count, BlockEntries& out, Value&& value) {
+void sort_pairs(const int32_t* pairs, int64_t count, int64_t k_count, BlockEntries& out, Value&& value) {
   out.offsets.assign(k_count + 1, 0);
-  for (int32_t q : pairs) ++out.offsets[q % k_count + 1];
+  for (int64_t j = 0; j < count; ++j) ++out.offsets[pairs[j] % k_count + 1];
   for (int64_t k = 0; k < k_count; ++k) out.offsets[k + 1] += out.offsets[k];
-  out.rows.resize(pairs.size());
-  out.values.resize(pairs.size());
+  out.rows.resize(count);
+  out.values.resize(count);
   std::vector<int32_t>& cursor = out.cursor;
   cursor.assign(out.offsets.begin(), out.offsets.end() - 1);
-  for (size_t j = 0; j < pairs.size(); ++j) {
+  for (int64_t j = 0; j < count; ++j) {
     const int32_t q = pairs[j];
     const int32_t at = cursor[q % k_count]++;
     out.rows[at] = static_cast<uint16_t>(q / k_count);
@@ -255,7 +255,8 @@ void collect_entries(const double* resp, int64_t rows, int64_t k_count, double f
     for (int64_t k = 0; k < k_count; ++k)
       if (ri[k] > cut) pairs.push_back(static_cast<int32_t>(i * k_count + k));
   }
-  sort_pairs(pairs, k_count, out, [&](size_t j) { return resp[pairs[j]]; });
+  sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out,
+             [&](int64_t j) { return resp[pairs[j]]; });
 }
 
 // N_k, Σ w r (x − shift) and the centred scatter Σ w r (x − x̄_k)(x − x̄_k)ᵀ of one
@@ -456,19 +457,20 @@ DEFUSE_CLONES double upper_quadratic1(const double* u, const double* a, int64_t 
 
 // The bound screen's row (CpuEngine::prepare_bounds has the per-component terms): for each
 // component k, with y = x̃ − m_k, ‖y‖² from g_k = x̃·m_k and t = v_k·y from h_k = x̃·v_k,
-// both loosened by their float64 rounding (d² down, |t| up),
+// both from float32 products and loosened by their rounding (d² down, |t| up; `slack`
+// relative to ‖x̃‖² + ‖m_k‖² and ‖x̃‖ + ‖m_k‖),
 //   q_k ≥ max(flat_k·d², λ_k·d² − (λ_k − flat_k)·t²)  and  u_k = c_k − ½q_k ≥ log ρ_k,
 // into u [K]; returns the first k with the largest u_k.
-DEFUSE_CLONES int64_t bound_row(const double* g, const double* h, double x_norm2, double x_norm, const double* mean_norm2,
+DEFUSE_CLONES int64_t bound_row(const float* g, const float* h, double x_norm2, double x_norm, const double* mean_norm2,
                                 const double* mean_norm, const double* mean_dot, const double* half_lambda,
                                 const double* half_excess, const double* constant, int64_t k_count, double slack,
                                 double* u) {
   double best = -std::numeric_limits<double>::infinity();
 #pragma omp simd reduction(max : best)
   for (int64_t k = 0; k < k_count; ++k) {
-    double d2 = x_norm2 - 2.0 * g[k] + mean_norm2[k] - slack * (x_norm2 + mean_norm2[k]);
+    double d2 = x_norm2 - 2.0 * static_cast<double>(g[k]) + mean_norm2[k] - slack * (x_norm2 + mean_norm2[k]);
     d2 = d2 > 0.0 ? d2 : 0.0;
-    const double t = std::fabs(h[k] - mean_dot[k]) + slack * (x_norm + mean_norm[k]);
+    const double t = std::fabs(static_cast<double>(h[k]) - mean_dot[k]) + slack * (x_norm + mean_norm[k]);
     const double flat = (half_lambda[k] - half_excess[k]) * d2;
     double half_q = half_lambda[k] * d2 - half_excess[k] * (t * t);
     half_q = half_q > flat ? half_q : flat;
@@ -479,6 +481,65 @@ DEFUSE_CLONES int64_t bound_row(const double* g, const double* h, double x_norm2
   int64_t at = 0;
   while (at < k_count - 1 && !(u[at] == best)) ++at;
   return at;
+}
+
+// x̃ = x − shift for `rows` rows [rows, d] into `out` (float32 for the bound screen's
+// product) and their squared norms (float64, from the float64 differences).
+template <typename T>
+DEFUSE_KERNEL void centre_rows_impl(const double* x, int64_t rows, int64_t d, const double* shift, T* out,
+                                    double* norms) {
+  for (int64_t i = 0; i < rows; ++i) {
+    double sq = 0;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = x[i * d + j] - shift[j];
+      out[i * d + j] = static_cast<T>(v);
+      sq += v * v;
+    }
+    norms[i] = sq;
+  }
+}
+DEFUSE_CLONES void centre_rows(const double* x, int64_t rows, int64_t d, const double* shift, float* out,
+                               double* norms) {
+  centre_rows_impl(x, rows, d, shift, out, norms);
+}
+
+// out = x − y [d].
+DEFUSE_CLONES void subtract(const double* x, const double* y, int64_t d, double* out) {
+#pragma omp simd
+  for (int64_t j = 0; j < d; ++j) out[j] = x[j] - y[j];
+}
+
+// One entry of the M-step sums: diff = x − offset, linear += wr·diff, g = √wr·diff.
+DEFUSE_CLONES void accumulate_row(const double* x, const double* offset, int64_t d, double wr, double* linear,
+                                  double* g) {
+  const double root = std::sqrt(wr);
+#pragma omp simd
+  for (int64_t j = 0; j < d; ++j) {
+    const double diff = x[j] - offset[j];
+    linear[j] += wr * diff;
+    g[j] = root * diff;
+  }
+}
+
+// Appends base + k to `pairs` and u_k to `values` for every k with u_k ≥ cut (in order);
+// returns how many: a comparison mask per 8 components, then its set bits (most are 0).
+DEFUSE_CLONES int64_t select_candidates(const double* u, int64_t k_count, double cut, int32_t base, int32_t* pairs,
+                                        double* values) {
+  int64_t count = 0;
+  for (int64_t k0 = 0; k0 < k_count; k0 += 8) {
+    const int64_t m = std::min<int64_t>(8, k_count - k0);
+    unsigned mask = 0;
+    for (int64_t t = 0; t < m; ++t) mask |= static_cast<unsigned>(u[k0 + t] >= cut) << t;
+    while (mask) {
+      const int t = __builtin_ctz(mask);
+      pairs[count] = base + static_cast<int32_t>(k0 + t);
+      values[count] = u[k0 + t];
+      ++count;
+      mask &= mask - 1;
+    }
+  }
+  return count;
 }
 
 // log ρ̃ = log_rho + offset for one row, into out [K] (float64), and its maximum.
@@ -706,13 +767,7 @@ class CpuEngine final : public DpgmmEngine {
         const double* xr = x_ + row * d;
         a[0] += wr;
         if (full) {
-          const double root = std::sqrt(wr);
-          double* g = gather.data() + m * stride;
-          for (int64_t j = 0; j < d; ++j) {
-            const double diff = xr[j] - offset[j];
-            a[1 + j] += wr * diff;
-            g[j] = root * diff;
-          }
+          accumulate_row(xr, offset.data(), d, wr, a + 1, gather.data() + m * stride);
           ++m;
         } else {
           for (int64_t j = 0; j < d; ++j) {
@@ -841,9 +896,12 @@ class CpuEngine final : public DpgmmEngine {
       dots.resize(kBoundRows * 2 * k_count);
       bound.resize(kBoundRows * k_count);
       gather.assign(kBlockRows * stride, 0.0);
+      pairs.resize(kBlockRows * k_count);
+      values.resize(kBlockRows * k_count);
     }
     int64_t stride;
-    std::vector<double> offset, rows8, cut, row, row_max, row_sum, row_t, centred, norms, dots, bound, gather, values;
+    std::vector<double> offset, rows8, cut, row, row_max, row_sum, row_t, norms, bound, gather, values;
+    std::vector<float> centred, dots;  // the bound screen's product, in float32
     std::vector<int32_t> pairs;
   };
 
@@ -891,7 +949,7 @@ class CpuEngine final : public DpgmmEngine {
   }
 
   // (A)–(B) of the bound screen for block b: for each point the bound u_k ≥ log ρ_k of every
-  // component (bound_row, from one [rows, D]·[D, 2K] product), the exact log ρ of the
+  // component (bound_row, from one float32 [rows, D]·[D, 2K] product), the exact log ρ of the
   // component with the highest bound (ℓ*),
   // and as candidates every component with u_k ≥ ℓ* − margin: any other has
   // log ρ_k ≤ u_k < ℓ* − margin ≤ max_j log ρ_j − margin. The block's entries get the
@@ -900,35 +958,27 @@ class CpuEngine final : public DpgmmEngine {
     const bool tied = terms.covariance_type == CovarianceType::kTied;
     const int64_t k_count = terms.components, d = d_, stride = s.stride;
     const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-    // Rounding of ‖x̃‖² − 2x̃·m + ‖m‖² in float64, subtracted from it (relative to ‖x̃‖² + ‖m‖²).
-    const double slack = 4.0 * std::numeric_limits<double>::epsilon() * static_cast<double>(d + 4);
-    s.pairs.clear();
-    s.values.clear();
+    // Rounding of the float32 products x̃·m_k (inputs rounded to float32, sums of d terms):
+    // at most (d + 2)·2^-24·‖x̃‖‖m_k‖ each; doubled for safety, relative to ‖x̃‖² + ‖m_k‖²
+    // (for d²) and to ‖x̃‖ + ‖m_k‖ (for t, ‖v_k‖ = 1).
+    const double slack = 0x1.0p-23 * static_cast<double>(d + 4);
+    int64_t count = 0;
     for (int64_t i0 = 0; i0 < rows; i0 += kBoundRows) {
       const int64_t m = std::min(kBoundRows, rows - i0);
-      for (int64_t i = 0; i < m; ++i) {
-        const double* xr = x_ + (r0 + i0 + i) * d;
-        double* c = s.centred.data() + i * d;
-        double sq = 0;
-        for (int64_t j = 0; j < d; ++j) {
-          c[j] = xr[j] - terms.shift[j];
-          sq += c[j] * c[j];
-        }
-        s.norms[i] = sq;
-      }
+      centre_rows(x_ + (r0 + i0) * d, m, d, terms.shift.data(), s.centred.data(), s.norms.data());
       // [x̃·m_k | x̃·v_k] for the sub-block's rows.
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(2 * k_count),
-                  static_cast<int>(d), 1.0, s.centred.data(), static_cast<int>(d), bound_matrix_.data(),
-                  static_cast<int>(d), 0.0, s.dots.data(), static_cast<int>(2 * k_count));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(2 * k_count),
+                  static_cast<int>(d), 1.0f, s.centred.data(), static_cast<int>(d), bound_matrix_.data(),
+                  static_cast<int>(d), 0.0f, s.dots.data(), static_cast<int>(2 * k_count));
       for (int64_t i = 0; i < m; ++i) {
         double* u = s.bound.data() + i * k_count;
-        const double* g = s.dots.data() + i * 2 * k_count;
+        const float* g = s.dots.data() + i * 2 * k_count;
         const int64_t best = bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
                                        mean_norm_.data(), mean_dot_.data(), half_lambda_.data(), half_excess_.data(),
                                        terms.constant.data(), k_count, slack, u);
-        const double* c = s.centred.data() + i * d;
+        const double* xr = x_ + (r0 + i0 + i) * d;
         const double* mean = terms.means.data() + best * d;
-        for (int64_t j = 0; j < d; ++j) s.row[j] = c[j] - mean[j];
+        for (int64_t j = 0; j < d; ++j) s.row[j] = xr[j] - terms.shift[j] - mean[j];
         const double exact = terms.constant[best] -
                              0.5 * upper_quadratic1(padded_.data() + (tied ? 0 : best * d * stride), s.row.data(), d, stride);
         if (!std::isfinite(exact)) {
@@ -937,16 +987,12 @@ class CpuEngine final : public DpgmmEngine {
         }
         const double cut = std::nextafter(exact - margin, -std::numeric_limits<double>::infinity());
         s.cut[i0 + i] = cut;
-        const int32_t base = static_cast<int32_t>((i0 + i) * k_count);
-        for (int64_t k = 0; k < k_count; ++k)
-          if (u[k] >= cut) {
-            s.pairs.push_back(base + static_cast<int32_t>(k));
-            s.values.push_back(u[k]);
-          }
+        count += select_candidates(u, k_count, cut, static_cast<int32_t>((i0 + i) * k_count), s.pairs.data() + count,
+                                   s.values.data() + count);
       }
     }
-    sort_pairs(s.pairs, k_count, blocks_[b], [&](size_t j) { return s.values[j]; });
-    return static_cast<int64_t>(s.pairs.size());
+    sort_pairs(s.pairs.data(), count, k_count, blocks_[b], [&](int64_t j) { return s.values[j]; });
+    return count;
   }
 
   // (C) of both screens for block b: every candidate's log ρ again, exactly, in the centred
@@ -973,8 +1019,7 @@ class CpuEngine final : public DpgmmEngine {
         for (int32_t r = 0; r < 8; ++r) {
           double* a = s.rows8.data() + r * stride;
           if (r < group) {
-            const double* xr = x_ + (b * kBlockRows + e.rows[at0 + r]) * d;
-            for (int64_t j = 0; j < d; ++j) a[j] = xr[j] - s.offset[j];
+            subtract(x_ + (b * kBlockRows + e.rows[at0 + r]) * d, s.offset.data(), d, a);
             if (cut) limit[r] = 2.0 * (terms.constant[k] - cut[e.rows[at0 + r]]);
           } else {
             std::fill(a, a + d, 0.0);
@@ -1252,7 +1297,7 @@ class CpuEngine final : public DpgmmEngine {
   std::vector<double> padded_;           // factors U_k, rows padded to a multiple of 8
   // The bound screen's terms (prepare_bounds).
   std::vector<double> mean_norm2_, mean_norm_, mean_dot_, half_lambda_, half_excess_;  // [K] each
-  std::vector<double> bound_matrix_;  // [2K, D] means, then flattest directions
+  std::vector<float> bound_matrix_;   // [2K, D] means, then flattest directions
   std::vector<double> eigen_guess_;   // [K or 1, 2, D] eigenvector estimates, kept between E-steps
 };
 
