@@ -55,6 +55,17 @@ DEFUSE_CLONES int64_t argmin(const float* v, const float* offset, int64_t k, flo
   return at;
 }
 
+// The smallest of v[c] + offset[c] over c < k other than v[except] (+∞ when k = 1).
+DEFUSE_CLONES float min_except(const float* v, const float* offset, int64_t k, int64_t except) {
+  float m = std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(min : m)
+  for (int64_t c = 0; c < k; ++c) {
+    const float t = c == except ? std::numeric_limits<float>::infinity() : v[c] + offset[c];
+    m = t < m ? t : m;
+  }
+  return m;
+}
+
 // C [m, n] = alpha·A [m, k]·B [n, k]ᵀ + beta·C on the calling thread only (OpenBLAS would
 // otherwise start its own threads for a product this small; see dpgmm_cpu.cpp).
 void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* a, const double* b, double beta, double* c) {
@@ -108,6 +119,118 @@ double assign(const float* x, int64_t n, int64_t d, const double* weight, const 
   }
   return std::accumulate(partial.begin(), partial.end(), 0.0);
 }
+
+// Lloyd's assignments with Hamerly's bounds (Hamerly 2010, "Making k-means even faster"):
+// per point an upper bound on the distance to its centre and a lower bound on the distance
+// to every other centre, moved by the centre shifts after each update; a point is only
+// looked at again when they no longer prove its centre the nearest, first by its exact
+// distance to its own centre (float64), then by a full search (float32 products, as
+// assign). Full searches give the same labels as assign (near-ties aside: bounds carry
+// the products' rounding, widened by `slack`).
+class HamerlyAssigner {
+ public:
+  HamerlyAssigner(const double* x, const float* xf, const std::vector<float>& norms, int64_t n, int64_t d,
+                  const std::vector<double>& mean, int threads)
+      : x_(x), xf_(xf), norms_(norms), n_(n), d_(d), mean_(mean), threads_(threads), upper_(n), lower_(n) {}
+
+  // Labels of every point for `centers` [k, d] (data coordinates); `first` searches every
+  // point. Returns how many points had a full search.
+  int64_t assign(const std::vector<double>& centers, int64_t k, std::vector<int32_t>& labels, bool first) {
+    const int64_t d = d_;
+    centers_f_.resize(k * d);
+    center_norms_.resize(k);
+    double largest = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      double sq = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        const double v = centers[c * d + j] - mean_[j];
+        centers_f_[c * d + j] = static_cast<float>(v);
+        sq += v * v;
+      }
+      center_norms_[c] = static_cast<float>(sq);
+      largest = std::max(largest, sq);
+    }
+    if (!first) move_bounds(centers, k, labels);
+    previous_ = centers;
+    // Half the distance from each centre to its nearest other centre: a point closer to
+    // its centre than that keeps it.
+    std::vector<double> half(k, std::numeric_limits<double>::infinity());
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = a + 1; b < k; ++b) {
+        const double v = 0.5 * std::sqrt(squared_distance(&centers[a * d], &centers[b * d], d));
+        half[a] = std::min(half[a], v);
+        half[b] = std::min(half[b], v);
+      }
+    // Rounding of the float32 squared distances: ≤ (d + 2)·2^-24·(‖x‖² + ‖c‖²) each, doubled.
+    const double rounding = 0x1.0p-23 * static_cast<double>(d + 2);
+    std::vector<int64_t> search;
+    for (int64_t i = 0; i < n_; ++i) {
+      if (!first) {
+        const double bound = std::max(half[labels[i]], lower_[i]);
+        if (upper_[i] <= bound) continue;
+        upper_[i] = std::sqrt(squared_distance(x_ + i * d, &centers[labels[i] * d], d)) * (1 + 1e-12);
+        if (upper_[i] <= bound) continue;
+      }
+      search.push_back(i);
+    }
+    const int64_t count = static_cast<int64_t>(search.size());
+    const int64_t blocks = (count + kAssignRows - 1) / kAssignRows;
+#pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads_)))
+    {
+      omp_set_num_threads(1);  // BLAS on this thread only (see dpgmm_cpu.cpp)
+      std::vector<float> rows(kAssignRows * d), dots(kAssignRows * k);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t r0 = b * kAssignRows, m = std::min(kAssignRows, count - r0);
+        for (int64_t r = 0; r < m; ++r) std::copy(xf_ + search[r0 + r] * d, xf_ + (search[r0 + r] + 1) * d, &rows[r * d]);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(k),
+                    static_cast<int>(d), -2.0f, rows.data(), static_cast<int>(d), centers_f_.data(),
+                    static_cast<int>(d), 0.0f, dots.data(), static_cast<int>(k));
+        for (int64_t r = 0; r < m; ++r) {
+          const int64_t i = search[r0 + r];
+          float best_value;
+          const int64_t best = argmin(&dots[r * k], center_norms_.data(), k, &best_value);
+          const float second = min_except(&dots[r * k], center_norms_.data(), k, best);
+          const double slack = rounding * (norms_[i] + largest);
+          labels[i] = static_cast<int32_t>(best);
+          upper_[i] = std::sqrt(std::max(0.0, static_cast<double>(best_value) + norms_[i] + slack));
+          lower_[i] = std::sqrt(std::max(0.0, static_cast<double>(second) + norms_[i] - slack));
+        }
+      }
+    }
+    return count;
+  }
+
+ private:
+  // After the centres moved from previous_ to `centers`: each upper bound grows by its
+  // centre's shift, each lower bound shrinks by the largest shift of another centre.
+  void move_bounds(const std::vector<double>& centers, int64_t k, const std::vector<int32_t>& labels) {
+    std::vector<double> shift(k);
+    int64_t top = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      shift[c] = std::sqrt(squared_distance(&centers[c * d_], &previous_[c * d_], d_)) * (1 + 1e-12);
+      if (shift[c] > shift[top]) top = c;
+    }
+    double runner = 0;
+    for (int64_t c = 0; c < k; ++c)
+      if (c != top) runner = std::max(runner, shift[c]);
+    for (int64_t i = 0; i < n_; ++i) {
+      const int32_t a = labels[i];
+      upper_[i] += shift[a];
+      lower_[i] -= a == top ? runner : shift[top];
+    }
+  }
+
+ private:
+  const double* x_;
+  const float* xf_;
+  const std::vector<float>& norms_;
+  int64_t n_, d_;
+  const std::vector<double>& mean_;
+  int threads_;
+  std::vector<double> upper_, lower_, previous_;
+  std::vector<float> centers_f_, center_norms_;
+};
 
 }  // namespace
 
@@ -265,9 +388,8 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
 
   result.labels.assign(n, 0);
   std::vector<int32_t> previous(n, -1);
-  std::vector<double> distances(n);
   // Single-precision copy of the points, centred on their mean, for the assignments.
-  std::vector<float> xf(n * d), norms(n), centers_f(active * d);
+  std::vector<float> xf(n * d), norms(n);
   for (int64_t i = 0; i < n; ++i) {
     double sq = 0;
     for (int64_t j = 0; j < d; ++j) {
@@ -277,18 +399,24 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
     }
     norms[i] = static_cast<float>(sq);
   }
-  auto assign_all = [&](const std::vector<double>& centers) {
-    for (int64_t c = 0; c < active; ++c)
-      for (int64_t j = 0; j < d; ++j) centers_f[c * d + j] = static_cast<float>(centers[c * d + j] - mean[j]);
-    return assign(xf.data(), n, d, weight, norms, centers_f, active, threads, result.labels, distances);
-  };
+  HamerlyAssigner assigner(x, xf.data(), norms, n, d, mean, threads);
   std::vector<double> active_centers(result.centers.begin(), result.centers.begin() + active * d);
+  // Σ w‖x − c(x)‖² (float64) into `distances`; returns the weighted sum.
+  std::vector<double> distances(n);
+  auto own_distances = [&] {
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      distances[i] = squared_distance(x + i * d, &active_centers[result.labels[i] * d], d);
+      total += (weight ? weight[i] : 1.0) * distances[i];
+    }
+    return total;
+  };
 
   const int64_t chunks = (n + kChunkRows - 1) / kChunkRows;
   std::vector<double> chunk_sums(chunks * active * d), chunk_weights(chunks * active);
   bool labels_current = false;
   for (int it = 1; it <= options.max_iter; ++it) {
-    result.inertia = assign_all(active_centers);
+    assigner.assign(active_centers, active, result.labels, it == 1);
     result.iterations = it;
     if (result.labels == previous) {  // strict convergence: the assignment did not change
       result.converged = true;
@@ -322,6 +450,7 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
     for (int64_t c = 0; c < active; ++c)
       if (!(ws[c] > 0)) empty.push_back(c);
     if (!empty.empty()) {
+      own_distances();
       std::vector<int64_t> order(n);
       std::iota(order.begin(), order.end(), 0);
       const int64_t take = std::min<int64_t>(empty.size(), n);
@@ -357,8 +486,8 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
     }
   }
   // A final assignment so that labels match the returned centres (as scikit-learn does).
-  if (!labels_current)
-    result.inertia = assign_all(active_centers);
+  if (!labels_current) assigner.assign(active_centers, active, result.labels, result.iterations == 0);
+  result.inertia = own_distances();
   std::copy(active_centers.begin(), active_centers.end(), result.centers.begin());
   return result;
 }
