@@ -82,6 +82,24 @@ double squared_distance(const double* a, const double* b, int64_t d) {
   return s;
 }
 
+// Rows [count, d] minus `mean`, in single precision, into `out`, and their squared norms
+// (from the float64 differences); returns the largest squared norm.
+double centre_to_float(const double* rows, int64_t count, int64_t d, const std::vector<double>& mean, float* out,
+                       float* norms) {
+  double largest = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    double sq = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = rows[i * d + j] - mean[j];
+      out[i * d + j] = static_cast<float>(v);
+      sq += v * v;
+    }
+    norms[i] = static_cast<float>(sq);
+    largest = std::max(largest, sq);
+  }
+  return largest;
+}
+
 // Nearest centre of every point: ‖x‖² − 2x·c + ‖c‖² with the products from single-precision
 // BLAS (points and centres centred on the data mean, which keeps the cancellation small;
 // an assignment only needs to be right up to near-ties). One block of points per task.
@@ -139,17 +157,7 @@ class HamerlyAssigner {
     const int64_t d = d_;
     centers_f_.resize(k * d);
     center_norms_.resize(k);
-    double largest = 0;
-    for (int64_t c = 0; c < k; ++c) {
-      double sq = 0;
-      for (int64_t j = 0; j < d; ++j) {
-        const double v = centers[c * d + j] - mean_[j];
-        centers_f_[c * d + j] = static_cast<float>(v);
-        sq += v * v;
-      }
-      center_norms_[c] = static_cast<float>(sq);
-      largest = std::max(largest, sq);
-    }
+    const double largest = centre_to_float(centers.data(), k, d, mean_, centers_f_.data(), center_norms_.data());
     if (!first) move_bounds(centers, k, labels);
     previous_ = centers;
     // Half the distance from each centre to its nearest other centre: a point closer to
@@ -241,17 +249,9 @@ std::vector<int32_t> nearest_centers(const double* x, int64_t n, int64_t d, cons
   std::vector<double> mean(d, 0.0);
   for (int64_t c = 0; c < k; ++c)
     for (int64_t j = 0; j < d; ++j) mean[j] += centers[c * d + j] / static_cast<double>(k);
-  std::vector<float> xf(n * d), norms(n), cf(k * d);
-  for (int64_t i = 0; i < n; ++i) {
-    double sq = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - mean[j];
-      xf[i * d + j] = static_cast<float>(v);
-      sq += v * v;
-    }
-    norms[i] = static_cast<float>(sq);
-  }
-  for (int64_t q = 0; q < k * d; ++q) cf[q] = static_cast<float>(centers[q] - mean[q % d]);
+  std::vector<float> xf(n * d), norms(n), cf(k * d), center_norms(k);
+  centre_to_float(x, n, d, mean, xf.data(), norms.data());
+  centre_to_float(centers.data(), k, d, mean, cf.data(), center_norms.data());
   std::vector<int32_t> labels(n);
   std::vector<double> distances(n);
   assign(xf.data(), n, d, nullptr, norms, cf, k, threads, labels, distances);
@@ -390,15 +390,7 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
   std::vector<int32_t> previous(n, -1);
   // Single-precision copy of the points, centred on their mean, for the assignments.
   std::vector<float> xf(n * d), norms(n);
-  for (int64_t i = 0; i < n; ++i) {
-    double sq = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - mean[j];
-      xf[i * d + j] = static_cast<float>(v);
-      sq += v * v;
-    }
-    norms[i] = static_cast<float>(sq);
-  }
+  centre_to_float(x, n, d, mean, xf.data(), norms.data());
   HamerlyAssigner assigner(x, xf.data(), norms, n, d, mean, threads);
   std::vector<double> active_centers(result.centers.begin(), result.centers.begin() + active * d);
   // Σ w‖x − c(x)‖² (float64) into `distances`; returns the weighted sum.
