@@ -16,6 +16,7 @@ namespace {
 
 constexpr int64_t kAssignRows = 512;   // points per assignment block (one GEMM each)
 constexpr int64_t kChunkRows = 8192;   // points per partial sum of the centre update
+constexpr int64_t kSeedChunkRows = 4096;  // k-means++: points per chunk of a candidate's potential (at least)
 
 int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
 
@@ -291,11 +292,14 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
   for (int64_t i = 0; i < m; ++i) w[i] = weight ? weight[pool[i]] : 1.0;
   const int trials = local_trials > 0 ? local_trials : 2 + static_cast<int>(std::log(static_cast<double>(k)));
 
-  // Samples an index of the pool with probability ∝ mass (prefix sums in `cumulative`).
+  // Samples an index of the pool with probability ∝ mass, given its prefix sums.
   std::vector<double> cumulative(m);
-  auto sample = [&](const std::vector<double>& mass) {
+  auto accumulate = [&](const std::vector<double>& mass) {
     double total = 0;
     for (int64_t i = 0; i < m; ++i) cumulative[i] = total += mass[i];
+    return total;
+  };
+  auto sample = [&](const std::vector<double>& mass, double total) {
     const double u = uniform01(rng) * total;
     int64_t at = std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
     at = std::min(at, m - 1);
@@ -310,37 +314,45 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
     norms[i] = std::inner_product(xs.begin() + i * d, xs.begin() + (i + 1) * d, xs.begin() + i * d, 0.0);
   }
   std::vector<int64_t> chosen;
-  chosen.push_back(sample(w));
+  chosen.push_back(sample(w, accumulate(w)));
   std::vector<double> closest(m), mass(m);
   for (int64_t i = 0; i < m; ++i) closest[i] = squared_distance(&xs[i * d], &xs[chosen[0] * d], d);
   std::vector<std::vector<double>> candidate_dist(trials, std::vector<double>(m));
-  std::vector<double> candidate_pot(trials), centres(trials * d), dots(m * trials);
+  // The candidates are scored over fixed chunks of the pool in parallel, their partial
+  // potentials added in chunk order (the result does not depend on the thread count).
+  const int64_t chunks = std::clamp<int64_t>(m / kSeedChunkRows, 1, 16);
+  std::vector<double> candidate_pot(trials), chunk_pot(chunks * trials), centres(trials * d), dots(m * trials);
   std::vector<int64_t> candidates(trials);
   while (static_cast<int64_t>(chosen.size()) < k) {
-    double potential = 0;
-    for (int64_t i = 0; i < m; ++i) potential += mass[i] = w[i] * closest[i];
+    for (int64_t i = 0; i < m; ++i) mass[i] = w[i] * closest[i];
+    const double potential = accumulate(mass);
     if (!(potential > 0)) break;  // every remaining point coincides with a seed
     // Greedy k-means++: draw `trials` candidates by D² sampling, keep the one that lowers
     // the potential most. Distances ‖x‖² + ‖c‖² − 2x·c, the products from BLAS.
     for (int t = 0; t < trials; ++t) {
-      candidates[t] = sample(mass);
+      candidates[t] = sample(mass, potential);
       std::copy(&xs[candidates[t] * d], &xs[(candidates[t] + 1) * d], centres.begin() + t * d);
     }
-#pragma omp parallel num_threads(1)
-    {
-      omp_set_num_threads(1);
-      gemm_nt(m, trials, d, -2.0, xs.data(), centres.data(), 0.0, dots.data());
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads)))
+    for (int64_t c = 0; c < chunks; ++c) {
+      omp_set_num_threads(1);  // BLAS on this thread only
+      const int64_t r0 = m * c / chunks, r1 = m * (c + 1) / chunks;
+      gemm_nt(r1 - r0, trials, d, -2.0, xs.data() + r0 * d, centres.data(), 0.0, dots.data() + r0 * trials);
+      for (int t = 0; t < trials; ++t) {
+        const double cn = norms[candidates[t]];
+        double pot = 0;
+        double* dist = candidate_dist[t].data();
+        for (int64_t i = r0; i < r1; ++i) {
+          const double v = std::min(closest[i], std::max(0.0, norms[i] + cn + dots[i * trials + t]));
+          dist[i] = v;
+          pot += w[i] * v;
+        }
+        chunk_pot[c * trials + t] = pot;
+      }
     }
     for (int t = 0; t < trials; ++t) {
-      const double cn = norms[candidates[t]];
-      double pot = 0;
-      double* dist = candidate_dist[t].data();
-      for (int64_t i = 0; i < m; ++i) {
-        const double v = std::min(closest[i], std::max(0.0, norms[i] + cn + dots[i * trials + t]));
-        dist[i] = v;
-        pot += w[i] * v;
-      }
-      candidate_pot[t] = pot;
+      candidate_pot[t] = 0;
+      for (int64_t c = 0; c < chunks; ++c) candidate_pot[t] += chunk_pot[c * trials + t];
     }
     const int best = static_cast<int>(std::min_element(candidate_pot.begin(), candidate_pot.end()) - candidate_pot.begin());
     chosen.push_back(candidates[best]);
