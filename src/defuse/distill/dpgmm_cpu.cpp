@@ -424,38 +424,6 @@ DEFUSE_CLONES bool upper_quadratic8(const double* u, const double* a, int64_t d,
   return true;
 }
 
-// ‖Uᵀa‖² for one row a [stride] (zero-padded), in tiles of 8 outputs; the sum over i in
-// four interleaved accumulators (one chain of dependent FMAs would wait on each).
-DEFUSE_CLONES double upper_quadratic1(const double* u, const double* a, int64_t d, int64_t stride) {
-  double sum[8] = {};
-  for (int64_t j0 = 0; j0 < d; j0 += 8) {
-    double acc[4][8] = {};
-    const int64_t rows = std::min(d, j0 + 8);
-    int64_t i = 0;
-    for (; i + 4 <= rows; i += 4)
-      for (int c = 0; c < 4; ++c) {
-        const double ai = a[i + c];
-        const double* ui = u + (i + c) * stride + j0;
-#pragma omp simd
-        for (int t = 0; t < 8; ++t) acc[c][t] += ai * ui[t];
-      }
-    for (; i < rows; ++i) {
-      const double ai = a[i];
-      const double* ui = u + i * stride + j0;
-#pragma omp simd
-      for (int t = 0; t < 8; ++t) acc[0][t] += ai * ui[t];
-    }
-#pragma omp simd
-    for (int t = 0; t < 8; ++t) {
-      const double y = (acc[0][t] + acc[1][t]) + (acc[2][t] + acc[3][t]);
-      sum[t] += y * y;
-    }
-  }
-  double total = 0;
-  for (int t = 0; t < 8; ++t) total += sum[t];
-  return total;
-}
-
 // The bound screen's row (CpuEngine::prepare_bounds has the per-component terms): for each
 // component k, with y = x̃ − m_k, ‖y‖² from g_k = x̃·m_k and t = v_k·y from h_k = x̃·v_k,
 // both from float32 products and loosened by their rounding (d² down, |t| up; `slack`
@@ -888,7 +856,6 @@ class CpuEngine final : public DpgmmEngine {
       offset.resize(d);
       rows8.assign(8 * stride, 0.0);
       cut.resize(kBlockRows);
-      row.assign(stride, 0.0);
       row_max.resize(kBlockRows);
       row_sum.resize(kBlockRows);
       row_t.resize(kBlockRows);
@@ -899,11 +866,16 @@ class CpuEngine final : public DpgmmEngine {
       gather.assign(kBlockRows * stride, 0.0);
       pairs.resize(kBlockRows * k_count);
       values.resize(kBlockRows * k_count);
+      best.resize(kBoundRows);
+      order.resize(kBoundRows);
+      by_best.resize(k_count + 1);
+      exact.resize(kBoundRows);
     }
     int64_t stride;
-    std::vector<double> offset, rows8, cut, row, row_max, row_sum, row_t, norms, bound, gather, values;
+    std::vector<double> offset, rows8, cut, row_max, row_sum, row_t, norms, bound, gather, values;
     std::vector<float> centred, dots;  // the bound screen's product, in float32
-    std::vector<int32_t> pairs;
+    std::vector<int32_t> pairs, best, order, by_best;
+    std::vector<double> exact;
   };
 
   // The factors U_k with rows padded to a multiple of 8 (zeros), for upper_quadratic*.
@@ -971,17 +943,42 @@ class CpuEngine final : public DpgmmEngine {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(2 * k_count),
                   static_cast<int>(d), 1.0f, s.centred.data(), static_cast<int>(d), bound_matrix_.data(),
                   static_cast<int>(d), 0.0f, s.dots.data(), static_cast<int>(2 * k_count));
+      // Each row's bounds and best-bounded component, rows counted by that component.
+      std::fill(s.by_best.begin(), s.by_best.end(), 0);
       for (int64_t i = 0; i < m; ++i) {
-        double* u = s.bound.data() + i * k_count;
         const float* g = s.dots.data() + i * 2 * k_count;
-        const int64_t best = bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
-                                       mean_norm_.data(), mean_dot_.data(), half_lambda_.data(), half_excess_.data(),
-                                       terms.constant.data(), k_count, slack, u);
-        const double* xr = x_ + (r0 + i0 + i) * d;
-        const double* mean = terms.means.data() + best * d;
-        for (int64_t j = 0; j < d; ++j) s.row[j] = xr[j] - terms.shift[j] - mean[j];
-        const double exact = terms.constant[best] -
-                             0.5 * upper_quadratic1(padded_.data() + (tied ? 0 : best * d * stride), s.row.data(), d, stride);
+        s.best[i] = static_cast<int32_t>(bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
+                                                   mean_norm_.data(), mean_dot_.data(), half_lambda_.data(),
+                                                   half_excess_.data(), terms.constant.data(), k_count, slack,
+                                                   s.bound.data() + i * k_count));
+        ++s.by_best[s.best[i] + 1];
+      }
+      // ℓ* of every row: the rows grouped by best component, eight at a time through the
+      // same kernel as the candidates (each factor loaded once per group).
+      for (int64_t k = 0; k < k_count; ++k) s.by_best[k + 1] += s.by_best[k];
+      for (int64_t i = 0; i < m; ++i) s.order[s.by_best[s.best[i]]++] = static_cast<int32_t>(i);
+      double q[8];
+      for (int64_t g0 = 0; g0 < m;) {
+        // A group: up to 8 consecutive rows of the order with the same best component.
+        const int32_t k = s.best[s.order[g0]];
+        int64_t group = 1;
+        while (group < 8 && g0 + group < m && s.best[s.order[g0 + group]] == k) ++group;
+        const double* mean = terms.means.data() + k * d;
+        for (int64_t j = 0; j < d; ++j) s.offset[j] = terms.shift[j] + mean[j];
+        for (int64_t r = 0; r < 8; ++r) {
+          double* a = s.rows8.data() + r * stride;
+          if (r < group)
+            subtract(x_ + (r0 + i0 + s.order[g0 + r]) * d, s.offset.data(), d, a);
+          else
+            std::fill(a, a + d, 0.0);
+        }
+        upper_quadratic8(padded_.data() + (tied ? 0 : k * d * stride), s.rows8.data(), d, stride, nullptr, q);
+        for (int64_t r = 0; r < group; ++r) s.exact[s.order[g0 + r]] = terms.constant[k] - 0.5 * q[r];
+        g0 += group;
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const double* u = s.bound.data() + i * k_count;
+        const double exact = s.exact[i];
         if (!std::isfinite(exact)) {
           int64_t expected = -1;
           bad_row.compare_exchange_strong(expected, r0 + i0 + i);
