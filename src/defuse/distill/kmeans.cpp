@@ -172,16 +172,23 @@ class HamerlyAssigner {
       }
     // Rounding of the float32 squared distances: ≤ (d + 2)·2^-24·(‖x‖² + ‖c‖²) each, doubled.
     const double rounding = 0x1.0p-23 * static_cast<double>(d + 2);
-    std::vector<int64_t> search;
-    for (int64_t i = 0; i < n_; ++i) {
-      if (!first) {
-        const double bound = std::max(half[labels[i]], lower_[i]);
-        if (upper_[i] <= bound) continue;
-        upper_[i] = std::sqrt(squared_distance(x_ + i * d, &centers[labels[i] * d], d)) * (1 + 1e-12);
-        if (upper_[i] <= bound) continue;
+    // The points whose bounds fail, per fixed chunk of points in parallel, then in order.
+    const int64_t chunks = std::clamp<int64_t>(n_ / kChunkRows, 1, 64);
+    std::vector<std::vector<int64_t>> failed(chunks);
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads_)))
+    for (int64_t c = 0; c < chunks; ++c) {
+      for (int64_t i = n_ * c / chunks; i < n_ * (c + 1) / chunks; ++i) {
+        if (!first) {
+          const double bound = std::max(half[labels[i]], lower_[i]);
+          if (upper_[i] <= bound) continue;
+          upper_[i] = std::sqrt(squared_distance(x_ + i * d, &centers[labels[i] * d], d)) * (1 + 1e-12);
+          if (upper_[i] <= bound) continue;
+        }
+        failed[c].push_back(i);
       }
-      search.push_back(i);
     }
+    std::vector<int64_t> search;
+    for (const auto& f : failed) search.insert(search.end(), f.begin(), f.end());
     const int64_t count = static_cast<int64_t>(search.size());
     const int64_t blocks = (count + kAssignRows - 1) / kAssignRows;
 #pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads_)))
