@@ -206,6 +206,7 @@ const Registrar registrar(
                         {"iterations", r.iterations},
                         {"best_init", r.best_init},
                         {"seconds", r.seconds},
+                        {"cpu_seconds", r.cpu_seconds},
                         {"init_seconds", r.init_seconds},
                         {"covariance", to_string(opts.covariance_type)},
                         {"precision", to_string(opts.precision)},

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -559,6 +560,7 @@ int64_t DpgmmModel::components_used(double min_weight) const {
 
 DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions& o, const double* weight) {
   const auto start = Clock::now();
+  const std::clock_t cpu_start = std::clock();
   const int64_t k0 = o.components;
   const CovarianceType type = o.covariance_type;
   // Options (ConfigError) and data (DataError).
@@ -864,6 +866,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
   result.probabilities.resize(n);
   engine->responsibilities(make_terms(best, type, shift), result.labels.data(), result.probabilities.data(), nullptr);
   result.seconds = since(start);
+  result.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return result;
 }
 

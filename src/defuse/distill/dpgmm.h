@@ -218,6 +218,9 @@ struct DpgmmResult {
   std::vector<int32_t> labels;        // [N]
   std::vector<double> probabilities;  // [N]
   double seconds = 0;       // whole call
+  // CPU time of the process during the call, all threads: on a shared machine, where the
+  // wall time depends on what else runs, a steadier measure of the work done.
+  double cpu_seconds = 0;
   double init_seconds = 0;  // k-means and other initialisation, all fits
   std::vector<std::string> warnings;  // e.g. fewer distinct points than components
 };

@@ -492,21 +492,23 @@ DEFUSE_CLONES void accumulate_row(const double* x, const double* offset, int64_t
 }
 
 // Appends base + k to `pairs` and u_k to `values` for every k with u_k ≥ cut (in order);
-// returns how many: a comparison mask per 8 components, then its set bits (most are 0).
+// returns how many. Most components are far below the cut: a vectorised maximum per 16
+// skips those chunks, the others are scanned.
 DEFUSE_CLONES int64_t select_candidates(const double* u, int64_t k_count, double cut, int32_t base, int32_t* pairs,
                                         double* values) {
   int64_t count = 0;
-  for (int64_t k0 = 0; k0 < k_count; k0 += 8) {
-    const int64_t m = std::min<int64_t>(8, k_count - k0);
-    unsigned mask = 0;
-    for (int64_t t = 0; t < m; ++t) mask |= static_cast<unsigned>(u[k0 + t] >= cut) << t;
-    while (mask) {
-      const int t = __builtin_ctz(mask);
-      pairs[count] = base + static_cast<int32_t>(k0 + t);
-      values[count] = u[k0 + t];
-      ++count;
-      mask &= mask - 1;
-    }
+  for (int64_t k0 = 0; k0 < k_count; k0 += 16) {
+    const int64_t k1 = std::min<int64_t>(k0 + 16, k_count);
+    double top = -std::numeric_limits<double>::infinity();
+#pragma omp simd reduction(max : top)
+    for (int64_t k = k0; k < k1; ++k) top = u[k] > top ? u[k] : top;
+    if (!(top >= cut)) continue;
+    for (int64_t k = k0; k < k1; ++k)
+      if (u[k] >= cut) {
+        pairs[count] = base + static_cast<int32_t>(k);
+        values[count] = u[k];
+        ++count;
+      }
   }
   return count;
 }
