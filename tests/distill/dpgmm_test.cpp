@@ -267,6 +267,7 @@ TEST(Dpgmm, RecoversSeparatedClustersFromKmeans) {
   EXPECT_NEAR(total, 1.0, 1e-12);
   EXPECT_EQ(r.lower_bounds.size(), static_cast<size_t>(r.iterations));
   EXPECT_EQ(r.lower_bound, r.lower_bounds.back());
+  EXPECT_GT(r.cpu_seconds, 0.0);
   EXPECT_EQ(r.labels.size(), 600u);
   for (double p : r.probabilities) EXPECT_GT(p, 0.99);
 }
@@ -886,6 +887,48 @@ TEST(KMeans, LloydFindsTheClustersAndIsDeterministic) {
     EXPECT_NEAR(r.centers[c * 4], sum / count, 1e-9);
   }
   EXPECT_THROW(kmeans(b.x.data(), 3000, 4, KMeansOptions{0}), ConfigError);
+}
+
+// Lloyd's assignments skip points whose bounds prove their centre the nearest (Hamerly):
+// with many centres per true cluster (so that most points sit near several centres and
+// many iterations run) and a thread count other than 1, every final label must still be
+// the nearest centre by a float64 search, up to float32 rounding near ties, and the result
+// must not depend on the thread count.
+TEST(KMeans, BoundedAssignmentsKeepTheNearestCentre) {
+  const int64_t n = 6000, d = 6, k = 40;
+  const auto x = make_anisotropic(n, d, 5, 21);
+  KMeansOptions o;
+  o.clusters = k;
+  o.seed = 3;
+  o.threads = 3;
+  auto r = kmeans(x.data(), n, d, o);
+  EXPECT_GT(r.iterations, 5);
+  int64_t ties = 0;
+  double inertia = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double best = std::numeric_limits<double>::infinity(), own = 0, scale = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      double dist = 0, norm = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        dist += (x[i * d + j] - r.centers[c * d + j]) * (x[i * d + j] - r.centers[c * d + j]);
+        norm += x[i * d + j] * x[i * d + j] + r.centers[c * d + j] * r.centers[c * d + j];
+      }
+      best = std::min(best, dist);
+      if (c == r.labels[i]) own = dist;
+      scale = std::max(scale, norm);
+    }
+    inertia += own;
+    if (own > best) {
+      ++ties;
+      EXPECT_LE(own - best, 1e-5 * scale) << "point " << i;
+    }
+  }
+  EXPECT_LE(ties, 3);
+  EXPECT_NEAR(r.inertia, inertia, 1e-9 * inertia);
+  o.threads = 1;
+  auto one = kmeans(x.data(), n, d, o);
+  EXPECT_EQ(one.labels, r.labels);
+  EXPECT_EQ(one.centers, r.centers);
 }
 
 TEST(KMeans, MoreClustersThanDistinctPoints) {
