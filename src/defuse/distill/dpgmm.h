@@ -142,11 +142,12 @@ struct DpgmmOptions {
   // convergence test after a drop. Off by default (scikit-learn keeps all K).
   double prune_below = 0;
   // Responsibilities at or below this are left out of the M-step statistics, and with
-  // full or tied covariances the E-step screens out pairs more than −ln(floor) + 10 nats
-  // below their point's most probable component (r < 5e-17 by default: they count as 0 in
-  // the normalisation and the entropy too). 0 keeps every non-zero responsibility and the
-  // dense E-step: scikit-learn's computation. The default moves results by < 1e-9 relative
-  // (tested) and makes the E-step several times faster.
+  // full or tied covariances the E-step leaves out the pairs more than −ln(floor) + 5 nats
+  // below their point's most probable component (r < floor·e⁻⁵ ≈ 7e-15 by default: they
+  // count as 0 in the normalisation and the entropy too), found without evaluating them
+  // (DpgmmScreen). 0 keeps every non-zero responsibility and the dense E-step:
+  // scikit-learn's computation. The default moves results by < 1e-9 relative (tested) and
+  // makes the E-step many times faster.
   double responsibility_floor = 1e-12;
   DpgmmPrecision precision = DpgmmPrecision::kAuto;
   // How the built-in engine's screened E-step finds its candidates; changes the speed only.
