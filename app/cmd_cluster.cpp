@@ -23,7 +23,7 @@ using nlohmann::json;
 struct ClusterArgs {
   std::string input, output, model_output, sample_weights, init_labels;
   std::string covariance = "full", weight_prior = "dirichlet_process", init = "kmeans", precision = "auto";
-  std::string engine = "auto";
+  std::string screen = "auto", engine = "auto";
   double concentration = 0, mean_precision = 0, dof = 0;
   double min_weight = 0.01;
 };
@@ -118,6 +118,11 @@ const Registrar registrar(
                      "covariances), float64, or float32 (float32 error with diag/spherical)")
           ->check(CLI::IsMember({"auto", "float64", "float32"}))
           ->capture_default_str();
+      app.add_option("--screen", a->screen,
+                     "How the E-step finds the pairs to evaluate exactly (full/tied): auto, bounds (certified "
+                     "eigenvalue bounds) or product (expanded product); the results are the same")
+          ->check(CLI::IsMember({"auto", "bounds", "product"}))
+          ->capture_default_str();
       app.add_option("--engine", a->engine,
                      "auto (built-in BLAS engine on cpu, LibTorch on cuda), builtin, or torch (LibTorch on --device)")
           ->check(CLI::IsMember({"auto", "builtin", "torch"}))
@@ -131,6 +136,7 @@ const Registrar registrar(
         opts.covariance_type = parse_covariance_type(a->covariance);
         opts.weight_prior_type = parse_weight_prior_type(a->weight_prior);
         opts.precision = parse_dpgmm_precision(a->precision);
+        opts.screen = parse_dpgmm_screen(a->screen);
         opts.threads = ctx.threads;
         if (a->concentration != 0) opts.weight_concentration_prior = a->concentration;
         if (a->mean_precision != 0) opts.mean_precision_prior = a->mean_precision;
@@ -200,9 +206,11 @@ const Registrar registrar(
                         {"iterations", r.iterations},
                         {"best_init", r.best_init},
                         {"seconds", r.seconds},
+                        {"cpu_seconds", r.cpu_seconds},
                         {"init_seconds", r.init_seconds},
                         {"covariance", to_string(opts.covariance_type)},
                         {"precision", to_string(opts.precision)},
+                        {"screen", to_string(opts.screen)},
                         {"engine", torch_engine ? "torch" : "builtin"},
                         {"device", ctx.device},
                         {"warnings", r.warnings}};

@@ -6,7 +6,7 @@
 #include "defuse/base/system.h"
 
 int main(int argc, char** argv) {
-  defuse::maybe_reexec_for_fast_blas(argc, argv);
+  defuse::maybe_reexec_for_speed(argc, argv);
   std::vector<std::string> args(argv, argv + argc);
   return defuse::cli::run_cli(args, std::cout, std::cerr);
 }

@@ -17,7 +17,9 @@ quality  each from its own k-means initialisation, scikit-learn's stopping rule
          against the true Gaussian of each point, final lower bound, components used.
 speed    the same runs: fit time (scikit-learn's fit(), in a child process per BLAS thread count,
          the fastest kept; defuse's own fit time from --json; the
-         defuse process's whole wall time, start-up and file reading included, is shown too).
+         defuse process's whole wall time, start-up and file reading included, is shown too),
+         and the CPU time of each fit (all threads; steadier than wall time when the
+         machine is shared).
          1M×32 runs defuse only unless --sklearn-1m is given (scikit-learn needs ~1 h there).
 
 Data: C Gaussians in D dimensions with random centres (N(0, 4²) per coordinate), random
@@ -158,23 +160,27 @@ def quality_speed(args, workdir):
                 if best is None or run["seconds"] < best["seconds"]:
                     best = run
             record["sklearn"] = best
-        for precision in args.precisions:
+        for precision, screen in [(p, s) for p in args.precisions for s in args.screens]:
             summary, labels, _, wall = run_defuse(
                 args.defuse, points, k, ["--max-iter", "1000", "--tol", "1e-3", "--precision", precision,
-                                          "--seed", "0"] + (["--threads", str(args.threads)] if args.threads else []),
+                                          "--screen", screen, "--seed", "0"] +
+                (["--threads", str(args.threads)] if args.threads else []),
                 workdir)
-            ours = {"seconds": summary["seconds"], "init_seconds": summary["init_seconds"], "wall": wall,
+            ours = {"seconds": summary["seconds"], "cpu_seconds": summary["cpu_seconds"],
+                    "init_seconds": summary["init_seconds"], "wall": wall,
                     "iterations": summary["iterations"], "converged": summary["converged"],
                     "lower_bound": summary["lower_bound"], "ari": float(adjusted_rand_score(truth, labels)),
                     "components_used": summary["components_used"]}
-            record[f"defuse_{precision}"] = ours
+            record[f"defuse_{precision}_{screen}"] = ours
             sk = record.get("sklearn")
             rows.append([
-                f"{n // 1000}k×{d}, K={k}", precision,
+                f"{n // 1000}k×{d}, K={k}", f"{precision}, {screen}",
                 f"{sk['seconds']:.1f} s ({sk['iterations']} it., {sk['threads']} thr.)" if sk else "—",
                 f"{ours['seconds']:.2f} s ({ours['iterations']} it.; init {ours['init_seconds']:.2f} s; "
                 f"process {wall:.2f} s)",
                 f"**{sk['seconds'] / ours['seconds']:.0f}×**" if sk else "—",
+                f"{sk['cpu_seconds']:.1f} / {ours['cpu_seconds']:.2f} s ({sk['cpu_seconds'] / ours['cpu_seconds']:.0f}×)"
+                if sk else f"— / {ours['cpu_seconds']:.2f} s",
                 f"{sk['ari']:.4f} / {ours['ari']:.4f}" if sk else f"— / {ours['ari']:.4f}",
                 f"{sk['lower_bound']:.1f} / {ours['lower_bound']:.1f} "
                 f"({(ours['lower_bound'] - sk['lower_bound']) / abs(sk['lower_bound']):+.1e})" if sk
@@ -184,7 +190,8 @@ def quality_speed(args, workdir):
         results.append(record)
         print(f"bench_dpgmm: {n}×{d} done", file=sys.stderr, flush=True)
     print("\n### Quality and speed (each from its own k-means; tol 1e-3, max_iter 1000)\n")
-    print(table(["data", "E-step", "scikit-learn fit", "defuse fit", "speed-up", "ARI sklearn / defuse",
+    print(table(["data", "E-step (precision, screen)", "scikit-learn fit", "defuse fit", "speed-up", "CPU time sklearn / defuse",
+                 "ARI sklearn / defuse",
                  "lower bound sklearn / defuse (rel.)", "components > 0.01"], rows))
     return results
 
@@ -193,12 +200,12 @@ def sklearn_worker(points, truth_file, k, out):
     x = np.load(points)
     truth = np.load(truth_file)
     model, _ = sklearn_model(k, None, max_iter=1000, tol=1e-3, random_state=0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(x)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     labels = model.predict(x)
     with open(out, "w") as f:
-        json.dump({"seconds": seconds, "iterations": int(model.n_iter_), "converged": bool(model.converged_),
+        json.dump({"seconds": seconds, "cpu_seconds": cpu_seconds, "iterations": int(model.n_iter_), "converged": bool(model.converged_),
                    "lower_bound": float(model.lower_bound_), "ari": float(adjusted_rand_score(truth, labels)),
                    "components_used": int((model.weights_ > 0.01).sum())}, f)
 
@@ -211,7 +218,8 @@ def main():
     parser.add_argument("--defuse", default="build/release/defuse", help="the defuse executable")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test of the script)")
     parser.add_argument("--sklearn-1m", action="store_true", help="also time scikit-learn on 1M×32 (about an hour)")
-    parser.add_argument("--precisions", nargs="+", default=["float64", "float32"], help="defuse --precision values")
+    parser.add_argument("--precisions", nargs="+", default=["auto"], help="defuse --precision values")
+    parser.add_argument("--screens", nargs="+", default=["auto"], help="defuse --screen values")
     parser.add_argument("--threads", type=int, default=0, help="defuse --threads (0 = all cores)")
     parser.add_argument("--sklearn-threads", type=int, nargs="+", default=[1, 2],
                         help="BLAS thread counts to time scikit-learn with; the fastest is the baseline")

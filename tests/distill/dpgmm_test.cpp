@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "defuse/base/error.h"
+#include "defuse/distill/dpgmm_engine.h"
 #include "defuse/distill/kmeans.h"
 #include "support/test_support.h"
 
@@ -266,6 +267,7 @@ TEST(Dpgmm, RecoversSeparatedClustersFromKmeans) {
   EXPECT_NEAR(total, 1.0, 1e-12);
   EXPECT_EQ(r.lower_bounds.size(), static_cast<size_t>(r.iterations));
   EXPECT_EQ(r.lower_bound, r.lower_bounds.back());
+  EXPECT_GT(r.cpu_seconds, 0.0);
   EXPECT_EQ(r.labels.size(), 600u);
   for (double p : r.probabilities) EXPECT_GT(p, 0.99);
 }
@@ -340,6 +342,154 @@ TEST(DpgmmScreening, ResultsAreFloat64ExactWhateverTheScreen) {
     auto p_dense = dpgmm_predict_proba(dense.model, b.x.data(), 200);
     auto p_screened = dpgmm_predict_proba(screened.model, b.x.data(), 200);
     expect_close(p_screened, p_dense, "predict_proba", 1e-8, 1e-12);
+  }
+}
+
+// n points around `clusters` Gaussians in d dimensions with random rotations and variances
+// spread over two orders of magnitude per axis (flat in some directions, narrow in others:
+// the case where a bound from the smallest eigenvalue alone is loose), deterministic.
+std::vector<double> make_anisotropic(int64_t n, int64_t d, int64_t clusters, uint64_t seed) {
+  uint64_t state = seed;
+  auto uniform = [&] {
+    state = 6364136223846793005ULL * state + 1442695040888963407ULL;
+    return (static_cast<double>(state >> 11) + 0.5) / 9007199254740992.0;
+  };
+  auto normal = [&] { return std::sqrt(-2 * std::log(uniform())) * std::cos(6.283185307179586 * uniform()); };
+  std::vector<double> centres(clusters * d), mix(clusters * d * d);
+  for (auto& v : centres) v = 3.0 * normal();
+  for (int64_t c = 0; c < clusters; ++c)
+    for (int64_t i = 0; i < d; ++i) {
+      const double scale = std::pow(10.0, -1.0 + 2.0 * uniform());  // 0.1 to 10
+      for (int64_t j = 0; j < d; ++j) mix[(c * d + i) * d + j] = scale * normal() / std::sqrt(static_cast<double>(d));
+    }
+  std::vector<double> x(n * d), z(d);
+  for (int64_t p = 0; p < n; ++p) {
+    const int64_t c = p % clusters;
+    for (auto& v : z) v = normal();
+    for (int64_t j = 0; j < d; ++j) {
+      double v = centres[c * d + j];
+      for (int64_t i = 0; i < d; ++i) v += mix[(c * d + i) * d + j] * z[i];
+      x[p * d + j] = v;
+    }
+  }
+  return x;
+}
+
+// Both screens keep exactly the pairs within −ln(floor) + 5 nats of each point's best, so the
+// certified bounds (which evaluate a few pairs per point) and the expanded product (every
+// pair) give the same fit to the last bit; a pair wrongly screened out by a bound would
+// change the sums. Also against the dense float64 E-step with no floor.
+TEST(DpgmmScreening, BoundsAndProductGiveTheSameFitBitForBit) {
+  const int64_t n = 4000, d = 7;
+  const auto x = make_anisotropic(n, d, 6, 11);
+  for (auto type : {CovarianceType::kFull, CovarianceType::kTied}) {
+    SCOPED_TRACE(to_string(type));
+    DpgmmOptions o;
+    o.components = 25;
+    o.covariance_type = type;
+    o.max_iter = 60;
+    o.tol = 0;
+    o.screen = DpgmmScreen::kProduct;
+    o.precision = DpgmmPrecision::kFloat64;
+    auto product = fit_dpgmm(x.data(), n, d, o);
+    o.screen = DpgmmScreen::kBounds;
+    auto bounds = fit_dpgmm(x.data(), n, d, o);
+    o.screen = DpgmmScreen::kAuto;
+    o.precision = DpgmmPrecision::kAuto;
+    auto automatic = fit_dpgmm(x.data(), n, d, o);
+    for (const auto* r : {&bounds, &automatic}) {
+      EXPECT_EQ(r->lower_bounds, product.lower_bounds);
+      EXPECT_EQ(r->model.weights, product.model.weights);
+      EXPECT_EQ(r->model.means, product.model.means);
+      EXPECT_EQ(r->model.covariances, product.model.covariances);
+      EXPECT_EQ(r->labels, product.labels);
+      EXPECT_EQ(r->probabilities, product.probabilities);
+    }
+    o.responsibility_floor = 0;
+    o.precision = DpgmmPrecision::kFloat64;
+    auto dense = fit_dpgmm(x.data(), n, d, o);
+    expect_close(bounds.lower_bounds, dense.lower_bounds, "lower_bounds", 1e-9, 1e-9);
+    expect_close(bounds.model.weights, dense.model.weights, "weights", 1e-9, 1e-13);
+    expect_close(bounds.model.means, dense.model.means, "means", 1e-9, 1e-11);
+  }
+}
+
+// The bound behind the screen, on precisions with known eigenvalues: it must hold for every
+// y (certified: flat ≤ λ_min, and the rank-one correction never overshoots), and be tight
+// enough to be useful (within the loosening the search allows).
+TEST(DpgmmScreening, PrecisionBoundIsCertifiedAndTight) {
+  const int64_t d = 9;
+  uint64_t state = 5;
+  auto uniform = [&] {
+    state = 6364136223846793005ULL * state + 1442695040888963407ULL;
+    return (static_cast<double>(state >> 11) + 0.5) / 9007199254740992.0;
+  };
+  for (int trial = 0; trial < 20; ++trial) {
+    // P = Q·diag(e)·Qᵀ, Q a product of random Householder reflections, eigenvalues e from
+    // 1e-3 to 1e3 (the two smallest far apart from trial to trial).
+    std::vector<double> e(d);
+    for (int64_t i = 0; i < d; ++i) e[i] = std::pow(10.0, -3.0 + 6.0 * uniform());
+    std::sort(e.begin(), e.end());
+    std::vector<double> q(d * d, 0.0), p(d * d, 0.0);
+    for (int64_t i = 0; i < d; ++i) q[i * d + i] = 1;
+    for (int h = 0; h < 3; ++h) {
+      std::vector<double> w(d);
+      double norm = 0;
+      for (auto& v : w) norm += (v = uniform() - 0.5) * v;
+      for (auto& v : w) v /= std::sqrt(norm);
+      for (int64_t r = 0; r < d; ++r) {  // Q ← Q(I − 2wwᵀ)
+        double dot = 0;
+        for (int64_t j = 0; j < d; ++j) dot += q[r * d + j] * w[j];
+        for (int64_t j = 0; j < d; ++j) q[r * d + j] -= 2 * dot * w[j];
+      }
+    }
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < d; ++j)
+        for (int64_t k = 0; k < d; ++k) p[i * d + j] += q[i * d + k] * e[k] * q[j * d + k];
+    // U upper triangular with UUᵀ = P: the Cholesky factor of P with rows and columns
+    // reversed, reversed back.
+    std::vector<double> l(d * d, 0.0), u(d * d, 0.0);
+    for (int64_t j = 0; j < d; ++j) {
+      double t = p[(d - 1 - j) * d + (d - 1 - j)];
+      for (int64_t k = 0; k < j; ++k) t -= l[j * d + k] * l[j * d + k];
+      l[j * d + j] = std::sqrt(t);
+      for (int64_t i = j + 1; i < d; ++i) {
+        double v = p[(d - 1 - i) * d + (d - 1 - j)];
+        for (int64_t k = 0; k < j; ++k) v -= l[i * d + k] * l[j * d + k];
+        l[i * d + j] = v / l[j * d + j];
+      }
+    }
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < d; ++j) u[(d - 1 - i) * d + (d - 1 - j)] = l[i * d + j];
+    auto bound = dpgmm_precision_bound(u.data(), d);
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    EXPECT_LE(bound.flat, e[0]);
+    EXPECT_GE(bound.flat, e[0] / 1.5);
+    EXPECT_LE(bound.lambda, e[1] * (1 + 1e-9));
+    EXPECT_GE(bound.lambda, std::min(e[1] / 1.5, bound.flat));  // λ = flat when λ_2 is not found
+    EXPECT_GE(bound.lambda, bound.flat);
+    // yᵀPy ≥ λ‖y‖² − (λ − flat)(v·y)² for random y, the eigenvectors, and v itself.
+    std::vector<std::vector<double>> ys;
+    for (int64_t k = 0; k < d; ++k) {
+      std::vector<double> y(d);
+      for (int64_t j = 0; j < d; ++j) y[j] = q[j * d + k];
+      ys.push_back(y);
+    }
+    ys.push_back(bound.direction);
+    for (int r = 0; r < 200; ++r) {
+      std::vector<double> y(d);
+      for (auto& v : y) v = uniform() - 0.5;
+      ys.push_back(y);
+    }
+    for (const auto& y : ys) {
+      double quad = 0, norm = 0, along = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        norm += y[i] * y[i];
+        along += y[i] * bound.direction[i];
+        for (int64_t j = 0; j < d; ++j) quad += y[i] * p[i * d + j] * y[j];
+      }
+      EXPECT_GE(quad * (1 + 1e-12), bound.lambda * norm - (bound.lambda - bound.flat) * along * along);
+    }
   }
 }
 
@@ -737,6 +887,48 @@ TEST(KMeans, LloydFindsTheClustersAndIsDeterministic) {
     EXPECT_NEAR(r.centers[c * 4], sum / count, 1e-9);
   }
   EXPECT_THROW(kmeans(b.x.data(), 3000, 4, KMeansOptions{0}), ConfigError);
+}
+
+// Lloyd's assignments skip points whose bounds prove their centre the nearest (Hamerly):
+// with many centres per true cluster (so that most points sit near several centres and
+// many iterations run) and a thread count other than 1, every final label must still be
+// the nearest centre by a float64 search, up to float32 rounding near ties, and the result
+// must not depend on the thread count.
+TEST(KMeans, BoundedAssignmentsKeepTheNearestCentre) {
+  const int64_t n = 6000, d = 6, k = 40;
+  const auto x = make_anisotropic(n, d, 5, 21);
+  KMeansOptions o;
+  o.clusters = k;
+  o.seed = 3;
+  o.threads = 3;
+  auto r = kmeans(x.data(), n, d, o);
+  EXPECT_GT(r.iterations, 5);
+  int64_t ties = 0;
+  double inertia = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double best = std::numeric_limits<double>::infinity(), own = 0, scale = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      double dist = 0, norm = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        dist += (x[i * d + j] - r.centers[c * d + j]) * (x[i * d + j] - r.centers[c * d + j]);
+        norm += x[i * d + j] * x[i * d + j] + r.centers[c * d + j] * r.centers[c * d + j];
+      }
+      best = std::min(best, dist);
+      if (c == r.labels[i]) own = dist;
+      scale = std::max(scale, norm);
+    }
+    inertia += own;
+    if (own > best) {
+      ++ties;
+      EXPECT_LE(own - best, 1e-5 * scale) << "point " << i;
+    }
+  }
+  EXPECT_LE(ties, 3);
+  EXPECT_NEAR(r.inertia, inertia, 1e-9 * inertia);
+  o.threads = 1;
+  auto one = kmeans(x.data(), n, d, o);
+  EXPECT_EQ(one.labels, r.labels);
+  EXPECT_EQ(one.centers, r.centers);
 }
 
 TEST(KMeans, MoreClustersThanDistinctPoints) {

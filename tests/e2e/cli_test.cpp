@@ -1,6 +1,8 @@
 // End-to-end tests: the `defuse` command line run in-process on tiny generated data.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -103,6 +105,39 @@ TEST_F(Cli, BadOptionsAreConfigOrUsageErrors) {
   EXPECT_EQ(run({"train-classifier", "--no-such-flag"}).code, kExitUsage);
   EXPECT_EQ(run({"train-classifier", "--arch", "vgg"}).code, kExitUsage);
   EXPECT_EQ(run({}).code, kExitUsage);
+}
+
+// `defuse cluster`: the two screens of the E-step give the same labels and bound (the CLI
+// passes --screen through), the summary reports the screen and the fit's CPU time, and an
+// unknown screen is a usage error.
+TEST_F(Cli, ClusterScreensGiveTheSameFit) {
+  const auto points = tmp_.path() / "points.csv";
+  {
+    std::ofstream f(points);
+    f << "x,y,z\n";
+    for (int i = 0; i < 600; ++i) {
+      const double c = i % 3, t = 0.37 * i;
+      f << 8 * c + std::sin(t) << "," << -5 * c + std::cos(1.3 * t) << "," << 0.5 * std::sin(2.1 * t) << "\n";
+    }
+  }
+  std::vector<json> summaries;
+  std::vector<std::string> labels;
+  for (std::string screen : {"bounds", "product"}) {
+    const auto out = tmp_.path() / ("labels_" + screen + ".csv");
+    auto r = run({"cluster", "--input", points.string(), "--output", out.string(), "-k", "8", "--max-iter", "200",
+                  "--screen", screen, "--json", "--quiet", "--threads", "2"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    summaries.push_back(json::parse(r.out));
+    std::ifstream f(out);
+    labels.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    EXPECT_EQ(summaries.back()["screen"], screen);
+    EXPECT_GT(summaries.back()["cpu_seconds"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(summaries[0]["lower_bounds"], summaries[1]["lower_bounds"]);
+  EXPECT_EQ(labels[0], labels[1]);
+  EXPECT_EQ(run({"cluster", "--input", points.string(), "--output", (tmp_.path() / "l.csv").string(), "--screen",
+                 "exact"}).code,
+            kExitUsage);
 }
 
 TEST_F(Cli, StatusOfANonWorkspaceIsAStateError) {

@@ -41,22 +41,38 @@ std::string blas_warning(const BlasInfo& info) {
 
 namespace defuse {
 
-void maybe_reexec_for_fast_blas(int argc, char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("DEFUSE_NO_REEXEC")) return;
-  if (!__builtin_cpu_supports("avx512f")) return;
+namespace {
+
+// Whether OpenBLAS picked a core without AVX-512 on a CPU that has it.
+bool blas_misses_avx512() {
+  if (!__builtin_cpu_supports("avx512f")) return false;
   using CoreFn = char* (*)();
   auto corename = reinterpret_cast<CoreFn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (!corename) return;
+  if (!corename) return false;
   std::string core = corename();
   for (auto& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (core.find("skylakex") != std::string::npos || core.find("cooperlake") != std::string::npos ||
-      core.find("sapphire") != std::string::npos)
-    return;
-  ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  return core.find("skylakex") == std::string::npos && core.find("cooperlake") == std::string::npos &&
+         core.find("sapphire") == std::string::npos;
+}
+
+}  // namespace
+
+void maybe_reexec_for_speed(int argc, char** argv) {
+  if (std::getenv("DEFUSE_NO_REEXEC")) return;
+  bool again = false;
+  if (!std::getenv("OPENBLAS_CORETYPE") && blas_misses_avx512()) {
+    ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    again = true;
+  }
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "passive", 1);
+    again = true;
+  }
+  if (!again) return;
   ::setenv("DEFUSE_NO_REEXEC", "1", 1);  // never loop
   (void)argc;
   ::execv("/proc/self/exe", argv);
-  // execv failed: carry on with the slower kernels.
+  // execv failed: carry on with the defaults.
 }
 
 }  // namespace defuse

@@ -21,11 +21,16 @@ std::string blas_warning(const BlasInfo& info);
 
 namespace defuse {
 
-// OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to AVX2 kernels, at half the
-// SGEMM rate of its SkylakeX (AVX-512) kernels on the same CPU; it reads OPENBLAS_CORETYPE
-// only when it loads. When the CPU has AVX-512, OpenBLAS picked a non-AVX-512 core, and the
-// user set neither OPENBLAS_CORETYPE nor DEFUSE_NO_REEXEC, this sets OPENBLAS_CORETYPE=SkylakeX
-// and re-executes the program once. Otherwise it returns and changes nothing.
-void maybe_reexec_for_fast_blas(int argc, char** argv);
+// Settings that OpenBLAS and OpenMP read only when they load, set by re-executing the
+// program once (unless DEFUSE_NO_REEXEC is set; each only if the user has not set it):
+// - OPENBLAS_CORETYPE=SkylakeX when the CPU has AVX-512 and OpenBLAS picked a core without
+//   it: OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to AVX2 kernels, at half
+//   the SGEMM rate.
+// - OMP_WAIT_POLICY=passive: OpenMP threads sleep at barriers instead of spinning. On a
+//   shared machine a spinning thread takes the core that the thread it waits for needs
+//   (the DP-GMM tests ran 15× slower with the default at a load average of 4; defuse's
+//   parallel regions are few and long, so waking costs nothing measurable when idle).
+// Otherwise it returns and changes nothing.
+void maybe_reexec_for_speed(int argc, char** argv);
 
 }  // namespace defuse

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -25,6 +26,26 @@
 #include "defuse/distill/kmeans.h"
 
 namespace defuse {
+
+// Lower Cholesky factor of the symmetric D×D matrix `a` into `l`; false if it is not
+// positive definite (a pivot ≤ 0 or not finite).
+bool dpgmm_cholesky(const double* a, int64_t d, double* l) {
+  std::fill(l, l + d * d, 0.0);
+  for (int64_t j = 0; j < d; ++j) {
+    double s = a[j * d + j];
+    for (int64_t p = 0; p < j; ++p) s -= l[j * d + p] * l[j * d + p];
+    if (!(s > 0) || !std::isfinite(s)) return false;
+    const double pivot = std::sqrt(s);
+    l[j * d + j] = pivot;
+    for (int64_t i = j + 1; i < d; ++i) {
+      double v = a[i * d + j];
+      for (int64_t p = 0; p < j; ++p) v -= l[i * d + p] * l[j * d + p];
+      l[i * d + j] = v / pivot;
+    }
+  }
+  return true;
+}
+
 namespace {
 
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn: N_k + 10ε
@@ -64,25 +85,6 @@ int64_t covariance_size(CovarianceType t, int64_t k, int64_t d) {
       return k;
   }
   return 0;
-}
-
-// Lower Cholesky factor of the symmetric D×D matrix `a` into `l`; false if it is not
-// positive definite (a pivot ≤ 0 or not finite).
-bool cholesky(const double* a, int64_t d, double* l) {
-  std::fill(l, l + d * d, 0.0);
-  for (int64_t j = 0; j < d; ++j) {
-    double s = a[j * d + j];
-    for (int64_t p = 0; p < j; ++p) s -= l[j * d + p] * l[j * d + p];
-    if (!(s > 0) || !std::isfinite(s)) return false;
-    const double pivot = std::sqrt(s);
-    l[j * d + j] = pivot;
-    for (int64_t i = j + 1; i < d; ++i) {
-      double v = a[i * d + j];
-      for (int64_t p = 0; p < j; ++p) v -= l[i * d + p] * l[j * d + p];
-      l[i * d + j] = v / pivot;
-    }
-  }
-  return true;
 }
 
 // U = (L⁻¹)ᵀ, upper triangular, so that U·Uᵀ = (L·Lᵀ)⁻¹ (scikit-learn's precisions_cholesky_).
@@ -236,7 +238,7 @@ Params m_step(const DpgmmStats& s, const Priors& pr, const DpgmmOptions& o, std:
     std::vector<double> l(d * d);
     const int64_t count = type == CovarianceType::kTied ? 1 : k;
     for (int64_t c = 0; c < count; ++c) {
-      if (!cholesky(p.cov.data() + c * d * d, d, l.data())) fail(type == CovarianceType::kTied ? -1 : c);
+      if (!dpgmm_cholesky(p.cov.data() + c * d * d, d, l.data())) fail(type == CovarianceType::kTied ? -1 : c);
       p.log_det_chol[c] = precision_factor(l.data(), d, p.prec_chol.data() + c * d * d);
     }
     if (type == CovarianceType::kTied) std::fill(p.log_det_chol.begin(), p.log_det_chol.end(), p.log_det_chol[0]);
@@ -536,6 +538,15 @@ std::string to_string(DpgmmInit i) {
   }
   return "?";
 }
+DpgmmScreen parse_dpgmm_screen(const std::string& name) {
+  if (name == "auto") return DpgmmScreen::kAuto;
+  if (name == "bounds") return DpgmmScreen::kBounds;
+  if (name == "product") return DpgmmScreen::kProduct;
+  throw ConfigError("dpgmm: unknown screen '" + name + "' (auto, bounds, product)");
+}
+std::string to_string(DpgmmScreen s) {
+  return s == DpgmmScreen::kAuto ? "auto" : s == DpgmmScreen::kBounds ? "bounds" : "product";
+}
 std::string to_string(DpgmmPrecision p) {
   return p == DpgmmPrecision::kAuto ? "auto" : p == DpgmmPrecision::kFloat32 ? "float32" : "float64";
 }
@@ -549,6 +560,7 @@ int64_t DpgmmModel::components_used(double min_weight) const {
 
 DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions& o, const double* weight) {
   const auto start = Clock::now();
+  const std::clock_t cpu_start = std::clock();
   const int64_t k0 = o.components;
   const CovarianceType type = o.covariance_type;
   // Options (ConfigError) and data (DataError).
@@ -633,7 +645,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
           check_option(std::fabs(pr.psi[i * d + j] - pr.psi[j * d + i]) <=
                            1e-10 * (std::fabs(pr.psi[i * d + j]) + std::fabs(pr.psi[j * d + i])),
                        "dpgmm", "the covariance prior must be symmetric");
-      check_option(cholesky(pr.psi.data(), d, l.data()), "dpgmm", "the covariance prior must be positive definite");
+      check_option(dpgmm_cholesky(pr.psi.data(), d, l.data()), "dpgmm", "the covariance prior must be positive definite");
     } else {
       for (double v : pr.psi) check_option(v > 0, "dpgmm", "the covariance prior must be positive");
     }
@@ -662,7 +674,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
       double largest = 0;
       for (int64_t a = 0; a < d; ++a) largest = std::max(largest, cov[a * d + a]);
       std::vector<double> l(d * d);
-      bool singular = !cholesky(cov.data(), d, l.data());
+      bool singular = !dpgmm_cholesky(cov.data(), d, l.data());
       for (int64_t a = 0; a < d && !singular; ++a) singular = l[a * d + a] * l[a * d + a] <= 1e-10 * largest;
       if (singular) {
         for (int64_t a = 0; a < d; ++a) cov[a * d + a] += o.reg_covar;
@@ -854,6 +866,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
   result.probabilities.resize(n);
   engine->responsibilities(make_terms(best, type, shift), result.labels.data(), result.probabilities.data(), nullptr);
   result.seconds = since(start);
+  result.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return result;
 }
 

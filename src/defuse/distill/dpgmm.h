@@ -58,17 +58,30 @@ enum class DpgmmPrecision {
   kFloat32,  // float32 products everywhere (diag/spherical results then carry float32 error)
 };
 
+// How the screened E-step (full/tied covariances, positive responsibility_floor) finds the
+// pairs (point, component) that can matter before evaluating them exactly in float64. Either
+// way every pair within −ln(floor) + 5 nats of its point's best is kept and the rest are
+// dropped, so the screens give the same results, bit for bit (docs/dpgmm.md).
+enum class DpgmmScreen {
+  kAuto,     // bounds while they leave few candidates per point, the product otherwise
+  kBounds,   // certified bounds: log ρ_nk ≤ c_k − ½λ_min(E[Λ_k])‖x_n − m_k‖² (one D-wide product)
+  kProduct,  // the expanded product F·W of every pair (D(D+1)/2 + D wide), in the E-step precision
+};
+
 // Parsing and printing for the option values above ("full", "dirichlet_process",
-// "kmeans", "k-means++", "random_from_data", "random", "given", "auto", "float64", "float32").
+// "kmeans", "k-means++", "random_from_data", "random", "given", "auto", "float64", "float32",
+// "bounds", "product").
 // Parsers throw ConfigError naming the accepted values.
 CovarianceType parse_covariance_type(const std::string& name);
 WeightPriorType parse_weight_prior_type(const std::string& name);
 DpgmmInit parse_dpgmm_init(const std::string& name);
 DpgmmPrecision parse_dpgmm_precision(const std::string& name);
+DpgmmScreen parse_dpgmm_screen(const std::string& name);
 std::string to_string(CovarianceType type);
 std::string to_string(WeightPriorType type);
 std::string to_string(DpgmmInit init);
 std::string to_string(DpgmmPrecision precision);
+std::string to_string(DpgmmScreen screen);
 
 // One coordinate-ascent iteration, reported through DpgmmOptions::on_iteration.
 struct DpgmmIteration {
@@ -129,13 +142,16 @@ struct DpgmmOptions {
   // convergence test after a drop. Off by default (scikit-learn keeps all K).
   double prune_below = 0;
   // Responsibilities at or below this are left out of the M-step statistics, and with
-  // full or tied covariances the E-step screens out pairs more than −ln(floor) + 10 nats
-  // below their point's most probable component (r < 5e-17 by default: they count as 0 in
-  // the normalisation and the entropy too). 0 keeps every non-zero responsibility and the
-  // dense E-step: scikit-learn's computation. The default moves results by < 1e-9 relative
-  // (tested) and makes the E-step several times faster.
+  // full or tied covariances the E-step leaves out the pairs more than −ln(floor) + 5 nats
+  // below their point's most probable component (r < floor·e⁻⁵ ≈ 7e-15 by default: they
+  // count as 0 in the normalisation and the entropy too), found without evaluating them
+  // (DpgmmScreen). 0 keeps every non-zero responsibility and the dense E-step:
+  // scikit-learn's computation. The default moves results by < 1e-9 relative (tested) and
+  // makes the E-step many times faster.
   double responsibility_floor = 1e-12;
   DpgmmPrecision precision = DpgmmPrecision::kAuto;
+  // How the built-in engine's screened E-step finds its candidates; changes the speed only.
+  DpgmmScreen screen = DpgmmScreen::kAuto;
   // CPU threads (0 = OpenMP's default, i.e. every core or OMP_NUM_THREADS).
   int threads = 0;
   // The built-in k-means: Lloyd iterations at most, and its tolerance on the squared
@@ -203,6 +219,9 @@ struct DpgmmResult {
   std::vector<int32_t> labels;        // [N]
   std::vector<double> probabilities;  // [N]
   double seconds = 0;       // whole call
+  // CPU time of the process during the call, all threads: on a shared machine, where the
+  // wall time depends on what else runs, a steadier measure of the work done.
+  double cpu_seconds = 0;
   double init_seconds = 0;  // k-means and other initialisation, all fits
   std::vector<std::string> warnings;  // e.g. fewer distinct points than components
 };

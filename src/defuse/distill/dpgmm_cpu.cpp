@@ -2,18 +2,25 @@
 // per block of points, and M-step statistics from sparse responsibilities.
 //
 // Memory is O(N·K) at most and O(threads·block·(P + K)) otherwise: no N×K×D array is ever
-// formed. Per iteration:
-//   1. blocks of kBlockRows points, in parallel (OpenMP; BLAS single-threaded inside):
-//      features F(x̃) [B, P] and log ρ = F·W + c [B, K] (BLAS GEMM); then either
-//      (dense) log-sum-exp per row (vectorised exp), responsibilities and entropy, or
-//      (screened: full/tied covariances with a positive floor) the pairs within a margin of
-//      their row's maximum become candidates, each is evaluated again exactly in float64
-//      in centred form, and rows are normalised over their candidates (screened_pass);
-//      either way the entries with r > responsibility_floor are stored per block, sorted
-//      by component;
-//   2. the statistics N_k, Σ r x and the scatter Σ r (x − x̄_k)(x − x̄_k)ᵀ from the stored
-//      entries, block by block into 16 fixed chunks (statistics_by_chunks), centred
-//      exactly on x̄_k (no cancellation however far the data lie from 0).
+// formed. Per iteration, with full or tied covariances and a positive floor (the default):
+//   one pass over blocks of kBlockRows points, in parallel (OpenMP over 16 fixed chunks of
+//   blocks; BLAS single-threaded inside), each block (bounded_pass):
+//   (A) a certified upper bound u_nk ≥ log ρ_nk for every pair from one [rows, D]·[D, 2K]
+//       float32 product, its rounding allowed for (‖x − m_k‖² and the component's
+//       flattest direction; dpgmm_precision_bound);
+//   (B) the exact log ρ of each point's best-bounded component, ℓ*; candidates are the pairs
+//       with u ≥ ℓ* − margin (about 1–5 per point instead of K);
+//   (C) every candidate exactly in float64, in centred form; (D) pairs more than
+//       −ln(floor) + 5 nats below their row's maximum dropped, the rest normalised;
+//   (E) the M-step statistics N_k, Σ r x and the scatter of the block's entries into its
+//       chunk's accumulators while its rows are in cache; the chunks are then added in order
+//       and the scatter centred exactly on x̄_k (no cancellation however far the data lie
+//       from 0).
+// Where the bounds leave many candidates, the product screen (the expanded product F·W of
+// every pair, then (C)–(D), then the statistics in a second pass) takes over; both keep the
+// same pairs, so the result does not depend on the screen. With diag/spherical covariances
+// or a zero floor: the dense E-step (F·W, log-sum-exp per row) and the statistics of every
+// responsibility above the floor.
 // Every sum is taken in a fixed order (blocks, rows, chunks), so the result does not depend
 // on the thread count or on scheduling.
 #include <cblas.h>
@@ -24,7 +31,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "defuse/base/error.h"
 #include "defuse/distill/dpgmm_engine.h"
@@ -49,6 +59,7 @@ namespace {
 
 constexpr int64_t kBlockRows = 1024;  // points per E-step block (F and log ρ stay in L2)
 constexpr int64_t kGatherRows = 64;  // rows gathered per SYRK in the scatter
+constexpr int64_t kBoundRows = 256;  // points per product of the bound screen (its [rows, K] stays in L2)
 constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one thread is used
 constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
@@ -214,12 +225,30 @@ struct BlockEntries {
   std::vector<int32_t> cursor;   // scratch
 };
 
-// Sorts a block's responsibilities R [rows, K] into `out` (counting sort by component),
-// keeping values > floor: one scan of R collecting (row, component) pairs, then a scatter
+// Sorts pairs q = row·K + k (in row order) into `out` by component (counting sort, stable),
+// with their values value(j) for the j-th pair.
+template <typename Value>
+void sort_pairs(const int32_t* pairs, int64_t count, int64_t k_count, BlockEntries& out, Value&& value) {
+  out.offsets.assign(k_count + 1, 0);
+  for (int64_t j = 0; j < count; ++j) ++out.offsets[pairs[j] % k_count + 1];
+  for (int64_t k = 0; k < k_count; ++k) out.offsets[k + 1] += out.offsets[k];
+  out.rows.resize(count);
+  out.values.resize(count);
+  std::vector<int32_t>& cursor = out.cursor;
+  cursor.assign(out.offsets.begin(), out.offsets.end() - 1);
+  for (int64_t j = 0; j < count; ++j) {
+    const int32_t q = pairs[j];
+    const int32_t at = cursor[q % k_count]++;
+    out.rows[at] = static_cast<uint16_t>(q / k_count);
+    out.values[at] = value(j);
+  }
+}
+
+// Sorts a block's responsibilities R [rows, K] into `out` by component, keeping values
+// > floor (or > row_floor[i] per row): one scan of R collecting the pairs, then a scatter
 // of the (few) kept pairs into component order.
 void collect_entries(const double* resp, int64_t rows, int64_t k_count, double floor, BlockEntries& out,
                      std::vector<int32_t>& pairs, const double* row_floor = nullptr) {
-  out.offsets.assign(k_count + 1, 0);
   pairs.clear();
   for (int64_t i = 0; i < rows; ++i) {
     const double* ri = resp + i * k_count;
@@ -227,17 +256,8 @@ void collect_entries(const double* resp, int64_t rows, int64_t k_count, double f
     for (int64_t k = 0; k < k_count; ++k)
       if (ri[k] > cut) pairs.push_back(static_cast<int32_t>(i * k_count + k));
   }
-  for (int32_t q : pairs) ++out.offsets[q % k_count + 1];
-  for (int64_t k = 0; k < k_count; ++k) out.offsets[k + 1] += out.offsets[k];
-  out.rows.resize(pairs.size());
-  out.values.resize(pairs.size());
-  std::vector<int32_t>& cursor = out.cursor;
-  cursor.assign(out.offsets.begin(), out.offsets.end() - 1);
-  for (int32_t q : pairs) {
-    const int32_t at = cursor[q % k_count]++;
-    out.rows[at] = static_cast<uint16_t>(q / k_count);
-    out.values[at] = resp[q];
-  }
+  sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out,
+             [&](int64_t j) { return resp[pairs[j]]; });
 }
 
 // N_k, Σ w r (x − shift) and the centred scatter Σ w r (x − x̄_k)(x − x̄_k)ᵀ of one
@@ -363,33 +383,134 @@ DEFUSE_CLONES void accumulate_gram(double* s, const double* a, int64_t m, int64_
   accumulate_gram_impl(s, a, m, stride);
 }
 
-// q_r = ‖Uᵀa_r‖² for 4 rows a_r of A [4, stride] (zero-padded) and an upper-triangular
-// U [d, stride] (zero-padded): Uᵀa in tiles of 8 outputs × 4 rows held in registers,
-// (Uᵀa)_j = Σ_{i≤j} a_i U_ij, each tile of U loaded once for the 4 rows.
-DEFUSE_KERNEL void upper_quadratic4_impl(const double* u, const double* a, int64_t d, int64_t stride, double* q) {
-  double sum[4] = {0, 0, 0, 0};
+// q_r = ‖Uᵀa_r‖² for 8 rows a_r of A [8, stride] (zero-padded) and an upper-triangular
+// U [d, stride] (zero-padded): (Uᵀa)_j = Σ_{i≤j} a_i U_ij in tiles of 8 outputs × 8 rows held
+// in registers (8 independent accumulators keep the FMA units busy), each tile of U loaded
+// once for the 8 rows, the squares summed per lane and reduced once per row. With `limit`
+// [8], it returns false as soon as the partial sums (lower bounds of q_r, the terms being
+// squares) exceed limit_r for all 8 rows, q then unset; true with q otherwise.
+DEFUSE_CLONES bool upper_quadratic8(const double* u, const double* a, int64_t d, int64_t stride, const double* limit,
+                                    double* q) {
+  double sum[8][8] = {};
   for (int64_t j0 = 0; j0 < d; j0 += 8) {
-    double acc[4][8] = {};
+    double acc[8][8] = {};
     const int64_t rows = std::min(d, j0 + 8);
     for (int64_t i = 0; i < rows; ++i) {
       const double* ui = u + i * stride + j0;
-      for (int r = 0; r < 4; ++r) {
+      for (int r = 0; r < 8; ++r) {
         const double ai = a[r * stride + i];
 #pragma omp simd
         for (int t = 0; t < 8; ++t) acc[r][t] += ai * ui[t];
       }
     }
-    for (int r = 0; r < 4; ++r) {
-      double tile = 0;
-#pragma omp simd reduction(+ : tile)
-      for (int t = 0; t < 8; ++t) tile += acc[r][t] * acc[r][t];
-      sum[r] += tile;
+    for (int r = 0; r < 8; ++r)
+#pragma omp simd
+      for (int t = 0; t < 8; ++t) sum[r][t] += acc[r][t] * acc[r][t];
+    if (limit && j0 + 8 < d) {
+      bool out = true;
+      for (int r = 0; r < 8 && out; ++r) {
+        double total = 0;
+        for (int t = 0; t < 8; ++t) total += sum[r][t];
+        out = total > limit[r];
+      }
+      if (out) return false;
     }
   }
-  for (int r = 0; r < 4; ++r) q[r] = sum[r];
+  for (int r = 0; r < 8; ++r) {
+    double total = 0;
+    for (int t = 0; t < 8; ++t) total += sum[r][t];
+    q[r] = total;
+  }
+  return true;
 }
-DEFUSE_CLONES void upper_quadratic4(const double* u, const double* a, int64_t d, int64_t stride, double* q) {
-  upper_quadratic4_impl(u, a, d, stride, q);
+
+// The bound screen's row (CpuEngine::prepare_bounds has the per-component terms): for each
+// component k, with y = x̃ − m_k, ‖y‖² from g_k = x̃·m_k and t = v_k·y from h_k = x̃·v_k,
+// both from float32 products and loosened by their rounding (d² down, |t| up; `slack`
+// relative to ‖x̃‖² + ‖m_k‖² and ‖x̃‖ + ‖m_k‖),
+//   q_k ≥ max(flat_k·d², λ_k·d² − (λ_k − flat_k)·t²)  and  u_k = c_k − ½q_k ≥ log ρ_k,
+// into u [K]; returns the first k with the largest u_k.
+DEFUSE_CLONES int64_t bound_row(const float* g, const float* h, double x_norm2, double x_norm, const double* mean_norm2,
+                                const double* mean_norm, const double* mean_dot, const double* half_lambda,
+                                const double* half_excess, const double* constant, int64_t k_count, double slack,
+                                double* u) {
+  double best = -std::numeric_limits<double>::infinity();
+#pragma omp simd reduction(max : best)
+  for (int64_t k = 0; k < k_count; ++k) {
+    double d2 = x_norm2 - 2.0 * static_cast<double>(g[k]) + mean_norm2[k] - slack * (x_norm2 + mean_norm2[k]);
+    d2 = d2 > 0.0 ? d2 : 0.0;
+    const double t = std::fabs(static_cast<double>(h[k]) - mean_dot[k]) + slack * (x_norm + mean_norm[k]);
+    const double flat = (half_lambda[k] - half_excess[k]) * d2;
+    double half_q = half_lambda[k] * d2 - half_excess[k] * (t * t);
+    half_q = half_q > flat ? half_q : flat;
+    const double v = constant[k] - half_q;
+    u[k] = v;
+    best = v > best ? v : best;
+  }
+  int64_t at = 0;
+  while (at < k_count - 1 && !(u[at] == best)) ++at;
+  return at;
+}
+
+// x̃ = x − shift for `rows` rows [rows, d] into `out` (float32 for the bound screen's
+// product) and their squared norms (float64, from the float64 differences).
+template <typename T>
+DEFUSE_KERNEL void centre_rows_impl(const double* x, int64_t rows, int64_t d, const double* shift, T* out,
+                                    double* norms) {
+  for (int64_t i = 0; i < rows; ++i) {
+    double sq = 0;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = x[i * d + j] - shift[j];
+      out[i * d + j] = static_cast<T>(v);
+      sq += v * v;
+    }
+    norms[i] = sq;
+  }
+}
+DEFUSE_CLONES void centre_rows(const double* x, int64_t rows, int64_t d, const double* shift, float* out,
+                               double* norms) {
+  centre_rows_impl(x, rows, d, shift, out, norms);
+}
+
+// out = x − y [d].
+DEFUSE_CLONES void subtract(const double* x, const double* y, int64_t d, double* out) {
+#pragma omp simd
+  for (int64_t j = 0; j < d; ++j) out[j] = x[j] - y[j];
+}
+
+// One entry of the M-step sums: diff = x − offset, linear += wr·diff, g = √wr·diff.
+DEFUSE_CLONES void accumulate_row(const double* x, const double* offset, int64_t d, double wr, double* linear,
+                                  double* g) {
+  const double root = std::sqrt(wr);
+#pragma omp simd
+  for (int64_t j = 0; j < d; ++j) {
+    const double diff = x[j] - offset[j];
+    linear[j] += wr * diff;
+    g[j] = root * diff;
+  }
+}
+
+// Appends base + k to `pairs` and u_k to `values` for every k with u_k ≥ cut (in order);
+// returns how many. Most components are far below the cut: a vectorised maximum per 16
+// skips those chunks, the others are scanned.
+DEFUSE_CLONES int64_t select_candidates(const double* u, int64_t k_count, double cut, int32_t base, int32_t* pairs,
+                                        double* values) {
+  int64_t count = 0;
+  for (int64_t k0 = 0; k0 < k_count; k0 += 16) {
+    const int64_t k1 = std::min<int64_t>(k0 + 16, k_count);
+    double top = -std::numeric_limits<double>::infinity();
+#pragma omp simd reduction(max : top)
+    for (int64_t k = k0; k < k1; ++k) top = u[k] > top ? u[k] : top;
+    if (!(top >= cut)) continue;
+    for (int64_t k = k0; k < k1; ++k)
+      if (u[k] >= cut) {
+        pairs[count] = base + static_cast<int32_t>(k);
+        values[count] = u[k];
+        ++count;
+      }
+  }
+  return count;
 }
 
 // log ρ̃ = log_rho + offset for one row, into out [K] (float64), and its maximum.
@@ -416,8 +537,15 @@ inline double shifted_row(const float* l, const double* c, int64_t k, double* ou
 class CpuEngine final : public DpgmmEngine {
  public:
   CpuEngine(const double* x, int64_t n, int64_t d, const double* weight, DpgmmPrecision precision, double floor,
-            int threads)
-      : x_(x), n_(n), d_(d), weight_(weight), precision_(precision), floor_(floor), threads_(resolve_threads(threads)) {
+            int threads, DpgmmScreen screen = DpgmmScreen::kAuto)
+      : x_(x),
+        n_(n),
+        d_(d),
+        weight_(weight),
+        precision_(precision),
+        floor_(floor),
+        threads_(resolve_threads(threads)),
+        screen_(screen) {
     const int64_t count = (n + kBlockRows - 1) / kBlockRows;
     blocks_.resize(count);
     block_entropy_.resize(count);
@@ -426,8 +554,10 @@ class CpuEngine final : public DpgmmEngine {
 
   void expectation(const DpgmmTerms& terms, DpgmmStats& stats) override {
     const int64_t k_count = terms.components;
+    init_stats(stats, terms.covariance_type, k_count);
+    bool have_statistics = false;
     if (screening(terms)) {
-      screened_pass(terms);
+      have_statistics = screened_pass(terms, &stats);
     } else {
       auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
                           std::vector<int32_t>& cursor) {
@@ -446,11 +576,11 @@ class CpuEngine final : public DpgmmEngine {
       else
         pass<double>(terms, on_block);
     }
-    init_stats(stats, terms.covariance_type, k_count);
     for (size_t b = 0; b < blocks_.size(); ++b) {
       stats.entropy += block_entropy_[b];
       stats.log_likelihood += block_likelihood_[b];
     }
+    if (have_statistics) return;
     if (terms.means.size() == static_cast<size_t>(k_count * d_))
       statistics_by_chunks(terms.shift, terms.covariance_type, floor_, terms.means, stats);
     else
@@ -461,7 +591,7 @@ class CpuEngine final : public DpgmmEngine {
     const int64_t k_count = terms.components;
     if (screening(terms)) {
       // Responsibilities from the screened entries (pairs screened out are 0).
-      screened_pass(terms);
+      screened_pass(terms, nullptr);
       const int64_t count = static_cast<int64_t>(blocks_.size());
 #pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(count, 1, threads_)))
       for (int64_t b = 0; b < count; ++b) {
@@ -580,67 +710,53 @@ class CpuEngine final : public DpgmmEngine {
     }
   }
 
-  // The M-step statistics block by block, while each block's rows are in cache (gathering
-  // a component's rows across all N points instead is bound by memory latency once the
-  // points outgrow the cache). Each of a fixed number of chunks of consecutive blocks
-  // accumulates, for every component, N_k, s = Σ w r d and S = Σ w r d dᵀ with
-  // d = x − shift − m_k (m_k the current mean, near x̄_k); the chunks are added in order (so
-  // the result does not depend on the thread count), then centred on x̄_k exactly:
-  // scatter = S − δsᵀ − sδᵀ + N_k δδᵀ, δ = x̄_k − m_k.
-  void statistics_by_chunks(const std::vector<double>& shift, CovarianceType type, double floor,
-                            const std::vector<double>& reference, DpgmmStats& stats) {
-    const int64_t k_count = stats.components, d = d_;
-    const bool full = type == CovarianceType::kFull || type == CovarianceType::kTied;
-    const int64_t stride = (d + 7) / 8 * 8;                 // padded row length of the Gram matrices
-    const int64_t width = 1 + d + (full ? stride * stride : d);  // count, s, S per component
-    const int64_t blocks = static_cast<int64_t>(blocks_.size());
-    const int64_t chunks = std::min<int64_t>(kStatisticsChunks, blocks);
-    chunk_accumulators_.assign(chunks * k_count * width, 0.0);
-    int64_t entries = 0;
-    for (const auto& b : blocks_) entries += b.offsets.back();
-    const int team = static_cast<int>(std::clamp<int64_t>(std::min(entries / kMinEntriesPerThread, chunks), 1, threads_));
-#pragma omp parallel num_threads(team)
-    {
-      std::vector<double> offset(d), gather(kBlockRows * stride, 0.0);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t c = 0; c < chunks; ++c) {
-        double* acc = chunk_accumulators_.data() + c * k_count * width;
-        for (int64_t b = blocks * c / chunks; b < blocks * (c + 1) / chunks; ++b) {
-          const BlockEntries& e = blocks_[b];
-          for (int64_t k = 0; k < k_count; ++k) {
-            if (e.offsets[k] == e.offsets[k + 1]) continue;
-            double* a = acc + k * width;
-            for (int64_t j = 0; j < d; ++j) offset[j] = shift[j] + reference[k * d + j];
-            int64_t m = 0;
-            for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
-              if (!(e.values[at] > floor)) continue;
-              const int64_t row = b * kBlockRows + e.rows[at];
-              const double wr = weight_ ? weight_[row] * e.values[at] : e.values[at];
-              const double* xr = x_ + row * d;
-              a[0] += wr;
-              if (full) {
-                const double root = std::sqrt(wr);
-                double* g = gather.data() + m * stride;
-                for (int64_t j = 0; j < d; ++j) {
-                  const double diff = xr[j] - offset[j];
-                  a[1 + j] += wr * diff;
-                  g[j] = root * diff;  // padding columns stay 0
-                }
-                ++m;
-              } else {
-                for (int64_t j = 0; j < d; ++j) {
-                  const double diff = xr[j] - offset[j];
-                  a[1 + j] += wr * diff;
-                  a[1 + d + j] += wr * diff * diff;
-                }
-              }
-            }
-            if (full && m > 0) accumulate_gram(a + 1 + d, gather.data(), m, stride);
+  // Width of one component's accumulator in statistics_by_chunks and the fused bound pass:
+  // N_k, s [D], then S [stride, stride] (full/tied, rows padded to a multiple of 8) or its
+  // diagonal [D].
+  int64_t accumulator_width(bool full) const {
+    const int64_t stride = (d_ + 7) / 8 * 8;
+    return 1 + d_ + (full ? stride * stride : d_);
+  }
+
+  // Adds block b's entries above `floor` to `acc` [K, width]: for each component N_k,
+  // s = Σ w r d and S = Σ w r d dᵀ with d = x − shift − reference_k (S by the register-tiled
+  // Gram kernel over the component's gathered rows). Scratch: offset [D],
+  // gather [kBlockRows, stride] (its padding columns stay 0).
+  void accumulate_block(int64_t b, const double* shift, const double* reference, bool full, double floor,
+                        int64_t k_count, double* acc, std::vector<double>& offset, std::vector<double>& gather) const {
+    const int64_t d = d_, stride = (d + 7) / 8 * 8, width = accumulator_width(full);
+    const BlockEntries& e = blocks_[b];
+    for (int64_t k = 0; k < k_count; ++k) {
+      if (e.offsets[k] == e.offsets[k + 1]) continue;
+      double* a = acc + k * width;
+      for (int64_t j = 0; j < d; ++j) offset[j] = shift[j] + reference[k * d + j];
+      int64_t m = 0;
+      for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
+        if (!(e.values[at] > floor)) continue;
+        const int64_t row = b * kBlockRows + e.rows[at];
+        const double wr = weight_ ? weight_[row] * e.values[at] : e.values[at];
+        const double* xr = x_ + row * d;
+        a[0] += wr;
+        if (full) {
+          accumulate_row(xr, offset.data(), d, wr, a + 1, gather.data() + m * stride);
+          ++m;
+        } else {
+          for (int64_t j = 0; j < d; ++j) {
+            const double diff = xr[j] - offset[j];
+            a[1 + j] += wr * diff;
+            a[1 + d + j] += wr * diff * diff;
           }
         }
       }
+      if (full && m > 0) accumulate_gram(a + 1 + d, gather.data(), m, stride);
     }
-    // Sum the chunks in order, then centre on x̄_k.
+  }
+
+  // The statistics from the first `chunks` accumulators of chunk_accumulators_, added in
+  // chunk order, then centred on x̄_k exactly: scatter = S − δsᵀ − sδᵀ + N_k δδᵀ,
+  // δ = x̄_k − m_k (m_k = reference_k).
+  void finish_statistics(const std::vector<double>& reference, bool full, int64_t chunks, DpgmmStats& stats) const {
+    const int64_t k_count = stats.components, d = d_, stride = (d + 7) / 8 * 8, width = accumulator_width(full);
     std::vector<double> total(k_count * width, 0.0);
     for (int64_t c = 0; c < chunks; ++c) {
       const double* acc = chunk_accumulators_.data() + c * k_count * width;
@@ -673,6 +789,35 @@ class CpuEngine final : public DpgmmEngine {
     }
   }
 
+  // The M-step statistics block by block, while each block's rows are in cache (gathering
+  // a component's rows across all N points instead is bound by memory latency once the
+  // points outgrow the cache). Each of a fixed number of chunks of consecutive blocks
+  // accumulates its blocks (accumulate_block); the chunks are added in order, so the result
+  // does not depend on the thread count (finish_statistics).
+  void statistics_by_chunks(const std::vector<double>& shift, CovarianceType type, double floor,
+                            const std::vector<double>& reference, DpgmmStats& stats) {
+    const int64_t k_count = stats.components, d = d_;
+    const bool full = type == CovarianceType::kFull || type == CovarianceType::kTied;
+    const int64_t stride = (d + 7) / 8 * 8;
+    const int64_t width = accumulator_width(full);
+    const int64_t blocks = static_cast<int64_t>(blocks_.size());
+    const int64_t chunks = std::min<int64_t>(kStatisticsChunks, blocks);
+    chunk_accumulators_.assign(chunks * k_count * width, 0.0);
+    int64_t entries = 0;
+    for (const auto& b : blocks_) entries += b.offsets.back();
+    const int team = static_cast<int>(std::clamp<int64_t>(std::min(entries / kMinEntriesPerThread, chunks), 1, threads_));
+#pragma omp parallel num_threads(team)
+    {
+      std::vector<double> offset(d), gather(kBlockRows * stride, 0.0);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < chunks; ++c)
+        for (int64_t b = blocks * c / chunks; b < blocks * (c + 1) / chunks; ++b)
+          accumulate_block(b, shift.data(), reference.data(), full, floor, k_count,
+                           chunk_accumulators_.data() + c * k_count * width, offset, gather);
+    }
+    finish_statistics(reference, full, chunks, stats);
+  }
+
   // Whether this E-step screens: full or tied covariances (where a pair costs D² and the
   // dense product D²/2 per pair and component), a positive responsibility floor, and
   // terms that carry the centred form.
@@ -681,20 +826,330 @@ class CpuEngine final : public DpgmmEngine {
            (terms.covariance_type == CovarianceType::kFull || terms.covariance_type == CovarianceType::kTied);
   }
 
-  // The screened E-step. (A) per block: the expanded product F·W (in the E-step precision)
-  // gives log ρ̃ for every pair; the pairs within `margin` of their row's maximum are
-  // candidates, every other pair has r < e^-margin·e^(2·error) and is set to 0.
-  // (B) per component: each candidate's log ρ again, exactly, in the centred form
-  // c_k − ½‖U_kᵀ(x̃ − m_k)‖² (gathered rows, one BLAS product per 64 of them), which also
-  // measures the error of the screen. (C) per block: log-sum-exp over each row's
-  // candidates, responsibilities, entropy. Results: blocks_ entries hold exact r for every
-  // candidate, block_entropy_ and block_likelihood_ the weighted row sums.
-  // The margin is −log(floor) + 10 nats: every responsibility above the floor is a
-  // candidate unless the screen errs by 5 nats; if a screen errs by more than 2.5 nats on
-  // the candidates (data so badly scaled that float32 loses the quadratic form), it is
-  // redone in float64, and if that errs too, the E-step reverts to the dense form.
-  void screened_pass(const DpgmmTerms& terms) {
-    const double margin = -std::log(floor_) + 10.0;
+  // The screened E-step's margins (nats). Candidates: within candidate_margin of the row's
+  // best (by the screen); kept after the exact evaluation: within keep_margin of the row's
+  // exact maximum. The 5 nats between them absorb a product screen's error (≤ 2.5 nats,
+  // checked) on both ends, so that every screen keeps the same pairs and gives the same
+  // result; a pair left out has r < e^−keep_margin ≤ floor·e^−5.
+  double candidate_margin() const { return -std::log(floor_) + 10.0; }
+  double keep_margin() const { return -std::log(floor_) + 5.0; }
+
+  // The screened E-step over every block: candidates, their exact log ρ, responsibilities,
+  // entropy and log-likelihood per block (blocks_, block_entropy_, block_likelihood_). With
+  // `stats` the bound screen also accumulates the M-step statistics in the same pass;
+  // returns whether it did.
+  bool screened_pass(const DpgmmTerms& terms, DpgmmStats* stats) {
+    bool bounds = screen_ == DpgmmScreen::kBounds;
+    if (screen_ == DpgmmScreen::kAuto) {
+      bounds = product_steps_left_ == 0;
+      if (!bounds) --product_steps_left_;
+    }
+    if (bounds) {
+      bounded_pass(terms, stats);
+      return stats != nullptr;
+    }
+    product_pass(terms);
+    return false;
+  }
+
+  // Scratch of one thread in the screened passes.
+  struct Scratch {
+    Scratch(int64_t d, int64_t k_count) : stride((d + 7) / 8 * 8) {
+      offset.resize(d);
+      rows8.assign(8 * stride, 0.0);
+      cut.resize(kBlockRows);
+      row_max.resize(kBlockRows);
+      row_sum.resize(kBlockRows);
+      row_t.resize(kBlockRows);
+      centred.resize(kBoundRows * d);
+      norms.resize(kBoundRows);
+      dots.resize(kBoundRows * 2 * k_count);
+      bound.resize(kBoundRows * k_count);
+      gather.assign(kBlockRows * stride, 0.0);
+      pairs.resize(kBlockRows * k_count);
+      values.resize(kBlockRows * k_count);
+      best.resize(kBoundRows);
+      order.resize(kBoundRows);
+      by_best.resize(k_count + 1);
+      exact.resize(kBoundRows);
+    }
+    int64_t stride;
+    std::vector<double> offset, rows8, cut, row_max, row_sum, row_t, norms, bound, gather, values;
+    std::vector<float> centred, dots;  // the bound screen's product, in float32
+    std::vector<int32_t> pairs, best, order, by_best;
+    std::vector<double> exact;
+  };
+
+  // The factors U_k with rows padded to a multiple of 8 (zeros), for upper_quadratic*.
+  void pad_factors(const DpgmmTerms& terms) {
+    const bool tied = terms.covariance_type == CovarianceType::kTied;
+    const int64_t d = d_, stride = (d + 7) / 8 * 8, factor_count = tied ? 1 : terms.components;
+    padded_.assign(factor_count * d * stride, 0.0);
+    for (int64_t f = 0; f < factor_count; ++f)
+      for (int64_t i = 0; i < d; ++i)
+        std::copy(terms.factors.begin() + (f * d + i) * d, terms.factors.begin() + (f * d + i + 1) * d,
+                  padded_.begin() + (f * d + i) * stride);
+  }
+
+  // Per component, the terms of bound_row: ‖m_k‖², ‖m_k‖, the certified
+  // U_kU_kᵀ ⪰ λ_k(I − v_kv_kᵀ) + flat_k·v_kv_kᵀ of dpgmm_precision_bound (warm-started from
+  // the last E-step's eigenvectors) as ½λ_k and ½(λ_k − flat_k), v_k·m_k, and the matrix
+  // [m_1 … m_K, v_1 … v_K]ᵀ [2K, D] of the screen's product.
+  void prepare_bounds(const DpgmmTerms& terms) {
+    const bool tied = terms.covariance_type == CovarianceType::kTied;
+    const int64_t k_count = terms.components, d = d_, factor_count = tied ? 1 : k_count;
+    if (static_cast<int64_t>(eigen_guess_.size()) != factor_count * 2 * d) eigen_guess_.assign(factor_count * 2 * d, 0.0);
+    std::vector<DpgmmPrecisionBound> found(factor_count);
+    const int team = static_cast<int>(std::clamp<int64_t>(factor_count / 8, 1, threads_));
+#pragma omp parallel for schedule(static) num_threads(team)
+    for (int64_t f = 0; f < factor_count; ++f)
+      found[f] = dpgmm_precision_bound(terms.factors.data() + f * d * d, d, eigen_guess_.data() + f * 2 * d);
+    mean_norm2_.resize(k_count);
+    mean_norm_.resize(k_count);
+    mean_dot_.resize(k_count);
+    half_lambda_.resize(k_count);
+    half_excess_.resize(k_count);
+    bound_matrix_.resize(2 * k_count * d);
+    for (int64_t k = 0; k < k_count; ++k) {
+      const DpgmmPrecisionBound& pb = found[tied ? 0 : k];
+      const double* m = terms.means.data() + k * d;
+      mean_norm2_[k] = std::inner_product(m, m + d, m, 0.0);
+      mean_norm_[k] = std::sqrt(mean_norm2_[k]);
+      mean_dot_[k] = std::inner_product(m, m + d, pb.direction.begin(), 0.0);
+      half_lambda_[k] = 0.5 * pb.lambda;
+      half_excess_[k] = 0.5 * (pb.lambda - pb.flat);
+      std::copy(m, m + d, bound_matrix_.begin() + k * d);
+      std::copy(pb.direction.begin(), pb.direction.end(), bound_matrix_.begin() + (k_count + k) * d);
+    }
+  }
+
+  // (A)–(B) of the bound screen for block b: for each point the bound u_k ≥ log ρ_k of every
+  // component (bound_row, from one float32 [rows, D]·[D, 2K] product), the exact log ρ of the
+  // component with the highest bound (ℓ*),
+  // and as candidates every component with u_k ≥ ℓ* − margin: any other has
+  // log ρ_k ≤ u_k < ℓ* − margin ≤ max_j log ρ_j − margin. The block's entries get the
+  // candidates (values: their bounds). Returns the number of candidates.
+  int64_t bound_block(int64_t b, const DpgmmTerms& terms, double margin, Scratch& s, std::atomic<int64_t>& bad_row) {
+    const bool tied = terms.covariance_type == CovarianceType::kTied;
+    const int64_t k_count = terms.components, d = d_, stride = s.stride;
+    const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
+    // Rounding of the float32 products x̃·m_k (inputs rounded to float32, sums of d terms):
+    // at most (d + 2)·2^-24·‖x̃‖‖m_k‖ each; doubled for safety, relative to ‖x̃‖² + ‖m_k‖²
+    // (for d²) and to ‖x̃‖ + ‖m_k‖ (for t, ‖v_k‖ = 1).
+    const double slack = 0x1.0p-23 * static_cast<double>(d + 4);
+    int64_t count = 0;
+    for (int64_t i0 = 0; i0 < rows; i0 += kBoundRows) {
+      const int64_t m = std::min(kBoundRows, rows - i0);
+      centre_rows(x_ + (r0 + i0) * d, m, d, terms.shift.data(), s.centred.data(), s.norms.data());
+      // [x̃·m_k | x̃·v_k] for the sub-block's rows.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(2 * k_count),
+                  static_cast<int>(d), 1.0f, s.centred.data(), static_cast<int>(d), bound_matrix_.data(),
+                  static_cast<int>(d), 0.0f, s.dots.data(), static_cast<int>(2 * k_count));
+      // Each row's bounds and best-bounded component, rows counted by that component.
+      std::fill(s.by_best.begin(), s.by_best.end(), 0);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* g = s.dots.data() + i * 2 * k_count;
+        s.best[i] = static_cast<int32_t>(bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
+                                                   mean_norm_.data(), mean_dot_.data(), half_lambda_.data(),
+                                                   half_excess_.data(), terms.constant.data(), k_count, slack,
+                                                   s.bound.data() + i * k_count));
+        ++s.by_best[s.best[i] + 1];
+      }
+      // ℓ* of every row: the rows grouped by best component, eight at a time through the
+      // same kernel as the candidates (each factor loaded once per group).
+      for (int64_t k = 0; k < k_count; ++k) s.by_best[k + 1] += s.by_best[k];
+      for (int64_t i = 0; i < m; ++i) s.order[s.by_best[s.best[i]]++] = static_cast<int32_t>(i);
+      double q[8];
+      for (int64_t g0 = 0; g0 < m;) {
+        // A group: up to 8 consecutive rows of the order with the same best component.
+        const int32_t k = s.best[s.order[g0]];
+        int64_t group = 1;
+        while (group < 8 && g0 + group < m && s.best[s.order[g0 + group]] == k) ++group;
+        const double* mean = terms.means.data() + k * d;
+        for (int64_t j = 0; j < d; ++j) s.offset[j] = terms.shift[j] + mean[j];
+        for (int64_t r = 0; r < 8; ++r) {
+          double* a = s.rows8.data() + r * stride;
+          if (r < group)
+            subtract(x_ + (r0 + i0 + s.order[g0 + r]) * d, s.offset.data(), d, a);
+          else
+            std::fill(a, a + d, 0.0);
+        }
+        upper_quadratic8(padded_.data() + (tied ? 0 : k * d * stride), s.rows8.data(), d, stride, nullptr, q);
+        for (int64_t r = 0; r < group; ++r) s.exact[s.order[g0 + r]] = terms.constant[k] - 0.5 * q[r];
+        g0 += group;
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const double* u = s.bound.data() + i * k_count;
+        const double exact = s.exact[i];
+        if (!std::isfinite(exact)) {
+          int64_t expected = -1;
+          bad_row.compare_exchange_strong(expected, r0 + i0 + i);
+        }
+        const double cut = std::nextafter(exact - margin, -std::numeric_limits<double>::infinity());
+        s.cut[i0 + i] = cut;
+        count += select_candidates(u, k_count, cut, static_cast<int32_t>((i0 + i) * k_count), s.pairs.data() + count,
+                                   s.values.data() + count);
+      }
+    }
+    sort_pairs(s.pairs.data(), count, k_count, blocks_[b], [&](int64_t j) { return s.values[j]; });
+    return count;
+  }
+
+  // (C) of both screens for block b: every candidate's log ρ again, exactly, in the centred
+  // form c_k − ½‖U_kᵀ(x̃ − m_k)‖² (eight rows of a component at a time), in place of the
+  // screen's value. With `cut` [rows] (the bound screen's ℓ* − margin per row), a group of
+  // eight whose partial sums already put every row below its cut is not finished: those
+  // pairs get −∞ (normalise_block drops them, as it would have anyway since
+  // cut < max − keep_margin). Returns the largest |exact − screen| and the largest
+  // exact − screen relative to 1 + |exact| (> 0 would mean a bound that is not one).
+  std::pair<double, double> exact_block(int64_t b, const DpgmmTerms& terms, Scratch& s, const double* cut) {
+    const bool tied = terms.covariance_type == CovarianceType::kTied;
+    const int64_t k_count = terms.components, d = d_, stride = s.stride;
+    BlockEntries& e = blocks_[b];
+    double worst = 0, above = 0;
+    double q[8], limit[8];
+    for (int64_t k = 0; k < k_count; ++k) {
+      if (e.offsets[k] == e.offsets[k + 1]) continue;
+      const double* u = padded_.data() + (tied ? 0 : k * d * stride);
+      const double* mean = terms.means.data() + k * d;
+      for (int64_t j = 0; j < d; ++j) s.offset[j] = terms.shift[j] + mean[j];
+      // Eight candidates at a time (the last group padded with zero rows, never limiting).
+      for (int32_t at0 = e.offsets[k]; at0 < e.offsets[k + 1]; at0 += 8) {
+        const int32_t group = std::min<int32_t>(8, e.offsets[k + 1] - at0);
+        for (int32_t r = 0; r < 8; ++r) {
+          double* a = s.rows8.data() + r * stride;
+          if (r < group) {
+            subtract(x_ + (b * kBlockRows + e.rows[at0 + r]) * d, s.offset.data(), d, a);
+            if (cut) limit[r] = 2.0 * (terms.constant[k] - cut[e.rows[at0 + r]]);
+          } else {
+            std::fill(a, a + d, 0.0);
+            limit[r] = -std::numeric_limits<double>::infinity();
+          }
+        }
+        if (!upper_quadratic8(u, s.rows8.data(), d, stride, cut ? limit : nullptr, q)) {
+          for (int32_t r = 0; r < group; ++r) e.values[at0 + r] = -std::numeric_limits<double>::infinity();
+          continue;
+        }
+        for (int32_t r = 0; r < group; ++r) {
+          const double exact = terms.constant[k] - 0.5 * q[r];
+          const double screen = e.values[at0 + r];
+          worst = std::max(worst, std::fabs(exact - screen));
+          above = std::max(above, (exact - screen) / (1.0 + std::fabs(exact)));
+          e.values[at0 + r] = exact;
+        }
+      }
+    }
+    return {worst, above};
+  }
+
+  // (D) of both screens for block b: per row, the candidates more than keep_margin below
+  // the row's exact maximum are dropped, then log-sum-exp over the rest, responsibilities
+  // in their place, and the block's weighted entropy and log-likelihood.
+  void normalise_block(int64_t b, Scratch& s) {
+    BlockEntries& e = blocks_[b];
+    const int64_t k_count = static_cast<int64_t>(e.offsets.size()) - 1;
+    const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
+    double* row_max = s.row_max.data();
+    double* row_sum = s.row_sum.data();
+    double* row_t = s.row_t.data();
+    std::fill(row_max, row_max + rows, -std::numeric_limits<double>::infinity());
+    std::fill(row_sum, row_sum + rows, 0.0);
+    std::fill(row_t, row_t + rows, 0.0);
+    const int64_t total = e.offsets.back();
+    for (int64_t at = 0; at < total; ++at) row_max[e.rows[at]] = std::max(row_max[e.rows[at]], e.values[at]);
+    // Drop, keeping the component order.
+    const double keep = keep_margin();
+    int32_t out = 0;
+    for (int64_t k = 0; k < k_count; ++k) {
+      const int32_t begin = e.offsets[k], end = e.offsets[k + 1];
+      e.offsets[k] = out;
+      for (int32_t at = begin; at < end; ++at)
+        if (e.values[at] >= row_max[e.rows[at]] - keep) {
+          e.rows[out] = e.rows[at];
+          e.values[out] = e.values[at];
+          ++out;
+        }
+    }
+    e.offsets[k_count] = out;
+    e.rows.resize(out);
+    e.values.resize(out);
+    for (int32_t at = 0; at < out; ++at) {
+      const int64_t i = e.rows[at];
+      const double c = e.values[at] - row_max[i];
+      const double v = exp_nonpositive(c);
+      e.values[at] = v;
+      row_sum[i] += v;
+      row_t[i] += v * c;
+    }
+    double ent = 0, like = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const double w = weight_ ? weight_[r0 + i] : 1.0;
+      const double log_s = std::log(row_sum[i]);
+      ent += w * (row_t[i] / row_sum[i] - log_s);  // Σ r log r
+      like += w * (row_max[i] + log_s);
+      row_sum[i] = 1.0 / row_sum[i];
+    }
+    for (int32_t at = 0; at < out; ++at) e.values[at] *= row_sum[e.rows[at]];
+    block_entropy_[b] = ent;
+    block_likelihood_[b] = like;
+  }
+
+  // The bound screen, one pass over the points: per block (A)–(B) bound_block, (C)
+  // exact_block, (D) normalise_block and, with `stats`, the M-step statistics of the block
+  // into its chunk's accumulators while its rows are in cache (finish_statistics after).
+  // Costs 2·K·D flops per point for the bounds plus ~D² per candidate, instead of the
+  // product screen's 2·K·(D(D+1)/2 + D); where the bounds leave more than max(4, K/4)
+  // candidates per point (components much flatter in some directions than in others),
+  // `auto` uses the product screen for the next 8 E-steps.
+  void bounded_pass(const DpgmmTerms& terms, DpgmmStats* stats) {
+    const int64_t k_count = terms.components;
+    pad_factors(terms);
+    prepare_bounds(terms);
+    const int64_t blocks = static_cast<int64_t>(blocks_.size());
+    const int64_t chunks = std::min<int64_t>(kStatisticsChunks, blocks);
+    const int64_t width = accumulator_width(true);
+    if (stats) chunk_accumulators_.assign(chunks * k_count * width, 0.0);
+    std::vector<int64_t> candidates(chunks, 0);
+    std::vector<double> above(chunks, 0.0);
+    std::atomic<int64_t> bad_row{-1};
+    const double margin = candidate_margin();
+    const int team = static_cast<int>(std::clamp<int64_t>(chunks, 1, threads_));
+#pragma omp parallel num_threads(team)
+    {
+      blas_on_this_thread();
+      Scratch s(d_, k_count);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < chunks; ++c)
+        for (int64_t b = blocks * c / chunks; b < blocks * (c + 1) / chunks; ++b) {
+          candidates[c] += bound_block(b, terms, margin, s, bad_row);
+          above[c] = std::max(above[c], exact_block(b, terms, s, s.cut.data()).second);
+          normalise_block(b, s);
+          if (stats)
+            accumulate_block(b, terms.shift.data(), terms.means.data(), true, floor_, k_count,
+                             chunk_accumulators_.data() + c * k_count * width, s.offset, s.gather);
+        }
+    }
+    if (bad_row >= 0)
+      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
+                      " is not finite (values too large)");
+    // A bound below an exact value would be a defect here, not a property of the data.
+    if (*std::max_element(above.begin(), above.end()) > 1e-9)
+      throw std::logic_error("dpgmm: an E-step bound fell below the exact log-probability");
+    const int64_t total = std::accumulate(candidates.begin(), candidates.end(), int64_t{0});
+    last_candidates_per_point_ = static_cast<double>(total) / static_cast<double>(std::max<int64_t>(n_, 1));
+    if (screen_ == DpgmmScreen::kAuto && last_candidates_per_point_ > std::max<double>(4.0, k_count / 4.0))
+      product_steps_left_ = 8;
+    if (stats) finish_statistics(terms.means, true, chunks, *stats);
+  }
+
+  // The product screen. (A) per block: the expanded product F·W (in the E-step precision)
+  // gives log ρ̃ for every pair; the pairs within candidate_margin of their row's maximum
+  // are candidates. (B) exact_block, which also measures the screen's error; (C)
+  // normalise_block. If the screen errs by more than 2.5 nats on the candidates (data so
+  // badly scaled that float32 loses the quadratic form), it is redone in float64, and if
+  // that errs too, the E-step reverts to the dense form.
+  void product_pass(const DpgmmTerms& terms) {
+    const double margin = candidate_margin();
     for (;;) {
       const double error = precision_ != DpgmmPrecision::kFloat64 && !screen_f64_
                                ? screen_candidates<float>(terms, margin)
@@ -720,10 +1175,17 @@ class CpuEngine final : public DpgmmEngine {
       pass<double>(terms, on_block);
       return;
     }
-    normalise_candidates();
+    const int64_t count = static_cast<int64_t>(blocks_.size());
+    const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
+#pragma omp parallel num_threads(team)
+    {
+      Scratch s(d_, 0);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < count; ++b) normalise_block(b, s);
+    }
   }
 
-  // Steps (A) and (B) of screened_pass; returns the largest |screen − exact| over candidates.
+  // (A) and (B) of the product screen; returns the largest |screen − exact| over candidates.
   template <typename T>
   double screen_candidates(const DpgmmTerms& terms, double margin) {
     const int64_t k_count = terms.components;
@@ -763,98 +1225,18 @@ class CpuEngine final : public DpgmmEngine {
     if (bad_row >= 0)
       throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
                       " is not finite (values too large)");
-
-    // (B) exact log ρ of every candidate, block by block (the block's rows stay in cache).
-    const bool tied = terms.covariance_type == CovarianceType::kTied;
-    const int64_t d = d_;
-    // The factors with rows padded to a multiple of 8 (zeros) for upper_quadratic.
-    const int64_t stride = (d + 7) / 8 * 8;
-    const int64_t factor_count = tied ? 1 : k_count;
-    std::vector<double> padded(factor_count * d * stride, 0.0);
-    for (int64_t f = 0; f < factor_count; ++f)
-      for (int64_t i = 0; i < d; ++i)
-        std::copy(terms.factors.begin() + (f * d + i) * d, terms.factors.begin() + (f * d + i + 1) * d,
-                  padded.begin() + (f * d + i) * stride);
+    pad_factors(terms);
     std::vector<double> block_error(count, 0.0);
     {
       const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
 #pragma omp parallel num_threads(team)
       {
-        std::vector<double> offset(d), rows4(4 * stride, 0.0), q(4);
+        Scratch s(d_, 0);
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < count; ++b) {
-          BlockEntries& e = blocks_[b];
-          double worst = 0;
-          for (int64_t k = 0; k < k_count; ++k) {
-            if (e.offsets[k] == e.offsets[k + 1]) continue;
-            const double* u = padded.data() + (tied ? 0 : k * d * stride);
-            const double* mean = terms.means.data() + k * d;
-            for (int64_t j = 0; j < d; ++j) offset[j] = terms.shift[j] + mean[j];
-            // Four candidates at a time (the last group padded with zero rows).
-            for (int32_t at0 = e.offsets[k]; at0 < e.offsets[k + 1]; at0 += 4) {
-              const int32_t group = std::min<int32_t>(4, e.offsets[k + 1] - at0);
-              for (int32_t r = 0; r < 4; ++r) {
-                double* a = rows4.data() + r * stride;
-                if (r < group) {
-                  const double* xr = x_ + (b * kBlockRows + e.rows[at0 + r]) * d;
-                  for (int64_t j = 0; j < d; ++j) a[j] = xr[j] - offset[j];
-                } else {
-                  std::fill(a, a + d, 0.0);
-                }
-              }
-              upper_quadratic4(u, rows4.data(), d, stride, q.data());
-              for (int32_t r = 0; r < group; ++r) {
-                const double exact = terms.constant[k] - 0.5 * q[r];
-                worst = std::max(worst, std::fabs(exact - e.values[at0 + r]));
-                e.values[at0 + r] = exact;
-              }
-            }
-          }
-          block_error[b] = worst;
-        }
+        for (int64_t b = 0; b < count; ++b) block_error[b] = exact_block(b, terms, s, nullptr).first;
       }
     }
     return *std::max_element(block_error.begin(), block_error.end());
-  }
-
-  // Step (C) of screened_pass: per row, log-sum-exp over its candidates (exact log ρ in
-  // blocks_ values) and the responsibilities in their place.
-  void normalise_candidates() {
-    const int64_t count = static_cast<int64_t>(blocks_.size());
-    const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
-#pragma omp parallel num_threads(team)
-    {
-      std::vector<double> row_max(kBlockRows), row_sum(kBlockRows), row_t(kBlockRows);
-#pragma omp for schedule(static)
-      for (int64_t b = 0; b < count; ++b) {
-        BlockEntries& e = blocks_[b];
-        const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-        const int64_t total = e.offsets.back();
-        std::fill(row_max.begin(), row_max.begin() + rows, -std::numeric_limits<double>::infinity());
-        std::fill(row_sum.begin(), row_sum.begin() + rows, 0.0);
-        std::fill(row_t.begin(), row_t.begin() + rows, 0.0);
-        for (int64_t at = 0; at < total; ++at) row_max[e.rows[at]] = std::max(row_max[e.rows[at]], e.values[at]);
-        for (int64_t at = 0; at < total; ++at) {
-          const int64_t i = e.rows[at];
-          const double c = e.values[at] - row_max[i];
-          const double v = exp_nonpositive(c);
-          e.values[at] = v;
-          row_sum[i] += v;
-          row_t[i] += v * c;
-        }
-        double ent = 0, like = 0;
-        for (int64_t i = 0; i < rows; ++i) {
-          const double w = weight_ ? weight_[r0 + i] : 1.0;
-          const double log_s = std::log(row_sum[i]);
-          ent += w * (row_t[i] / row_sum[i] - log_s);  // Σ r log r
-          like += w * (row_max[i] + log_s);
-          row_sum[i] = 1.0 / row_sum[i];
-        }
-        for (int64_t at = 0; at < total; ++at) e.values[at] *= row_sum[e.rows[at]];
-        block_entropy_[b] = ent;
-        block_likelihood_[b] = like;
-      }
-    }
   }
 
   // Runs the dense E-step over every block in parallel and hands each block's
@@ -908,10 +1290,126 @@ class CpuEngine final : public DpgmmEngine {
   bool dense_only_ = false;  // a float64 screen erred too: no screening
   std::vector<BlockEntries> blocks_;
   std::vector<double> block_entropy_, block_likelihood_;
-  std::vector<double> chunk_accumulators_;  // [chunks, K, 1 + D + D²] (statistics_by_chunks)
+  std::vector<double> chunk_accumulators_;  // [chunks, K, width] (statistics_by_chunks, bounded_pass)
+  DpgmmScreen screen_;
+  int product_steps_left_ = 0;           // auto: E-steps to run with the product screen before the bounds again
+  double last_candidates_per_point_ = 0;  // of the last bound screen
+  std::vector<double> padded_;           // factors U_k, rows padded to a multiple of 8
+  // The bound screen's terms (prepare_bounds).
+  std::vector<double> mean_norm2_, mean_norm_, mean_dot_, half_lambda_, half_excess_;  // [K] each
+  std::vector<float> bound_matrix_;   // [2K, D] means, then flattest directions
+  std::vector<double> eigen_guess_;   // [K or 1, 2, D] eigenvector estimates, kept between E-steps
 };
 
 }  // namespace
+
+namespace {
+
+// Power iteration for the largest eigenvalue of C = (UUᵀ)⁻¹ = U⁻ᵀU⁻¹ (two triangular
+// solves per step), restricted to the complement of the unit vector `exclude` when given.
+// v [d]: the start (normalised here; a fixed vector if it is 0) and the result. Returns the
+// Rayleigh quotient, which approaches the eigenvalue from below; 0 on overflow.
+double power_iteration(const double* u, int64_t d, const double* exclude, int steps, std::vector<double>& v) {
+  std::vector<double> y(d), z(d);
+  auto project = [&](std::vector<double>& w) {
+    if (!exclude) return;
+    double dot = 0;
+    for (int64_t i = 0; i < d; ++i) dot += w[i] * exclude[i];
+    for (int64_t i = 0; i < d; ++i) w[i] -= dot * exclude[i];
+  };
+  auto normalise = [&](std::vector<double>& w) {
+    double norm = 0;
+    for (int64_t i = 0; i < d; ++i) norm += w[i] * w[i];
+    if (!(norm > 0) || !std::isfinite(norm)) return false;
+    norm = 1.0 / std::sqrt(norm);
+    for (int64_t i = 0; i < d; ++i) w[i] *= norm;
+    return true;
+  };
+  project(v);
+  if (!normalise(v)) {
+    for (int64_t i = 0; i < d; ++i) v[i] = 1.0 + 0.01 * static_cast<double>(i);
+    project(v);
+    if (!normalise(v)) return 0.0;
+  }
+  double rho = 0;
+  for (int step = 0; step < steps; ++step) {
+    for (int64_t i = d - 1; i >= 0; --i) {  // U y = v
+      double t = v[i];
+      for (int64_t j = i + 1; j < d; ++j) t -= u[i * d + j] * y[j];
+      y[i] = t / u[i * d + i];
+    }
+    const double previous = rho;
+    rho = 0;
+    for (int64_t i = 0; i < d; ++i) rho += y[i] * y[i];
+    for (int64_t i = 0; i < d; ++i) {  // Uᵀ z = y
+      double t = y[i];
+      for (int64_t j = 0; j < i; ++j) t -= u[j * d + i] * z[j];
+      z[i] = t / u[i * d + i];
+    }
+    project(z);
+    if (!std::isfinite(rho) || !normalise(z)) return 0.0;
+    v.swap(z);
+    // The certificate loosens the estimate by 2 % anyway: 1e-4 is close enough.
+    if (step >= 2 && std::fabs(rho - previous) <= 1e-4 * rho) break;
+  }
+  return rho;
+}
+
+}  // namespace
+
+DpgmmPrecisionBound dpgmm_precision_bound(const double* u, int64_t d, double* guess) {
+  DpgmmPrecisionBound bound;
+  bound.direction.assign(d, 0.0);
+  const bool warm = guess != nullptr;
+  const int steps = 40;
+  // The flattest direction v (largest eigenvalue 1/λ_1 of (UUᵀ)⁻¹), then the next one in
+  // v's complement (1/λ_2).
+  std::vector<double> v(d, 0.0), w(d, 0.0);
+  if (warm) {
+    std::copy(guess, guess + d, v.begin());
+    std::copy(guess + d, guess + 2 * d, w.begin());
+  }
+  const double rho1 = power_iteration(u, d, nullptr, steps, v);
+  if (!(rho1 > 0)) return bound;
+  const double rho2 = d > 1 ? power_iteration(u, d, v.data(), steps, w) : 0.0;
+  if (warm) {
+    std::copy(v.begin(), v.end(), guess);
+    std::copy(w.begin(), w.end(), guess + d);
+  }
+  std::vector<double> p(d * d), a(d * d), l(d * d);
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = i; j < d; ++j) {
+      double t = 0;
+      for (int64_t q = j; q < d; ++q) t += u[i * d + q] * u[j * d + q];
+      p[i * d + j] = p[j * d + i] = t;
+    }
+  // The certificates: UUᵀ − λ_1 I, then UUᵀ − λ(I − vvᵀ) − λ_1 vvᵀ, positive definite, each
+  // eigenvalue estimate loosened by δ until it is.
+  for (double delta : {0.02, 0.1, 0.5, 2.5}) {
+    const double flat = 1.0 / (rho1 * (1.0 + delta));
+    a = p;
+    for (int64_t i = 0; i < d; ++i) a[i * d + i] -= flat;
+    if (dpgmm_cholesky(a.data(), d, l.data())) {
+      bound.flat = bound.lambda = flat;
+      break;
+    }
+  }
+  if (!(bound.flat > 0)) return bound;
+  std::copy(v.begin(), v.end(), bound.direction.begin());
+  if (rho2 > 0 && 1.0 / rho2 > bound.flat)
+    for (double delta : {0.02, 0.1, 0.5}) {
+      const double lambda = 1.0 / (rho2 * (1.0 + delta));
+      if (!(lambda > bound.flat)) break;
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t j = 0; j < d; ++j)
+          a[i * d + j] = p[i * d + j] - (i == j ? lambda : 0.0) + (lambda - bound.flat) * v[i] * v[j];
+      if (dpgmm_cholesky(a.data(), d, l.data())) {
+        bound.lambda = lambda;
+        break;
+      }
+    }
+  return bound;
+}
 
 int64_t dpgmm_feature_count(CovarianceType type, int64_t dims) {
   switch (type) {
@@ -929,7 +1427,7 @@ int64_t dpgmm_feature_count(CovarianceType type, int64_t dims) {
 std::unique_ptr<DpgmmEngine> make_cpu_dpgmm_engine(const double* points, int64_t n, int64_t d,
                                                    const double* sample_weight, const DpgmmOptions& options) {
   return std::make_unique<CpuEngine>(points, n, d, sample_weight, options.precision, options.responsibility_floor,
-                                     options.threads);
+                                     options.threads, options.screen);
 }
 
 void dpgmm_statistics(const double* points, int64_t n, int64_t d, const double* sample_weight,

@@ -16,6 +16,7 @@ namespace {
 
 constexpr int64_t kAssignRows = 512;   // points per assignment block (one GEMM each)
 constexpr int64_t kChunkRows = 8192;   // points per partial sum of the centre update
+constexpr int64_t kSeedChunkRows = 4096;  // k-means++: points per chunk of a candidate's potential (at least)
 
 int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
 
@@ -55,6 +56,17 @@ DEFUSE_CLONES int64_t argmin(const float* v, const float* offset, int64_t k, flo
   return at;
 }
 
+// The smallest of v[c] + offset[c] over c < k other than v[except] (+∞ when k = 1).
+DEFUSE_CLONES float min_except(const float* v, const float* offset, int64_t k, int64_t except) {
+  float m = std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(min : m)
+  for (int64_t c = 0; c < k; ++c) {
+    const float t = c == except ? std::numeric_limits<float>::infinity() : v[c] + offset[c];
+    m = t < m ? t : m;
+  }
+  return m;
+}
+
 // C [m, n] = alpha·A [m, k]·B [n, k]ᵀ + beta·C on the calling thread only (OpenBLAS would
 // otherwise start its own threads for a product this small; see dpgmm_cpu.cpp).
 void gemm_nt(int64_t m, int64_t n, int64_t k, double alpha, const double* a, const double* b, double beta, double* c) {
@@ -69,6 +81,24 @@ double squared_distance(const double* a, const double* b, int64_t d) {
     s += diff * diff;
   }
   return s;
+}
+
+// Rows [count, d] minus `mean`, in single precision, into `out`, and their squared norms
+// (from the float64 differences); returns the largest squared norm.
+double centre_to_float(const double* rows, int64_t count, int64_t d, const std::vector<double>& mean, float* out,
+                       float* norms) {
+  double largest = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    double sq = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      const double v = rows[i * d + j] - mean[j];
+      out[i * d + j] = static_cast<float>(v);
+      sq += v * v;
+    }
+    norms[i] = static_cast<float>(sq);
+    largest = std::max(largest, sq);
+  }
+  return largest;
 }
 
 // Nearest centre of every point: ‖x‖² − 2x·c + ‖c‖² with the products from single-precision
@@ -109,6 +139,115 @@ double assign(const float* x, int64_t n, int64_t d, const double* weight, const 
   return std::accumulate(partial.begin(), partial.end(), 0.0);
 }
 
+// Lloyd's assignments with Hamerly's bounds (Hamerly 2010, "Making k-means even faster"):
+// per point an upper bound on the distance to its centre and a lower bound on the distance
+// to every other centre, moved by the centre shifts after each update; a point is only
+// looked at again when they no longer prove its centre the nearest, first by its exact
+// distance to its own centre (float64), then by a full search (float32 products, as
+// assign). Full searches give the same labels as assign (near-ties aside: bounds carry
+// the products' rounding, widened by `slack`).
+class HamerlyAssigner {
+ public:
+  HamerlyAssigner(const double* x, const float* xf, const std::vector<float>& norms, int64_t n, int64_t d,
+                  const std::vector<double>& mean, int threads)
+      : x_(x), xf_(xf), norms_(norms), n_(n), d_(d), mean_(mean), threads_(threads), upper_(n), lower_(n) {}
+
+  // Labels of every point for `centers` [k, d] (data coordinates); `first` searches every
+  // point. Returns how many points had a full search.
+  int64_t assign(const std::vector<double>& centers, int64_t k, std::vector<int32_t>& labels, bool first) {
+    const int64_t d = d_;
+    centers_f_.resize(k * d);
+    center_norms_.resize(k);
+    const double largest = centre_to_float(centers.data(), k, d, mean_, centers_f_.data(), center_norms_.data());
+    if (!first) move_bounds(centers, k, labels);
+    previous_ = centers;
+    // Half the distance from each centre to its nearest other centre: a point closer to
+    // its centre than that keeps it.
+    std::vector<double> half(k, std::numeric_limits<double>::infinity());
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = a + 1; b < k; ++b) {
+        const double v = 0.5 * std::sqrt(squared_distance(&centers[a * d], &centers[b * d], d));
+        half[a] = std::min(half[a], v);
+        half[b] = std::min(half[b], v);
+      }
+    // Rounding of the float32 squared distances: ≤ (d + 2)·2^-24·(‖x‖² + ‖c‖²) each, doubled.
+    const double rounding = 0x1.0p-23 * static_cast<double>(d + 2);
+    // The points whose bounds fail, per fixed chunk of points in parallel, then in order.
+    const int64_t chunks = std::clamp<int64_t>(n_ / kChunkRows, 1, 64);
+    std::vector<std::vector<int64_t>> failed(chunks);
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads_)))
+    for (int64_t c = 0; c < chunks; ++c) {
+      for (int64_t i = n_ * c / chunks; i < n_ * (c + 1) / chunks; ++i) {
+        if (!first) {
+          const double bound = std::max(half[labels[i]], lower_[i]);
+          if (upper_[i] <= bound) continue;
+          upper_[i] = std::sqrt(squared_distance(x_ + i * d, &centers[labels[i] * d], d)) * (1 + 1e-12);
+          if (upper_[i] <= bound) continue;
+        }
+        failed[c].push_back(i);
+      }
+    }
+    std::vector<int64_t> search;
+    for (const auto& f : failed) search.insert(search.end(), f.begin(), f.end());
+    const int64_t count = static_cast<int64_t>(search.size());
+    const int64_t blocks = (count + kAssignRows - 1) / kAssignRows;
+#pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads_)))
+    {
+      omp_set_num_threads(1);  // BLAS on this thread only (see dpgmm_cpu.cpp)
+      std::vector<float> rows(kAssignRows * d), dots(kAssignRows * k);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t r0 = b * kAssignRows, m = std::min(kAssignRows, count - r0);
+        for (int64_t r = 0; r < m; ++r) std::copy(xf_ + search[r0 + r] * d, xf_ + (search[r0 + r] + 1) * d, &rows[r * d]);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(k),
+                    static_cast<int>(d), -2.0f, rows.data(), static_cast<int>(d), centers_f_.data(),
+                    static_cast<int>(d), 0.0f, dots.data(), static_cast<int>(k));
+        for (int64_t r = 0; r < m; ++r) {
+          const int64_t i = search[r0 + r];
+          float best_value;
+          const int64_t best = argmin(&dots[r * k], center_norms_.data(), k, &best_value);
+          const float second = min_except(&dots[r * k], center_norms_.data(), k, best);
+          const double slack = rounding * (norms_[i] + largest);
+          labels[i] = static_cast<int32_t>(best);
+          upper_[i] = std::sqrt(std::max(0.0, static_cast<double>(best_value) + norms_[i] + slack));
+          lower_[i] = std::sqrt(std::max(0.0, static_cast<double>(second) + norms_[i] - slack));
+        }
+      }
+    }
+    return count;
+  }
+
+ private:
+  // After the centres moved from previous_ to `centers`: each upper bound grows by its
+  // centre's shift, each lower bound shrinks by the largest shift of another centre.
+  void move_bounds(const std::vector<double>& centers, int64_t k, const std::vector<int32_t>& labels) {
+    std::vector<double> shift(k);
+    int64_t top = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      shift[c] = std::sqrt(squared_distance(&centers[c * d_], &previous_[c * d_], d_)) * (1 + 1e-12);
+      if (shift[c] > shift[top]) top = c;
+    }
+    double runner = 0;
+    for (int64_t c = 0; c < k; ++c)
+      if (c != top) runner = std::max(runner, shift[c]);
+    for (int64_t i = 0; i < n_; ++i) {
+      const int32_t a = labels[i];
+      upper_[i] += shift[a];
+      lower_[i] -= a == top ? runner : shift[top];
+    }
+  }
+
+ private:
+  const double* x_;
+  const float* xf_;
+  const std::vector<float>& norms_;
+  int64_t n_, d_;
+  const std::vector<double>& mean_;
+  int threads_;
+  std::vector<double> upper_, lower_, previous_;
+  std::vector<float> centers_f_, center_norms_;
+};
+
 }  // namespace
 
 std::vector<int32_t> nearest_centers(const double* x, int64_t n, int64_t d, const std::vector<double>& centers,
@@ -118,17 +257,9 @@ std::vector<int32_t> nearest_centers(const double* x, int64_t n, int64_t d, cons
   std::vector<double> mean(d, 0.0);
   for (int64_t c = 0; c < k; ++c)
     for (int64_t j = 0; j < d; ++j) mean[j] += centers[c * d + j] / static_cast<double>(k);
-  std::vector<float> xf(n * d), norms(n), cf(k * d);
-  for (int64_t i = 0; i < n; ++i) {
-    double sq = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - mean[j];
-      xf[i * d + j] = static_cast<float>(v);
-      sq += v * v;
-    }
-    norms[i] = static_cast<float>(sq);
-  }
-  for (int64_t q = 0; q < k * d; ++q) cf[q] = static_cast<float>(centers[q] - mean[q % d]);
+  std::vector<float> xf(n * d), norms(n), cf(k * d), center_norms(k);
+  centre_to_float(x, n, d, mean, xf.data(), norms.data());
+  centre_to_float(centers.data(), k, d, mean, cf.data(), center_norms.data());
   std::vector<int32_t> labels(n);
   std::vector<double> distances(n);
   assign(xf.data(), n, d, nullptr, norms, cf, k, threads, labels, distances);
@@ -168,11 +299,14 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
   for (int64_t i = 0; i < m; ++i) w[i] = weight ? weight[pool[i]] : 1.0;
   const int trials = local_trials > 0 ? local_trials : 2 + static_cast<int>(std::log(static_cast<double>(k)));
 
-  // Samples an index of the pool with probability ∝ mass (prefix sums in `cumulative`).
+  // Samples an index of the pool with probability ∝ mass, given its prefix sums.
   std::vector<double> cumulative(m);
-  auto sample = [&](const std::vector<double>& mass) {
+  auto accumulate = [&](const std::vector<double>& mass) {
     double total = 0;
     for (int64_t i = 0; i < m; ++i) cumulative[i] = total += mass[i];
+    return total;
+  };
+  auto sample = [&](const std::vector<double>& mass, double total) {
     const double u = uniform01(rng) * total;
     int64_t at = std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
     at = std::min(at, m - 1);
@@ -187,37 +321,45 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
     norms[i] = std::inner_product(xs.begin() + i * d, xs.begin() + (i + 1) * d, xs.begin() + i * d, 0.0);
   }
   std::vector<int64_t> chosen;
-  chosen.push_back(sample(w));
+  chosen.push_back(sample(w, accumulate(w)));
   std::vector<double> closest(m), mass(m);
   for (int64_t i = 0; i < m; ++i) closest[i] = squared_distance(&xs[i * d], &xs[chosen[0] * d], d);
   std::vector<std::vector<double>> candidate_dist(trials, std::vector<double>(m));
-  std::vector<double> candidate_pot(trials), centres(trials * d), dots(m * trials);
+  // The candidates are scored over fixed chunks of the pool in parallel, their partial
+  // potentials added in chunk order (the result does not depend on the thread count).
+  const int64_t chunks = std::clamp<int64_t>(m / kSeedChunkRows, 1, 16);
+  std::vector<double> candidate_pot(trials), chunk_pot(chunks * trials), centres(trials * d), dots(m * trials);
   std::vector<int64_t> candidates(trials);
   while (static_cast<int64_t>(chosen.size()) < k) {
-    double potential = 0;
-    for (int64_t i = 0; i < m; ++i) potential += mass[i] = w[i] * closest[i];
+    for (int64_t i = 0; i < m; ++i) mass[i] = w[i] * closest[i];
+    const double potential = accumulate(mass);
     if (!(potential > 0)) break;  // every remaining point coincides with a seed
     // Greedy k-means++: draw `trials` candidates by D² sampling, keep the one that lowers
     // the potential most. Distances ‖x‖² + ‖c‖² − 2x·c, the products from BLAS.
     for (int t = 0; t < trials; ++t) {
-      candidates[t] = sample(mass);
+      candidates[t] = sample(mass, potential);
       std::copy(&xs[candidates[t] * d], &xs[(candidates[t] + 1) * d], centres.begin() + t * d);
     }
-#pragma omp parallel num_threads(1)
-    {
-      omp_set_num_threads(1);
-      gemm_nt(m, trials, d, -2.0, xs.data(), centres.data(), 0.0, dots.data());
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads)))
+    for (int64_t c = 0; c < chunks; ++c) {
+      omp_set_num_threads(1);  // BLAS on this thread only
+      const int64_t r0 = m * c / chunks, r1 = m * (c + 1) / chunks;
+      gemm_nt(r1 - r0, trials, d, -2.0, xs.data() + r0 * d, centres.data(), 0.0, dots.data() + r0 * trials);
+      for (int t = 0; t < trials; ++t) {
+        const double cn = norms[candidates[t]];
+        double pot = 0;
+        double* dist = candidate_dist[t].data();
+        for (int64_t i = r0; i < r1; ++i) {
+          const double v = std::min(closest[i], std::max(0.0, norms[i] + cn + dots[i * trials + t]));
+          dist[i] = v;
+          pot += w[i] * v;
+        }
+        chunk_pot[c * trials + t] = pot;
+      }
     }
     for (int t = 0; t < trials; ++t) {
-      const double cn = norms[candidates[t]];
-      double pot = 0;
-      double* dist = candidate_dist[t].data();
-      for (int64_t i = 0; i < m; ++i) {
-        const double v = std::min(closest[i], std::max(0.0, norms[i] + cn + dots[i * trials + t]));
-        dist[i] = v;
-        pot += w[i] * v;
-      }
-      candidate_pot[t] = pot;
+      candidate_pot[t] = 0;
+      for (int64_t c = 0; c < chunks; ++c) candidate_pot[t] += chunk_pot[c * trials + t];
     }
     const int best = static_cast<int>(std::min_element(candidate_pot.begin(), candidate_pot.end()) - candidate_pot.begin());
     chosen.push_back(candidates[best]);
@@ -265,30 +407,27 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
 
   result.labels.assign(n, 0);
   std::vector<int32_t> previous(n, -1);
-  std::vector<double> distances(n);
   // Single-precision copy of the points, centred on their mean, for the assignments.
-  std::vector<float> xf(n * d), norms(n), centers_f(active * d);
-  for (int64_t i = 0; i < n; ++i) {
-    double sq = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - mean[j];
-      xf[i * d + j] = static_cast<float>(v);
-      sq += v * v;
-    }
-    norms[i] = static_cast<float>(sq);
-  }
-  auto assign_all = [&](const std::vector<double>& centers) {
-    for (int64_t c = 0; c < active; ++c)
-      for (int64_t j = 0; j < d; ++j) centers_f[c * d + j] = static_cast<float>(centers[c * d + j] - mean[j]);
-    return assign(xf.data(), n, d, weight, norms, centers_f, active, threads, result.labels, distances);
-  };
+  std::vector<float> xf(n * d), norms(n);
+  centre_to_float(x, n, d, mean, xf.data(), norms.data());
+  HamerlyAssigner assigner(x, xf.data(), norms, n, d, mean, threads);
   std::vector<double> active_centers(result.centers.begin(), result.centers.begin() + active * d);
+  // Σ w‖x − c(x)‖² (float64) into `distances`; returns the weighted sum.
+  std::vector<double> distances(n);
+  auto own_distances = [&] {
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      distances[i] = squared_distance(x + i * d, &active_centers[result.labels[i] * d], d);
+      total += (weight ? weight[i] : 1.0) * distances[i];
+    }
+    return total;
+  };
 
   const int64_t chunks = (n + kChunkRows - 1) / kChunkRows;
   std::vector<double> chunk_sums(chunks * active * d), chunk_weights(chunks * active);
   bool labels_current = false;
   for (int it = 1; it <= options.max_iter; ++it) {
-    result.inertia = assign_all(active_centers);
+    assigner.assign(active_centers, active, result.labels, it == 1);
     result.iterations = it;
     if (result.labels == previous) {  // strict convergence: the assignment did not change
       result.converged = true;
@@ -322,6 +461,7 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
     for (int64_t c = 0; c < active; ++c)
       if (!(ws[c] > 0)) empty.push_back(c);
     if (!empty.empty()) {
+      own_distances();
       std::vector<int64_t> order(n);
       std::iota(order.begin(), order.end(), 0);
       const int64_t take = std::min<int64_t>(empty.size(), n);
@@ -357,8 +497,8 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
     }
   }
   // A final assignment so that labels match the returned centres (as scikit-learn does).
-  if (!labels_current)
-    result.inertia = assign_all(active_centers);
+  if (!labels_current) assigner.assign(active_centers, active, result.labels, result.iterations == 0);
+  result.inertia = own_distances();
   std::copy(active_centers.begin(), active_centers.end(), result.centers.begin());
   return result;
 }
