@@ -33,9 +33,9 @@ const fs::path& TempDir::path() const { return path_; }
 
 fs::path shared_data_dir() {
   if (const char* env = std::getenv("DEFUSE_SHARED_DATA"); env && *env) return env;
-  // This file is tests/support/test_support.cpp; the shared folder sits beside the repository.
-  return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "shared" /
-         "data";
+  // The shared folder sits beside the repository. (Not derived from __FILE__: with ccache's
+  // base directory the compiler sees a relative path.)
+  return fs::path(DEFUSE_SOURCE_DIR).parent_path() / "shared" / "data";
 }
 
 Dataset make_toy_dataset(int64_t n_train, int64_t n_test, int64_t channels, int64_t height,
