@@ -176,6 +176,26 @@ bool has_option(const std::string& stage, const std::string& name) {
   return std::find(known.begin(), known.end(), name) != known.end();
 }
 
+// One line saying what a stage produced, from its --json summary.
+std::string stage_line(const std::string& stage, const json& s) {
+  auto num = [&](const char* key) { return s.value(key, 0.0); };
+  auto count = [&](const char* key) { return s.value(key, int64_t{0}); };
+  if (stage == "train-classifier") return fmt::format("test accuracy {}", percent(num("test_accuracy")));
+  if (stage == "train-vae")
+    return fmt::format("test reconstruction {:.3f}, KL {:.3f}", num("test_reconstruction"), num("test_kl"));
+  if (stage == "identify")
+    return fmt::format("{} failures from {} seeds ({:.0f} decodes/s)", count("failures"), count("seeds"),
+                       num("decodes_per_second"));
+  if (stage == "distill") return fmt::format("{} scenarios from {} failures", count("scenarios"), count("failures"));
+  if (stage == "annotate")
+    return fmt::format("{} labelled, {} rejected of {} scenarios", count("labelled"), count("rejected"),
+                       count("scenarios"));
+  if (stage == "correct") return fmt::format("{} models fine-tuned", s.value("models", json::array()).size());
+  if (stage == "evaluate") return fmt::format("chose {}", s.value("chosen", std::string("?")));
+  if (stage == "report") return s.value("report", std::string());
+  return "";
+}
+
 struct StageResult {
   std::string stage;
   json summary;
@@ -226,7 +246,7 @@ const Registrar registrar(
         for (const auto& s : pipeline_stages())
           if (!subcommand_options(s).empty()) stages.push_back(s);
         std::vector<StageResult> results;
-        const bool quiet = ctx.quiet || ctx.json;
+        const bool quiet = ctx.quiet;
         if (c.annotate == "auto")
           ctx.warn("run: --annotate auto: every scenario gets its dominant seed label automatically, with no person "
                    "looking; use --annotate web to label them yourself");
@@ -269,6 +289,9 @@ const Registrar registrar(
           r.summary = json::parse(out.str(), nullptr, false);
           if (r.summary.is_discarded()) r.summary = json::object();
           r.skipped = r.summary.value("skipped", false);
+          if (!quiet)
+            ctx.info(fmt::format("   {}{} ({})", r.skipped ? "up to date: " : "", stage_line(stage, r.summary),
+                                 format_duration(r.seconds)));
           results.push_back(std::move(r));
         }
 

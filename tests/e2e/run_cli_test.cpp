@@ -107,6 +107,14 @@ TEST_F(RunCli, WholeLoopThenIncrementalReruns) {
   json a = json::parse(again.out);
   EXPECT_EQ(a["skipped"], json({"train-classifier", "train-vae", "identify", "distill", "correct", "evaluate", "report"}));
   EXPECT_EQ(a["chosen"], s["chosen"]);
+  // Without --quiet, each stage says what it produced (here: that it was up to date).
+  std::vector<std::string> loud = args(ws);
+  loud.erase(std::find(loud.begin(), loud.end(), "--quiet"));
+  auto verbose = test::run_defuse(loud);
+  ASSERT_EQ(verbose.code, 0) << verbose.err;
+  EXPECT_TRUE(test::contains(verbose.err, "== [3/8] identify")) << verbose.err;
+  EXPECT_TRUE(test::contains(verbose.err, "up to date: test accuracy")) << verbose.err;
+  EXPECT_TRUE(test::contains(verbose.err, "up to date: chose lambda=")) << verbose.err;
 
   // One identify option changed: identify and everything after it run again, not before.
   auto changed = test::run_defuse(args(ws, {"--set", "identify.samples=20"}));
