@@ -188,7 +188,7 @@ if os.path.exists(os.path.join(out, "d.run.wall")):
     print(f"| `defuse run` (one command, report included) | {fmt(wall('d.run'))} | {fmt(p_total)} | "
           f"{ratio(wall('d.run'), p_total)} |")
 print(f"| peak RSS, MiB | {fmt(d_rss)} | {fmt(p_rss)} | {ratio(d_rss, p_rss)} |")
-if os.path.exists(os.path.join(out, "d.run.time")):
+if os.path.exists(os.path.join(out, "d.run.wall")):
     print(f"defuse run peak RSS: {rss_mb('d.run'):.0f} MiB")
 if have_d:
     print("defuse peak RSS per stage (MiB): " + ", ".join(f"{s} {rss_mb('d.' + s):.0f}" for s in stages))
