@@ -171,11 +171,6 @@ json to_json(const RunConfig& c) {
   return {{"data", c.data}, {"classifier", c.classifier}, {"annotate", c.annotate}, {"stages", stages}};
 }
 
-bool has_option(const std::string& stage, const std::string& name) {
-  const auto known = subcommand_options(stage);
-  return std::find(known.begin(), known.end(), name) != known.end();
-}
-
 // One line saying what a stage produced, from its --json summary.
 std::string stage_line(const std::string& stage, const json& s) {
   auto num = [&](const char* key) { return s.value(key, 0.0); };
@@ -252,11 +247,13 @@ const Registrar registrar(
                    "looking; use --annotate web to label them yourself");
         for (size_t i = 0; i < stages.size(); ++i) {
           const std::string& stage = stages[i];
+          const auto known = subcommand_options(stage);  // builds the subcommand's parser: once per stage
+          auto has_option = [&](const char* name) { return std::find(known.begin(), known.end(), name) != known.end(); };
           std::vector<std::string> args{"defuse", stage, "--workspace", ctx.workspace, "--json"};
           if (ctx.quiet) args.push_back("--quiet");
-          if (has_option(stage, "threads")) args.insert(args.end(), {"--threads", std::to_string(ctx.threads)});
-          if (has_option(stage, "device")) args.insert(args.end(), {"--device", ctx.device});
-          if (has_option(stage, "skip-unchanged")) args.push_back("--skip-unchanged");
+          if (has_option("threads")) args.insert(args.end(), {"--threads", std::to_string(ctx.threads)});
+          if (has_option("device")) args.insert(args.end(), {"--device", ctx.device});
+          if (has_option("skip-unchanged")) args.push_back("--skip-unchanged");
           if (stage == "train-classifier") {
             if (!c.data.empty()) args.insert(args.end(), {"--data", c.data});
             if (!c.classifier.empty()) args.insert(args.end(), {"--classifier", c.classifier});

@@ -14,6 +14,9 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(python3-torch python3-sklearn python3-numpy) ;;
+    # The test suite checks that exported models load in Python (torch.jit.load); python3-torch
+    # reuses the libtorch1.13 that libtorch-dev already brings.
+    --with-tests) packages+=(python3-torch) ;;
     --with-browser)
       # A Node.js from elsewhere (NodeSource) ships its own npm and conflicts with Debian's
       # npm package: add nodejs and npm only when their commands are missing.
