@@ -7,6 +7,7 @@
 
 int main(int argc, char** argv) {
   defuse::maybe_reexec_for_speed(argc, argv);
+  defuse::keep_freed_memory();
   std::vector<std::string> args(argv, argv + argc);
   return defuse::cli::run_cli(args, std::cout, std::cerr);
 }

@@ -34,6 +34,7 @@ std::string blas_warning(const BlasInfo& info) {
 
 }  // namespace defuse
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -64,8 +65,8 @@ void maybe_reexec_for_speed(int argc, char** argv) {
     ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     again = true;
   }
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    ::setenv("OMP_WAIT_POLICY", "passive", 1);
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    ::setenv("GOMP_SPINCOUNT", "10000", 1);
     again = true;
   }
   if (!again) return;
@@ -73,6 +74,16 @@ void maybe_reexec_for_speed(int argc, char** argv) {
   (void)argc;
   ::execv("/proc/self/exe", argv);
   // execv failed: carry on with the defaults.
+}
+
+bool keep_freed_memory() {
+  if (std::getenv("GLIBC_TUNABLES") || std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_"))
+    return false;
+  // Setting either threshold also turns off glibc's dynamic adjustment of both. Some glibc
+  // versions cap the mmap threshold at 32 MiB (half their largest heap): fall back to that.
+  const bool mmap_set = ::mallopt(M_MMAP_THRESHOLD, static_cast<int>(kMallocMmapThreshold)) == 1 ||
+                        ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  return mmap_set && ::mallopt(M_TRIM_THRESHOLD, static_cast<int>(kMallocTrimThreshold)) == 1;
 }
 
 }  // namespace defuse

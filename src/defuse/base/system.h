@@ -1,6 +1,7 @@
 // Facts about the running process that change performance: which BLAS is loaded.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace defuse {
@@ -26,11 +27,27 @@ namespace defuse {
 // - OPENBLAS_CORETYPE=SkylakeX when the CPU has AVX-512 and OpenBLAS picked a core without
 //   it: OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to AVX2 kernels, at half
 //   the SGEMM rate.
-// - OMP_WAIT_POLICY=passive: OpenMP threads sleep at barriers instead of spinning. On a
+// - GOMP_SPINCOUNT=10000 (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set): OpenMP threads
+//   spin briefly at a barrier, then sleep. libgomp's default spins ~300,000 times: on a
 //   shared machine a spinning thread takes the core that the thread it waits for needs
-//   (the DP-GMM tests ran 15× slower with the default at a load average of 4; defuse's
-//   parallel regions are few and long, so waking costs nothing measurable when idle).
+//   (the DP-GMM tests ran 5.7 s instead of 3.1 s at a load average of 4). Sleeping at once
+//   (OMP_WAIT_POLICY=passive, what defuse set before) costs a wake-up per operator, and
+//   training runs hundreds of short operators per step: 18-20% slower VAE and classifier
+//   steps. 10,000 spins keeps training within 2-4% of the default and the loaded DP-GMM
+//   tests at 3.7 s (docs/benchmarks.md, "OpenMP waiting").
 // Otherwise it returns and changes nothing.
 void maybe_reexec_for_speed(int argc, char** argv);
+
+// Makes glibc's malloc keep freed memory for reuse instead of returning it to the kernel:
+// allocations up to kMallocMmapThreshold come from the heap (not a fresh mmap each), and the
+// heap is trimmed only when more than kMallocTrimThreshold is free at its top. A training
+// step frees and reallocates tens of megabytes of activations; with glibc's defaults (a
+// dynamic threshold that trims above twice the largest freed block) every step faulted
+// those pages in again, and page faults cost ~25% of a VAE epoch here (docs/benchmarks.md,
+// "Memory allocation"). Does nothing when the user tunes malloc (GLIBC_TUNABLES or
+// MALLOC_*_ environment variables). Returns whether it changed the settings.
+inline constexpr size_t kMallocMmapThreshold = size_t{256} << 20;
+inline constexpr size_t kMallocTrimThreshold = size_t{1} << 30;
+bool keep_freed_memory();
 
 }  // namespace defuse
