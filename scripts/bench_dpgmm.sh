@@ -14,8 +14,7 @@ if [ -z "${DEFUSE:-}" ]; then
 fi
 # Forced: some environments export OPENBLAS_CORETYPE=Haswell; BENCH_OPENBLAS_CORETYPE overrides.
 export OPENBLAS_CORETYPE="${BENCH_OPENBLAS_CORETYPE:-SkylakeX}"
-# OpenMP threads sleep at barriers instead of spinning: on a shared machine a spinning
-# thread that waits for a core costs far more than a wake-up (defuse has a handful of
-# barriers per iteration; scikit-learn's fastest run is single-threaded anyway).
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# OpenMP waits: defuse sets its own short spin (GOMP_SPINCOUNT=10000, src/defuse/base/system.h)
+# unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is exported; scikit-learn's fastest run is
+# single-threaded anyway.
 exec /usr/bin/python3 scripts/bench_dpgmm.py --defuse "$DEFUSE" "$@"
