@@ -5,6 +5,11 @@
 # (the repository) and a function `skip MESSAGE` that exits with the caller's skip code; sets
 # $chromium_bin and $browser_dir.
 
+# ctest runs both browser tests at once: on a fresh machine both would run apt-get and
+# `npm ci` together, and the one that lost the apt or npm lock skipped. One at a time.
+exec {browser_setup_lock}>"${TMPDIR:-/tmp}/defuse-browser-setup.lock"
+flock "$browser_setup_lock"
+
 # 1. Chromium, Node.js, npm.
 if ! command -v chromium >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   if ! "$root/scripts/setup.sh" --with-browser >&2; then
@@ -25,3 +30,6 @@ if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] ||
     skip "playwright-core could not be installed from npm (offline?): run 'npm ci' in tests/browser"
   fi
 fi
+
+flock -u "$browser_setup_lock"
+exec {browser_setup_lock}>&-

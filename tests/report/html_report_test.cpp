@@ -104,15 +104,18 @@ ReportData sample_data() {
   return d;
 }
 
-TEST(HtmlReport, PaletteHasTenDistinctColoursAndCycles) {
+TEST(HtmlReport, EveryClassHasItsOwnColour) {
+  // GTSRB has 43 classes: the 20 hand-picked colours, then generated ones, none repeated.
   std::vector<std::string> colours;
-  for (int i = 0; i < 20; ++i) colours.push_back(class_colour(i));
-  for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ(colours[i].size(), 7u);
-    for (int j = 0; j < i; ++j) EXPECT_NE(colours[i], colours[j]);
+  for (int i = 0; i < 64; ++i) colours.push_back(class_colour(i));
+  for (size_t i = 0; i < colours.size(); ++i) {
+    ASSERT_EQ(colours[i].size(), 7u) << colours[i];
+    EXPECT_EQ(colours[i][0], '#');
+    EXPECT_EQ(colours[i].find_first_not_of("0123456789abcdef", 1), std::string::npos) << colours[i];
+    for (size_t j = 0; j < i; ++j) EXPECT_NE(colours[i], colours[j]) << "classes " << i << " and " << j;
   }
-  EXPECT_EQ(class_colour(20), class_colour(0));
-  EXPECT_EQ(class_colour(-1), class_colour(19));
+  EXPECT_EQ(class_colour(0), "#1f77b4");  // the familiar palette first
+  EXPECT_EQ(class_colour(-1), "#555555");
 }
 
 TEST(HtmlReport, PageHasEverySectionAndTheTableOfContents) {

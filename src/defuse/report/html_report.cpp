@@ -434,8 +434,23 @@ std::string class_colour(int64_t index) {
   static constexpr std::array<const char*, 20> kPalette = {
       "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
       "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"};
-  const int64_t n = static_cast<int64_t>(kPalette.size());
-  return kPalette[((index % n) + n) % n];
+  const auto n = static_cast<int64_t>(kPalette.size());
+  if (index < 0) return "#555555";  // no class
+  if (index < n) return kPalette[static_cast<size_t>(index)];
+  // Beyond the 20 hand-picked colours (GTSRB has 43 classes): hues a golden angle apart, at
+  // alternating lightness, so that no two classes share a colour.
+  const double hue = std::fmod(static_cast<double>(index - n) * 137.50776405003785 + 15.0, 360.0) / 60.0;
+  const double light = index % 2 == 0 ? 0.42 : 0.62, sat = 0.7;
+  const double chroma = (1 - std::abs(2 * light - 1)) * sat;
+  const double x = chroma * (1 - std::abs(std::fmod(hue, 2.0) - 1));
+  double rgb[3] = {0, 0, 0};
+  const int sector = static_cast<int>(hue);
+  const int big[6] = {0, 1, 1, 2, 2, 0}, small[6] = {1, 0, 2, 1, 0, 2};
+  rgb[big[sector]] = chroma;
+  rgb[small[sector]] = x;
+  const double m = light - chroma / 2;
+  auto byte = [&](double v) { return static_cast<int>(std::lround(std::clamp(v + m, 0.0, 1.0) * 255)); };
+  return fmt::format("#{:02x}{:02x}{:02x}", byte(rgb[0]), byte(rgb[1]), byte(rgb[2]));
 }
 
 // ---------------------------------------------------------------------------------------
