@@ -5,17 +5,36 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string>
 
 namespace defuse {
 namespace {
 
+// Sets an environment variable for one scope, then puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 TEST(KeepFreedMemory, LeavesAUsersMallocTuningAlone) {
-  ::setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=4096", 1);
+  {
+    ScopedEnv tunables("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=4096");
+    EXPECT_FALSE(keep_freed_memory());
+  }
+  ScopedEnv trim("MALLOC_TRIM_THRESHOLD_", "4096");
   EXPECT_FALSE(keep_freed_memory());
-  ::unsetenv("GLIBC_TUNABLES");
-  ::setenv("MALLOC_TRIM_THRESHOLD_", "4096", 1);
-  EXPECT_FALSE(keep_freed_memory());
-  ::unsetenv("MALLOC_TRIM_THRESHOLD_");
 }
 
 // A block the size of a training step's activations comes from the heap, not from a fresh

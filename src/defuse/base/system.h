@@ -34,7 +34,7 @@ namespace defuse {
 //   (OMP_WAIT_POLICY=passive, what defuse set before) costs a wake-up per operator, and
 //   training runs hundreds of short operators per step: 18-20% slower VAE and classifier
 //   steps. 10,000 spins keeps training within 2-4% of the default and the loaded DP-GMM
-//   tests at 3.7 s (docs/benchmarks.md, "OpenMP waiting").
+//   tests at 3.7 s (docs/benchmarks.md, "OpenMP waits and memory allocation").
 // Otherwise it returns and changes nothing.
 void maybe_reexec_for_speed(int argc, char** argv);
 
@@ -43,8 +43,8 @@ void maybe_reexec_for_speed(int argc, char** argv);
 // heap is trimmed only when more than kMallocTrimThreshold is free at its top. A training
 // step frees and reallocates tens of megabytes of activations; with glibc's defaults (a
 // dynamic threshold that trims above twice the largest freed block) every step faulted
-// those pages in again, and page faults cost ~25% of a VAE epoch here (docs/benchmarks.md,
-// "Memory allocation"). Does nothing when the user tunes malloc (GLIBC_TUNABLES or
+// those pages in again: 5-16 s of system time in a 23-31 s VAE epoch here (docs/benchmarks.md,
+// "OpenMP waits and memory allocation"). Does nothing when the user tunes malloc (GLIBC_TUNABLES or
 // MALLOC_*_ environment variables). Returns whether it changed the settings.
 inline constexpr size_t kMallocMmapThreshold = size_t{256} << 20;
 inline constexpr size_t kMallocTrimThreshold = size_t{1} << 30;
