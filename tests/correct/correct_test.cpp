@@ -14,6 +14,7 @@
 #include "defuse/model/vae.h"
 #include "defuse/train/train_classifier.h"
 #include "support/test_support.h"
+#include "support/torch_support.h"
 
 namespace defuse {
 namespace {
@@ -139,13 +140,7 @@ class Correction : public ::testing::Test {
     o.seed = 1;
     auto trained = train_classifier(*dataset_, o);
     original_ = trained.model.release();
-    VaeSpec spec;
-    spec.channels = 1;
-    spec.height = 12;
-    spec.width = 12;
-    spec.latent = 4;
-    spec.filters = 8;
-    vae_ = make_vae(spec).release();
+    vae_ = test::make_tiny_vae().release();
   }
   static void TearDownTestSuite() {
     delete dataset_;

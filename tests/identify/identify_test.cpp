@@ -9,6 +9,7 @@
 #include "defuse/identify/failure_store.h"
 #include "defuse/base/sqlite.h"
 #include "support/test_support.h"
+#include "support/torch_support.h"
 
 namespace defuse {
 namespace {
@@ -47,13 +48,7 @@ class LatentSearch : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::manual_seed(11);
-    VaeSpec spec;
-    spec.channels = 1;
-    spec.height = 12;
-    spec.width = 12;
-    spec.latent = 4;
-    spec.filters = 8;
-    vae_ = make_vae(spec);
+    vae_ = test::make_tiny_vae();
     // Dark seeds, all label 0; the brightness classifier gets them right.
     images_ = torch::randint(0, 40, {12, 1, 12, 12}, torch::kUInt8);
     labels_ = torch::zeros({12}, torch::kLong);

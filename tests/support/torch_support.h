@@ -3,12 +3,20 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 
+namespace defuse {
+class Vae;
+}
 
 namespace defuse::test {
 
 // Writes a TorchScript module (flatten + linear layer, `in_features` -> `classes`) built in
 // C++ with torch::jit, as a user's exported classifier would be.
 void write_torchscript_linear(const std::filesystem::path& path, int64_t in_features, int64_t classes);
+
+// An untrained VAE for 1-channel side x side images (initialised from the global torch seed):
+// small enough for unit tests of the stages that decode.
+std::unique_ptr<Vae> make_tiny_vae(int64_t side = 12, int64_t latent = 4, int64_t filters = 8);
 
 }  // namespace defuse::test

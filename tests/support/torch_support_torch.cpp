@@ -3,6 +3,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "defuse/model/vae.h"
+
 
 namespace defuse::test {
 
@@ -15,6 +17,16 @@ void write_torchscript_linear(const std::filesystem::path& path, int64_t in_feat
         return torch.addmm(self.bias, x.flatten(1), self.weight.t())
   )");
   module.save(path.string());
+}
+
+std::unique_ptr<Vae> make_tiny_vae(int64_t side, int64_t latent, int64_t filters) {
+  VaeSpec spec;
+  spec.channels = 1;
+  spec.height = side;
+  spec.width = side;
+  spec.latent = latent;
+  spec.filters = filters;
+  return make_vae(spec);
 }
 
 }  // namespace defuse::test
