@@ -7,6 +7,7 @@
 # (docs/DESIGN.md §5); defuse would set it itself, scikit-learn's numpy would not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh --with-bench  # python3-torch, scikit-learn, time, bc (idempotent, silent)
 if [ -z "${DEFUSE:-}" ]; then
   DEFUSE=build/release/defuse
   cmake --preset release >/dev/null

@@ -12,6 +12,7 @@
 # same BLAS kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh --with-bench  # python3-torch, scikit-learn, time, bc (idempotent, silent)
 
 data="mnist:../shared/data/mnist"
 workspace="runs/bench-identify-mnist"

@@ -22,6 +22,7 @@
 # Both sides get OPENBLAS_CORETYPE=SkylakeX (defuse would set it by re-executing itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh --with-bench  # python3-torch, scikit-learn, time, bc (idempotent, silent)
 
 data=../shared/data/mnist
 threads=2
@@ -43,7 +44,7 @@ while [[ $# -gt 0 ]]; do
     --skip-python) run_python=0; shift ;;
     --skip-defuse) run_defuse=0; shift ;;
     --no-run) with_run=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench_pipeline: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 data="mnist:../shared/data/mnist"
 workspace="runs/experiment-correct-mnist"
 threads=2
-build_dir="build/release"
+build_dir=""
 build=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -29,11 +29,12 @@ while [[ $# -gt 0 ]]; do
     *) echo "experiment_correct: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-if [[ $build == 1 ]]; then
+if [[ $build == 1 && -z $build_dir ]]; then
+  scripts/setup.sh --with-bench
   cmake --preset release >/dev/null
   cmake --build --preset release --target defuse
-  build_dir=build/release
 fi
+build_dir=${build_dir:-build/release}
 defuse="$build_dir/defuse"
 export OPENBLAS_CORETYPE=SkylakeX
 
@@ -43,7 +44,7 @@ has_stage() {
 }
 common=(--workspace "$workspace" --threads "$threads")
 start=$(date +%s)
-has_stage train-classifier || "$defuse" train-classifier --data "$data" "${common[@]}" --epochs 1
+has_stage train-classifier || "$defuse" train-classifier --data "$data" "${common[@]}"  # 4 epochs, the default
 has_stage train-vae || "$defuse" train-vae "${common[@]}"
 has_stage identify || "$defuse" identify "${common[@]}" --max-seeds 2000
 has_stage distill || "$defuse" distill "${common[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages defuse needs to build, test and run. Idempotent: packages
 # already present are skipped, and nothing is printed when everything is there.
-# Usage: scripts/setup.sh [--with-bench] [--with-browser] [--with-fuzz]
+# Usage: scripts/setup.sh [--with-bench] [--with-tests] [--with-browser] [--with-fuzz]
 set -euo pipefail
 
 packages=(
@@ -13,7 +13,8 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --with-bench) packages+=(python3-torch python3-sklearn python3-numpy) ;;
+    # The benchmark scripts also time processes with /usr/bin/time -v and add up with bc.
+    --with-bench) packages+=(python3-torch python3-sklearn python3-numpy time bc) ;;
     # The test suite checks that exported models load in Python (torch.jit.load); python3-torch
     # reuses the libtorch1.13 that libtorch-dev already brings.
     --with-tests) packages+=(python3-torch) ;;
