@@ -1,6 +1,10 @@
 // Dataset::validate, the `--data` spec parser and the fixed class-name lists.
 #include "defuse/data/dataset.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
 #include "defuse/base/error.h"
 
 namespace defuse {
@@ -29,6 +33,13 @@ void validate_split(const Dataset& dataset, const DataSplit& split, const std::s
   }
 }
 
+// A fraction as a person would write it: 0.2, not 0.200000.
+std::string fraction_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
 }  // namespace
 
 void Dataset::validate() const {
@@ -52,37 +63,118 @@ void DataOptions::validate() const {
   check_option(image_size >= 1 && image_size <= kMaxImageSize, "data",
                "image size must be in 1.." + std::to_string(kMaxImageSize) + ", got " +
                    std::to_string(image_size));
+  check_option(holdout > 0 && holdout < 1, "data",
+               "holdout must be a fraction in (0, 1), got " + fraction_text(holdout));
 }
 
-Dataset load_dataset(const std::string& spec, const DataOptions& options) {
-  options.validate();
-  const size_t colon = spec.find(':');
-  const std::string kind = spec.substr(0, colon);
-  const std::string dir = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  if (colon != std::string::npos && dir.empty()) {
+DataSpec parse_data_spec(const std::string& spec, const DataOptions& defaults) {
+  DataSpec parsed;
+  parsed.options = defaults;
+  // KIND[:DIR] before the first comma, KEY=VALUE options after it.
+  const size_t comma = spec.find(',');
+  const std::string head = spec.substr(0, comma);
+  const size_t colon = head.find(':');
+  parsed.kind = head.substr(0, colon);
+  parsed.dir = colon == std::string::npos ? "" : head.substr(colon + 1);
+  if (colon != std::string::npos && parsed.dir.empty()) {
     throw ConfigError("data: '" + spec + "' names no directory after ':'");
   }
-  if (kind != "fashion-mnist" && kind != "mnist" && kind != "svhn" && kind != "gtsrb" &&
-      kind != "folder") {
+  if (parsed.kind != "fashion-mnist" && parsed.kind != "mnist" && parsed.kind != "svhn" &&
+      parsed.kind != "gtsrb" && parsed.kind != "folder") {
     throw ConfigError("data: unknown dataset '" + spec +
                       "' (expected fashion-mnist[:DIR], mnist:DIR, svhn:DIR, gtsrb:DIR or "
                       "folder:DIR)");
   }
-  if (dir.empty() && kind != "fashion-mnist") {
-    throw ConfigError("data: '" + spec + "' needs a directory: " + kind + ":DIR");
+  if (parsed.dir.empty() && parsed.kind != "fashion-mnist") {
+    throw ConfigError("data: '" + spec + "' needs a directory: " + parsed.kind + ":DIR");
   }
+  if (comma == std::string::npos) {
+    parsed.options.validate();
+    return parsed;
+  }
+
+  const std::vector<std::string> accepted =
+      parsed.kind == "gtsrb"    ? std::vector<std::string>{"size", "holdout", "split-seed", "gt"}
+      : parsed.kind == "folder" ? std::vector<std::string>{"size", "holdout", "split-seed"}
+                                : std::vector<std::string>{};
+  std::string accepted_text;
+  for (const std::string& key : accepted) {
+    accepted_text += (accepted_text.empty() ? "" : ", ") + key;
+  }
+  accepted_text = accepted.empty() ? parsed.kind + " takes none" : "accepted: " + accepted_text;
+  std::vector<std::string> seen;
+  for (size_t start = comma + 1;;) {
+    const size_t end = spec.find(',', start);
+    const std::string option = spec.substr(start, end - start);
+    const size_t equals = option.find('=');
+    const std::string key = option.substr(0, equals);
+    const std::string value = equals == std::string::npos ? "" : option.substr(equals + 1);
+    if (equals == std::string::npos || key.empty()) {
+      throw ConfigError("data: option '" + option + "' in '" + spec +
+                        "' is not KEY=VALUE (options follow DIR after commas, so DIR cannot "
+                        "contain one; " + accepted_text + ")");
+    }
+    if (key != "size" && key != "holdout" && key != "split-seed" && key != "gt") {
+      throw ConfigError("data: unknown option '" + key + "' in '" + spec + "' (" + accepted_text +
+                        ")");
+    }
+    if (std::find(accepted.begin(), accepted.end(), key) == accepted.end()) {
+      throw ConfigError("data: option '" + key + "' does not apply to " + parsed.kind + " (" +
+                        accepted_text + ")");
+    }
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      throw ConfigError("data: option '" + key + "' is given twice in '" + spec + "'");
+    }
+    seen.push_back(key);
+    auto bad_value = [&](const std::string& expected) {
+      return ConfigError("data: bad value '" + value + "' for " + key + " in '" + spec +
+                         "' (expected " + expected + ")");
+    };
+    // A number that fills the whole value; from_chars reads no sign, space or locale.
+    auto parse_number = [&](auto& number, const std::string& expected) {
+      const char* last = value.data() + value.size();
+      const auto [end_ptr, error] = std::from_chars(value.data(), last, number);
+      if (value.empty() || error != std::errc() || end_ptr != last) {
+        throw bad_value(expected);
+      }
+    };
+    if (key == "size") {
+      const std::string expected = "an image side in pixels, 1.." + std::to_string(kMaxImageSize);
+      parse_number(parsed.options.image_size, expected);
+      if (parsed.options.image_size < 1 || parsed.options.image_size > kMaxImageSize) {
+        throw bad_value(expected);
+      }
+    } else if (key == "holdout") {
+      const std::string expected = "a fraction in (0, 1), such as 0.2";
+      parse_number(parsed.options.holdout, expected);
+      if (!(parsed.options.holdout > 0 && parsed.options.holdout < 1)) throw bad_value(expected);
+    } else if (key == "split-seed") {
+      parse_number(parsed.options.split_seed, "an unsigned 64-bit integer");
+    } else {
+      if (value.empty()) throw bad_value("the path of the test ground-truth CSV");
+      parsed.options.gt_path = value;
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  parsed.options.validate();
+  return parsed;
+}
+
+Dataset load_dataset(const std::string& spec, const DataOptions& options) {
+  const DataSpec parsed = parse_data_spec(spec, options);
   Dataset dataset;
-  if (kind == "fashion-mnist") {
-    dataset = read_idx_dataset(dir.empty() ? kFashionMnistDefaultDir : dir, kind,
-                               fashion_mnist_classes());
-  } else if (kind == "mnist") {
-    dataset = read_idx_dataset(dir, kind, digit_classes());
-  } else if (kind == "svhn") {
-    dataset = read_svhn(dir);
-  } else if (kind == "gtsrb") {
-    dataset = read_gtsrb(dir, options);
+  if (parsed.kind == "fashion-mnist") {
+    dataset = read_idx_dataset(parsed.dir.empty() ? kFashionMnistDefaultDir : parsed.dir,
+                               parsed.kind, fashion_mnist_classes());
+  } else if (parsed.kind == "mnist") {
+    dataset = read_idx_dataset(parsed.dir, parsed.kind, digit_classes());
+  } else if (parsed.kind == "svhn") {
+    dataset = read_svhn(parsed.dir);
+  } else if (parsed.kind == "gtsrb") {
+    dataset = read_gtsrb(parsed.dir, parsed.options);
   } else {
-    dataset = read_image_folder(dir, options);
+    dataset = read_image_folder(parsed.dir, parsed.options);
   }
   dataset.validate();
   return dataset;
