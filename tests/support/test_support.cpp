@@ -217,43 +217,67 @@ void write_image_file(const fs::path& path, const Image& image) {
   }
 }
 
-void write_gtsrb_tree(const fs::path& dir, const std::vector<GtsrbSample>& train,
-                      const std::vector<GtsrbSample>& test) {
-  const std::string header = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\r\n";
-  auto row = [](const std::string& file, const GtsrbSample& s) {
-    const int64_t width = s.csv_width ? s.csv_width : s.image.width;
-    const int64_t height = s.csv_height ? s.csv_height : s.image.height;
-    std::string line = file;
-    for (int64_t v : {width, height, s.x1, s.y1, s.x2, s.y2, s.class_id})
-      line += ";" + std::to_string(v);
-    return line + "\r\n";
-  };
-  auto five_digits = [](int64_t v) {
-    char text[16];
-    std::snprintf(text, sizeof text, "%05lld", static_cast<long long>(v));
-    return std::string(text);
-  };
-  const fs::path train_root = dir / "Final_Training" / "Images";
-  std::vector<std::string> csvs(gtsrb_classes().size());
-  for (size_t i = 0; i < train.size(); ++i) {
-    const std::string file = five_digits(0) + "_" + five_digits(i) + ".ppm";
-    const std::string class_dir = five_digits(train[i].class_id);
-    write_image_file(train_root / class_dir / file, train[i].image);
-    csvs[train[i].class_id] += row(file, train[i]);
+namespace {
+
+std::string five_digits(int64_t v) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%05lld", static_cast<long long>(v));
+  return text;
+}
+
+}  // namespace
+
+std::string gtsrb_csv(const std::vector<GtsrbSample>& samples,
+                      const std::vector<std::string>& file_names, bool with_class_id) {
+  std::string text = std::string("Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2") +
+                     (with_class_id ? ";ClassId" : "") + "\r\n";
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const GtsrbSample& s = samples[i];
+    text += file_names[i];
+    for (int64_t v : {s.csv_width ? s.csv_width : s.image.width,
+                      s.csv_height ? s.csv_height : s.image.height, s.x1, s.y1, s.x2, s.y2}) {
+      text += ";" + std::to_string(v);
+    }
+    text += (with_class_id ? ";" + std::to_string(s.class_id) : "") + "\r\n";
   }
-  for (size_t k = 0; k < csvs.size(); ++k) {
-    if (!csvs[k].empty()) {
-      write_file(train_root / five_digits(k) / ("GT-" + five_digits(k) + ".csv"), header + csvs[k]);
+  return text;
+}
+
+void write_gtsrb_training(const fs::path& dir, const std::vector<GtsrbSample>& train) {
+  const fs::path train_root = dir / "Final_Training" / "Images";
+  std::vector<std::vector<GtsrbSample>> by_class(gtsrb_classes().size());
+  std::vector<std::vector<std::string>> files(gtsrb_classes().size());
+  for (size_t i = 0; i < train.size(); ++i) {
+    const std::string file =
+        train[i].file.empty() ? five_digits(0) + "_" + five_digits(i) + ".ppm" : train[i].file;
+    write_image_file(train_root / five_digits(train[i].class_id) / file, train[i].image);
+    by_class[train[i].class_id].push_back(train[i]);
+    files[train[i].class_id].push_back(file);
+  }
+  for (size_t k = 0; k < by_class.size(); ++k) {
+    if (!by_class[k].empty()) {
+      write_file(train_root / five_digits(k) / ("GT-" + five_digits(k) + ".csv"),
+                 gtsrb_csv(by_class[k], files[k]));
     }
   }
+}
+
+void write_gtsrb_test(const fs::path& dir, const std::vector<GtsrbSample>& test,
+                      const fs::path& csv_dir) {
   const fs::path test_root = dir / "Final_Test" / "Images";
-  std::string test_csv = header;
+  fs::create_directories(test_root);
+  std::vector<std::string> files;
   for (size_t i = 0; i < test.size(); ++i) {
-    const std::string file = five_digits(i) + ".ppm";
-    write_image_file(test_root / file, test[i].image);
-    test_csv += row(file, test[i]);
+    files.push_back(five_digits(i) + ".ppm");
+    write_image_file(test_root / files.back(), test[i].image);
   }
-  write_file(test_root / "GT-final_test.csv", test_csv);
+  if (!csv_dir.empty()) write_file(csv_dir / "GT-final_test.csv", gtsrb_csv(test, files));
+}
+
+void write_gtsrb_tree(const fs::path& dir, const std::vector<GtsrbSample>& train,
+                      const std::vector<GtsrbSample>& test) {
+  write_gtsrb_training(dir, train);
+  write_gtsrb_test(dir, test, dir / "Final_Test" / "Images");
 }
 
 void write_image_folder(const fs::path& dir, const Dataset& dataset, const std::string& extension) {

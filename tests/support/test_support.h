@@ -103,10 +103,26 @@ struct GtsrbSample {
   int64_t x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // Roi in CSV coordinates, x2/y2 exclusive
   int64_t class_id = 0;
   int64_t csv_width = 0, csv_height = 0;  // Width/Height written to the CSV; 0: the image's
+  std::string file;  // training file name (TTTTT_FFFFF.ppm); empty: 00000_<index>.ppm
 };
 
-// Writes the official GTSRB layout: Final_Training/Images/000NN/{GT-000NN.csv, *.ppm} and
-// Final_Test/Images/{GT-final_test.csv, *.ppm}; CSVs `;`-separated with CRLF line ends.
+// The text of a GTSRB CSV listing `samples` as the files named by `file_name(i)`: `;`-separated
+// with CRLF line ends, and the ClassId column only `with_class_id` (GT-final_test.test.csv,
+// shipped with the test images, has none).
+std::string gtsrb_csv(const std::vector<GtsrbSample>& samples,
+                      const std::vector<std::string>& file_names, bool with_class_id = true);
+
+// Writes the training part of the official layout: Final_Training/Images/000NN/{GT-000NN.csv,
+// *.ppm}, each file named by its sample's `file`.
+void write_gtsrb_training(const std::filesystem::path& dir, const std::vector<GtsrbSample>& train);
+
+// Writes the test images as Final_Test/Images/<i, 5 digits>.ppm and, unless `csv_dir` is
+// empty, their ground truth as `csv_dir`/GT-final_test.csv.
+void write_gtsrb_test(const std::filesystem::path& dir, const std::vector<GtsrbSample>& test,
+                      const std::filesystem::path& csv_dir);
+
+// Writes the official GTSRB layout: the training part and the test part with its ground
+// truth in Final_Test/Images/, where the official download puts neither.
 void write_gtsrb_tree(const std::filesystem::path& dir, const std::vector<GtsrbSample>& train,
                       const std::vector<GtsrbSample>& test);
 

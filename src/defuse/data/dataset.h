@@ -140,9 +140,14 @@ std::vector<bool> hold_out_groups(const std::vector<int64_t>& labels,
                                   const std::vector<std::string>& groups, double holdout,
                                   uint64_t split_seed);
 
+// The track of a GTSRB training file: "00012" for "00012_00029.ppm" (TTTTT_FFFFF, digits); any
+// other name is a track of its own, keyed by "/" and its stem (no file name holds a '/', so it
+// never joins a regular track).
+std::string gtsrb_track(const std::string& filename);
+
 // One row of a GTSRB ground-truth CSV.
 struct GtsrbRow {
-  std::string filename;                    // relative to the CSV's directory
+  std::string filename;                    // in the split's images folder
   int64_t width = 0, height = 0;           // image size the Roi refers to, pixels
   int64_t x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // the sign's box; x2, y2 exclusive
   int64_t class_id = 0;                    // 0..42

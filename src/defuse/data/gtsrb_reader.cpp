@@ -1,6 +1,7 @@
 // GTSRB, the German Traffic Sign Recognition Benchmark, in its official layout:
-// Final_Training/Images/000NN/{GT-000NN.csv, *.ppm} and Final_Test/Images/{GT-final_test.csv,
-// *.ppm}. Each image is cropped to its Roi and resized to a square.
+// Final_Training/Images/000NN/{GT-000NN.csv, *.ppm} and Final_Test/Images/*.ppm with the test
+// ground truth GT-final_test.csv (a separate download), or the training set alone, of which
+// whole tracks are held out. Each image is cropped to its Roi and resized to a square.
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/image_io.h"
 #include "defuse/data/dataset.h"
+#include "defuse/data/holdout.h"
 
 namespace defuse {
 namespace {
@@ -34,15 +36,61 @@ struct GtsrbFiles {
   std::vector<GtsrbRow> rows;
 };
 
-void add_csv(const fs::path& csv_path, GtsrbFiles& files) {
+// Adds the rows of `csv_path`, whose Filename column names files in `images_dir`.
+void add_csv(const fs::path& csv_path, const fs::path& images_dir, GtsrbFiles& files) {
   const std::vector<uint8_t> bytes = read_file_bytes(csv_path.string(), "data");
   const std::vector<GtsrbRow> rows =
       parse_gtsrb_csv(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
                       csv_path.string());
   for (const GtsrbRow& row : rows) {
-    files.paths.push_back((csv_path.parent_path() / row.filename).string());
+    files.paths.push_back((images_dir / row.filename).string());
     files.rows.push_back(row);
   }
+}
+
+constexpr const char* kTestCsvName = "GT-final_test.csv";
+// Shipped with the test images: the same rows without ClassId, so not the ground truth.
+constexpr const char* kTestListName = "GT-final_test.test.csv";
+
+// The test ground truth: `gt_path` when given, else the first GT-final_test.csv found in
+// Final_Test/Images/, Final_Test/ and DIR, the places users unpack the separate download to.
+fs::path find_test_csv(const fs::path& dir, const std::string& gt_path) {
+  if (!gt_path.empty()) {
+    if (!fs::is_regular_file(gt_path)) {
+      throw IoError("data: gtsrb: " + gt_path + " (gt=) not found");
+    }
+    return gt_path;
+  }
+  const std::vector<fs::path> places = {dir / "Final_Test" / "Images", dir / "Final_Test", dir};
+  std::string looked, list;
+  for (const fs::path& place : places) {
+    if (fs::is_regular_file(place / kTestCsvName)) return place / kTestCsvName;
+    looked += (looked.empty() ? "" : ", ") + place.string() + "/";
+    if (list.empty() && fs::is_regular_file(place / kTestListName)) {
+      list = (place / kTestListName).string();
+    }
+  }
+  const std::string download = "the ground truth is a separate download, "
+                               "GTSRB_Final_Test_GT.zip; unpack it into one of those places or "
+                               "give its path with gt=PATH";
+  if (!list.empty()) {
+    throw IoError("data: gtsrb: " + std::string(kTestCsvName) + " not found in " + looked +
+                  "; only " + list + ", the list of test images shipped with them, which has " +
+                  "no ClassId column and so is not the ground truth (" + download + ")");
+  }
+  throw IoError("data: gtsrb: " + std::string(kTestCsvName) + " not found in " + looked +
+                " (the test images' labels: " + download + ")");
+}
+
+// Moves the rows that `held_out` marks from `files` into `test`, keeping the order of both.
+void split_files(GtsrbFiles& files, const std::vector<bool>& held_out, GtsrbFiles& test) {
+  GtsrbFiles train;
+  for (size_t i = 0; i < files.rows.size(); ++i) {
+    GtsrbFiles& side = held_out[i] ? test : train;
+    side.paths.push_back(std::move(files.paths[i]));
+    side.rows.push_back(std::move(files.rows[i]));
+  }
+  files = std::move(train);
 }
 
 // Loads, crops and resizes a split's images in parallel into [N, 3, S, S].
@@ -140,18 +188,45 @@ std::vector<GtsrbRow> parse_gtsrb_csv(std::string_view text, const std::string& 
   return rows;
 }
 
+std::string gtsrb_track(const std::string& filename) {
+  const std::string stem = fs::path(filename).stem().string();
+  const size_t underscore = stem.find('_');
+  auto digits = [](std::string_view text) {
+    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+  };
+  if (underscore != std::string::npos && digits(std::string_view(stem).substr(0, underscore)) &&
+      digits(std::string_view(stem).substr(underscore + 1))) {
+    return stem.substr(0, underscore);
+  }
+  return "/" + stem;
+}
+
 Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
   options.validate();
   const fs::path train_root = fs::path(dir) / "Final_Training" / "Images";
-  const fs::path test_csv = fs::path(dir) / "Final_Test" / "Images" / "GT-final_test.csv";
+  const fs::path test_dir = fs::path(dir) / "Final_Test";
+  const fs::path test_images = test_dir / "Images";
   if (!fs::is_directory(train_root)) {
     throw IoError("data: gtsrb: " + train_root.string() + " not found (expected the official " +
                   "layout DIR/Final_Training/Images/000NN/)");
   }
-  if (!fs::is_regular_file(test_csv)) {
-    throw IoError("data: gtsrb: " + test_csv.string() + " not found (the test set's ground " +
-                  "truth, distributed apart from the test images)");
+  // Find the test ground truth before reading anything, so that a missing file fails at once.
+  const bool has_test = fs::exists(test_dir);
+  fs::path test_csv;
+  if (has_test) {
+    if (!fs::is_directory(test_images)) {
+      throw IoError("data: gtsrb: " + test_images.string() + " not found (the test images; " +
+                    "without any " + test_dir.string() + ", tracks of the training set are " +
+                    "held out instead)");
+    }
+    test_csv = find_test_csv(dir, options.gt_path);
+  } else if (!options.gt_path.empty()) {
+    throw IoError("data: gtsrb: gt=" + options.gt_path + " is given but " + test_images.string() +
+                  ", the test images its rows name, not found");
   }
+
   std::vector<fs::path> class_dirs;
   for (const fs::directory_entry& entry : fs::directory_iterator(train_root)) {
     if (entry.is_directory()) class_dirs.push_back(entry.path());
@@ -169,7 +244,7 @@ Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
     const fs::path csv = class_dir / ("GT-" + name + ".csv");
     if (!fs::is_regular_file(csv)) throw IoError("data: gtsrb: " + csv.string() + " not found");
     const size_t first = train_files.rows.size();
-    add_csv(csv, train_files);
+    add_csv(csv, class_dir, train_files);
     for (size_t i = first; i < train_files.rows.size(); ++i) {
       if (train_files.rows[i].class_id != class_id) {
         throw DataError("data: " + csv.string() + ": ClassId " +
@@ -181,13 +256,37 @@ Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
   if (train_files.rows.empty()) {
     throw DataError("data: gtsrb: no training images listed under " + train_root.string());
   }
-  add_csv(test_csv, test_files);
-  if (test_files.rows.empty()) throw DataError("data: " + test_csv.string() + " lists no images");
 
+  const std::string crops = "Roi crops resized to " + std::to_string(options.image_size) + "x" +
+                            std::to_string(options.image_size);
   Dataset dataset;
   dataset.name = "gtsrb";
-  dataset.source = "GTSRB in " + dir + ", Roi crops resized to " +
-                   std::to_string(options.image_size) + "x" + std::to_string(options.image_size);
+  if (has_test) {
+    add_csv(test_csv, test_images, test_files);
+    if (test_files.rows.empty()) {
+      throw DataError("data: " + test_csv.string() + " lists no images");
+    }
+    dataset.source = "GTSRB in " + dir + ", test labels from " + test_csv.string() + ", " + crops;
+  } else {
+    // The frames of a track are near-duplicates of one sign: a split by image would put copies
+    // of training images in the test split, so whole tracks are held out.
+    std::vector<int64_t> labels;
+    std::vector<std::string> tracks;
+    for (const GtsrbRow& row : train_files.rows) {
+      labels.push_back(row.class_id);
+      tracks.push_back(gtsrb_track(row.filename));
+    }
+    split_files(train_files, hold_out_groups(labels, tracks, options.holdout, options.split_seed),
+                test_files);
+    if (test_files.rows.empty()) {
+      throw DataError("data: gtsrb: " + train_root.string() + " has no Final_Test beside it and " +
+                      "no class with two tracks to hold one out as the test split");
+    }
+    dataset.source = "GTSRB training split in " + dir + ": no Final_Test, " +
+                     describe_holdout(options, "tracks", train_files.rows.size(),
+                                      test_files.rows.size()) +
+                     ", " + crops;
+  }
   dataset.class_names = gtsrb_classes();
   dataset.channels = 3;
   dataset.height = dataset.width = options.image_size;
