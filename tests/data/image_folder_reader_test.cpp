@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "defuse/base/error.h"
 #include "defuse/base/image_io.h"
@@ -127,13 +129,122 @@ TEST(ImageFolder, CorruptImageIsDataErrorNamingIt) {
   EXPECT_TRUE(contains(message, "data: " + bad.string() + ": corrupt image")) << message;
 }
 
-TEST(ImageFolder, MissingSplitFolderIsIoError) {
+TEST(ImageFolder, TrainWithoutTestOrValIsIoErrorPointingAtTheUnsplitReading) {
   test::TempDir tmp;
   test::write_image_folder(tmp.path(), test::make_toy_dataset(4, 2, 1, 3, 3, 2));
   fs::remove_all(tmp.path() / "test");
   const std::string message =
       error_message<IoError>([&] { read_image_folder(tmp.path().string(), {}); });
-  EXPECT_TRUE(contains(message, "data: folder: " + (tmp.path() / "test").string() + " not found"));
+  const fs::path train = tmp.path() / "train";
+  EXPECT_EQ(message, "data: folder: " + (tmp.path() / "test").string() + " not found, nor " +
+                         (tmp.path() / "val").string() +
+                         " (DIR/train/ needs DIR/test/ or DIR/val/ beside it; to hold out part of "
+                         "train/ instead, give folder:" + train.string() + ")");
+  // Which works: train/'s classes, split.
+  const Dataset folder = load_dataset("folder:" + train.string());
+  EXPECT_EQ(folder.class_names, (std::vector<std::string>{"class0", "class1"}));
+  EXPECT_EQ(folder.train.size() + folder.test.size(), 4);
+}
+
+TEST(ImageFolder, TestOrValWithoutTrainIsIoError) {
+  test::TempDir tmp;
+  test::write_image_folder(tmp.path(), test::make_toy_dataset(4, 2, 1, 3, 3, 2), ".png", "val");
+  fs::remove_all(tmp.path() / "train");
+  const std::string message =
+      error_message<IoError>([&] { read_image_folder(tmp.path().string(), {}); });
+  EXPECT_TRUE(contains(message, "data: folder: " + (tmp.path() / "train").string() +
+                                    " not found beside " + (tmp.path() / "val").string()))
+      << message;
+  EXPECT_TRUE(contains(
+      error_message<IoError>([&] { read_image_folder((tmp.path() / "none").string(), {}); }),
+      "data: folder: " + (tmp.path() / "none").string() + " not found"));
+}
+
+TEST(ImageFolder, ValIsTheTestSplitWhenThereIsNoTest) {
+  test::TempDir tmp;
+  const Dataset toy = test::make_toy_dataset(9, 6, 1, 4, 4, 3);
+  test::write_image_folder(tmp.path(), toy, ".png", "val");
+  const Dataset folder = load_dataset("folder:" + tmp.path().string());
+  EXPECT_EQ(folder.train.size(), 9);
+  EXPECT_EQ(folder.test.size(), 6);
+  EXPECT_EQ(folder.test.labels, (std::vector<int64_t>{0, 0, 1, 1, 2, 2}));
+  EXPECT_EQ(folder.source,
+            "image folders in " + tmp.path().string() + " (train/, and val/ as the test split)");
+}
+
+TEST(ImageFolder, TestWinsOverValAndTheSourceSaysSo) {
+  test::TempDir tmp;
+  test::write_image_folder(tmp.path(), test::make_toy_dataset(9, 6, 1, 4, 4, 3));
+  test::write_image_file(tmp.path() / "val" / "class0" / "x.png",
+                         Image{4, 4, 1, std::vector<uint8_t>(16, 1)});
+  const Dataset folder = load_dataset("folder:" + tmp.path().string());
+  EXPECT_EQ(folder.test.size(), 6);
+  EXPECT_EQ(folder.source,
+            "image folders in " + tmp.path().string() + " (train/ and test/; val/ unused)");
+}
+
+// DIR/<class>/* with no split: class k holds counts[k] grey 2x2 images, each of one value
+// that no other image has, so that an image can be traced to its file.
+void write_unsplit(const fs::path& dir, const std::vector<int>& counts) {
+  for (size_t k = 0; k < counts.size(); ++k) {
+    for (int i = 0; i < counts[k]; ++i) {
+      const uint8_t value = static_cast<uint8_t>(20 * k + i);
+      test::write_image_file(dir / ("c" + std::to_string(k)) / (std::to_string(i) + ".png"),
+                             Image{2, 2, 1, std::vector<uint8_t>(4, value)});
+    }
+  }
+}
+
+// Class -> the image values of that class in `split` (images of 2x2 grey).
+std::map<int64_t, std::set<int>> values_by_class(const DataSplit& split) {
+  std::map<int64_t, std::set<int>> out;
+  for (int64_t i = 0; i < split.size(); ++i) {
+    EXPECT_TRUE(out[split.labels[i]].insert(split.images[4 * i]).second) << "twice: " << i;
+  }
+  return out;
+}
+
+TEST(ImageFolder, UnsplitFolderHoldsOutPartOfEveryClass) {
+  test::TempDir tmp;
+  write_unsplit(tmp.path(), {1, 2, 5, 10});
+  const Dataset folder = load_dataset("folder:" + tmp.path().string());
+  EXPECT_EQ(folder.class_names, (std::vector<std::string>{"c0", "c1", "c2", "c3"}));
+  auto train = values_by_class(folder.train), test = values_by_class(folder.test);
+  // 20% of 1, 2, 5 and 10 images, at least one of two or more, never all of them.
+  EXPECT_EQ(test.count(0), 0u);
+  EXPECT_EQ(test[1].size(), 1u);
+  EXPECT_EQ(test[2].size(), 1u);
+  EXPECT_EQ(test[3].size(), 2u);
+  for (int k = 0; k < 4; ++k) {
+    std::set<int> all = train[k];
+    for (int value : test[k]) EXPECT_TRUE(all.insert(value).second) << "on both sides: " << value;
+    EXPECT_EQ(all.size(), std::vector<size_t>({1, 2, 5, 10})[k]) << "class " << k;
+  }
+  EXPECT_EQ(folder.source, "image folders in " + tmp.path().string() +
+                               " (class folders with no split: held out 20% of the images of "
+                               "each class (split-seed 0): 14 train / 4 test images)");
+}
+
+TEST(ImageFolder, UnsplitFolderSplitIsDeterministicAndSeeded) {
+  test::TempDir tmp;
+  write_unsplit(tmp.path(), {12, 12});
+  const std::string spec = "folder:" + tmp.path().string() + ",holdout=0.5";
+  const Dataset first = load_dataset(spec);
+  const Dataset again = load_dataset(spec + ",split-seed=0");
+  const Dataset other = load_dataset(spec + ",split-seed=1");
+  EXPECT_EQ(again.test.images, first.test.images);
+  EXPECT_EQ(again.train.images, first.train.images);
+  EXPECT_EQ(first.test.size(), 12);
+  EXPECT_EQ(other.test.size(), 12);
+  EXPECT_NE(values_by_class(other.test), values_by_class(first.test));
+  EXPECT_TRUE(contains(other.source, "held out 50% of the images of each class (split-seed 1)"))
+      << other.source;
+}
+
+TEST(ImageFolder, UnsplitFolderOfSingleImagesIsDataError) {
+  test::TempDir tmp;
+  write_unsplit(tmp.path(), {1, 1});
+  EXPECT_TRUE(contains(read_data_error(tmp.path()), "no class with two images to hold one out"));
 }
 
 TEST(ImageFolder, EmptyDatasetIsDataError) {

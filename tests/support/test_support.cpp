@@ -280,15 +280,25 @@ void write_gtsrb_tree(const fs::path& dir, const std::vector<GtsrbSample>& train
   write_gtsrb_test(dir, test, dir / "Final_Test" / "Images");
 }
 
-void write_image_folder(const fs::path& dir, const Dataset& dataset, const std::string& extension) {
+void write_image_folder(const fs::path& dir, const Dataset& dataset, const std::string& extension,
+                        const std::string& test_folder) {
   for (const auto& [name, split] :
        {std::pair<std::string, const DataSplit*>{"train", &dataset.train},
-        {"test", &dataset.test}}) {
+        {test_folder, &dataset.test}}) {
     for (int64_t i = 0; i < split->size(); ++i) {
       const fs::path path =
           dir / name / dataset.class_names[split->labels[i]] / (std::to_string(i) + extension);
       write_image_file(path, split_image(dataset, *split, i));
     }
+  }
+}
+
+void write_class_folders(const fs::path& dir, const Dataset& dataset,
+                         const std::string& extension) {
+  for (int64_t i = 0; i < dataset.train.size(); ++i) {
+    write_image_file(dir / dataset.class_names[dataset.train.labels[i]] /
+                         (std::to_string(i) + extension),
+                     split_image(dataset, dataset.train, i));
   }
 }
 

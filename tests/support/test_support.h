@@ -126,8 +126,14 @@ void write_gtsrb_test(const std::filesystem::path& dir, const std::vector<GtsrbS
 void write_gtsrb_tree(const std::filesystem::path& dir, const std::vector<GtsrbSample>& train,
                       const std::vector<GtsrbSample>& test);
 
-// Writes DIR/train/<class name>/<i><extension> and DIR/test/... for every example.
+// Writes DIR/train/<class name>/<i><extension> and DIR/<test_folder>/... for every example
+// ("val" for ImageNet's naming).
 void write_image_folder(const std::filesystem::path& dir, const Dataset& dataset,
-                        const std::string& extension = ".png");
+                        const std::string& extension = ".png",
+                        const std::string& test_folder = "test");
+
+// Writes the training split alone as DIR/<class name>/<i><extension>: a folder with no split.
+void write_class_folders(const std::filesystem::path& dir, const Dataset& dataset,
+                         const std::string& extension = ".png");
 
 }  // namespace defuse::test

@@ -1,4 +1,5 @@
-// Image folders: DIR/train/<class>/* and DIR/test/<class>/* (PNG, JPEG, binary PPM/PGM).
+// Image folders (PNG, JPEG, binary PPM/PGM): DIR/train/<class>/* with DIR/test/<class>/* or
+// DIR/val/<class>/*, or DIR/<class>/* alone, of which part of each class is held out.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -6,6 +7,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/image_io.h"
 #include "defuse/data/dataset.h"
+#include "defuse/data/holdout.h"
 
 namespace defuse {
 namespace {
@@ -38,10 +40,11 @@ std::vector<fs::path> class_dirs(const fs::path& split_dir) {
   return sorted_entries(split_dir, [](const fs::directory_entry& e) { return e.is_directory(); });
 }
 
-// A split's images, decoded as they are, and their labels.
+// A split's images, decoded as they are, their labels and file names.
 struct FolderSplit {
   std::vector<Image> images;
   std::vector<int64_t> labels;
+  std::vector<std::string> names;  // within the class folder
 };
 
 FolderSplit read_folder_split(const fs::path& split_dir,
@@ -63,6 +66,7 @@ FolderSplit read_folder_split(const fs::path& split_dir,
     for (const fs::path& file : files) {
       paths.push_back(file.string());
       split.labels.push_back(found - class_names.begin());
+      split.names.push_back(file.filename().string());
     }
   }
   if (paths.empty())
@@ -90,20 +94,58 @@ void pack_split(FolderSplit& folder, const Dataset& dataset, DataSplit& split) {
 
 Dataset read_image_folder(const std::string& dir, const DataOptions& options) {
   options.validate();
-  const fs::path train_dir = fs::path(dir) / "train", test_dir = fs::path(dir) / "test";
-  for (const fs::path& split_dir : {train_dir, test_dir}) {
-    if (!fs::is_directory(split_dir)) {
-      throw IoError("data: folder: " + split_dir.string() + " not found (expected " +
-                    "DIR/train/<class>/ and DIR/test/<class>/)");
-    }
+  const fs::path root = fs::path(dir), train_dir = root / "train", test_dir = root / "test",
+                 val_dir = root / "val";
+  const bool has_train = fs::is_directory(train_dir), has_test = fs::is_directory(test_dir),
+             has_val = fs::is_directory(val_dir);
+  if (!fs::is_directory(root)) throw IoError("data: folder: " + dir + " not found");
+  // A train/ alone is an error rather than a folder to split: it is more likely a test/ gone
+  // missing than a class named "train", and folder:DIR/train says the other plainly.
+  if (has_train && !has_test && !has_val) {
+    throw IoError("data: folder: " + test_dir.string() + " not found, nor " + val_dir.string() +
+                  " (DIR/train/ needs DIR/test/ or DIR/val/ beside it; to hold out part of " +
+                  "train/ instead, give folder:" + train_dir.string() + ")");
+  }
+  if (!has_train && (has_test || has_val)) {
+    throw IoError("data: folder: " + train_dir.string() + " not found beside " +
+                  (has_test ? test_dir : val_dir).string() +
+                  " (expected DIR/train/<class>/ with DIR/test/<class>/ or DIR/val/<class>/, " +
+                  "or DIR/<class>/ alone)");
   }
   Dataset dataset;
   dataset.name = "folder";
-  for (const fs::path& class_dir : class_dirs(train_dir)) {
-    dataset.class_names.push_back(class_dir.filename().string());
+  FolderSplit train, test;
+  std::string layout;
+  if (has_train) {
+    for (const fs::path& class_dir : class_dirs(train_dir)) {
+      dataset.class_names.push_back(class_dir.filename().string());
+    }
+    train = read_folder_split(train_dir, dataset.class_names);
+    test = read_folder_split(has_test ? test_dir : val_dir, dataset.class_names);
+    layout = has_test && has_val ? " (train/ and test/; val/ unused)"
+             : has_test          ? " (train/ and test/)"
+                                 : " (train/, and val/ as the test split)";
+  } else {
+    for (const fs::path& class_dir : class_dirs(root)) {
+      dataset.class_names.push_back(class_dir.filename().string());
+    }
+    FolderSplit all = read_folder_split(root, dataset.class_names);
+    // Each image is its own group: a folder says nothing of which images are near-duplicates.
+    const std::vector<bool> held_out =
+        hold_out_groups(all.labels, all.names, options.holdout, options.split_seed);
+    for (size_t i = 0; i < all.images.size(); ++i) {
+      FolderSplit& side = held_out[i] ? test : train;
+      side.images.push_back(std::move(all.images[i]));
+      side.labels.push_back(all.labels[i]);
+      side.names.push_back(std::move(all.names[i]));
+    }
+    if (test.images.empty()) {
+      throw DataError("data: folder: " + dir + " has no train/ or test/ and no class with two " +
+                      "images to hold one out as the test split");
+    }
+    layout = " (class folders with no split: " +
+             describe_holdout(options, "images", train.images.size(), test.images.size()) + ")";
   }
-  FolderSplit train = read_folder_split(train_dir, dataset.class_names);
-  FolderSplit test = read_folder_split(test_dir, dataset.class_names);
 
   // Keep the images' own size when they all share it, else resize all to a square; keep
   // grey images grey unless some image has colour.
@@ -118,7 +160,7 @@ Dataset read_image_folder(const std::string& dir, const DataOptions& options) {
   dataset.channels = all_grey ? 1 : 3;
   dataset.width = same_size ? first.width : options.image_size;
   dataset.height = same_size ? first.height : options.image_size;
-  dataset.source = "image folders in " + dir +
+  dataset.source = "image folders in " + dir + layout +
                    (same_size ? ""
                               : ", resized to " + std::to_string(options.image_size) + "x" +
                                     std::to_string(options.image_size));
