@@ -47,7 +47,10 @@ const Registrar registrar(
       add_common_options(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
-      app.add_option("-d,--data", *data, "Dataset spec: fashion-mnist[:DIR], mnist:DIR, svhn:DIR, gtsrb:DIR, folder:DIR")
+      app.add_option("-d,--data", *data,
+                     "Dataset spec KIND[:DIR][,KEY=VALUE]...: fashion-mnist[:DIR], mnist:DIR, svhn:DIR, gtsrb:DIR or "
+                     "folder:DIR; gtsrb and folder take size=N, holdout=F and split-seed=N, gtsrb also gt=PATH "
+                     "(README: Datasets)")
           ->capture_default_str();
       app.add_option("--classifier", *classifier,
                      "Use this TorchScript classifier (FILE.pt) instead of training one; it is validated "
