@@ -33,8 +33,8 @@ struct Dataset {
 // Reader options, set from the spec's `,key=value` options (load_dataset) over the defaults of
 // the caller's struct. Only gtsrb and folder take any.
 struct DataOptions {
-  // Output side for readers that resize (gtsrb always, folder when sizes differ), pixels; 32
-  // is the usual input size of GTSRB classifiers and the reference's. Key `size`.
+  // Output side for readers that resize (gtsrb always, folder when sizes differ), pixels; 32,
+  // the usual input size of GTSRB classifiers. Key `size`.
   int64_t image_size = 32;
   // Share of each class held out as the test split when the dataset has no test split of its
   // own (gtsrb without Final_Test, an unsplit folder), in (0, 1); 0.2, the customary 80/20
@@ -96,6 +96,7 @@ DataSpec parse_data_spec(const std::string& spec, const DataOptions& defaults = 
 // Fisher-Yates driven by SplitMix64 (hold_out_groups), and round(holdout x groups) of them go to
 // the test split, at least one when the class has two or more and never all of them.
 // dataset.source says which layout, files and split were used.
+// `options` are the defaults that the spec's options override.
 // Throws ConfigError for a bad spec, IoError for missing files, DataError for bad content.
 Dataset load_dataset(const std::string& spec, const DataOptions& options = {});
 
