@@ -133,14 +133,27 @@ void run_auto(Context& ctx, const AnnotateArgs& args) {
   Workspace workspace(ctx.workspace);
   ScenarioSet set = load_scenarios(workspace);
   const std::string annotator = args.annotator.empty() ? "auto" : args.annotator;
+  const bool judges = args.auto_source == "judges";
+  if (!judges)
+    ctx.warn("annotate: --auto seed labels every scenario with its seed's label without checking it: a decode that "
+             "turned into another class (where the classifier is right) is labelled as its seed, and correcting on "
+             "it makes the classifier worse; --auto judges checks each scenario with the judges");
   int64_t added = auto_label(workspace.db(), set, args.auto_source, annotator);
-  record_stage(workspace, set, "auto");
-  auto progress = annotation_progress(resolve_annotations(workspace.db(), set));
+  record_stage(workspace, set, judges ? "auto-judges" : "auto-seed");
+  auto resolved = resolve_annotations(workspace.db(), set);
+  auto progress = annotation_progress(resolved);
   json summary = summary_json(workspace, set, progress);
   summary["added"] = added;
   summary["annotator"] = annotator;
-  ctx.result(summary, fmt::format("annotate: labelled {} scenarios with their seed label as '{}' (automatic): {}",
-                                  added, annotator, progress_text(progress)));
+  summary["source"] = judges ? "judges" : "seed";
+  std::string how = judges ? "from the judges' reading" : "with their seed label (unchecked)";
+  int64_t not_a_bug = 0;
+  for (const auto& r : resolved) not_a_bug += r.rejected() && r.reject_reason == kRejectNotABug;
+  summary["not_a_bug"] = not_a_bug;
+  ctx.result(summary, fmt::format("annotate: decided {} scenarios {} as '{}' (automatic): {}{}", added, how, annotator,
+                                  progress_text(progress),
+                                  not_a_bug ? fmt::format(" ({} not a bug: the classifier is right there)", not_a_bug)
+                                            : std::string()));
 }
 
 void run_serve(Context& ctx, const AnnotateArgs& args) {
@@ -203,9 +216,11 @@ const Registrar registrar(
                                  "Add the annotations of FILE.json or FILE.csv (all or nothing; rows already stored "
                                  "are skipped)");
       auto* aut = app.add_option("--auto", args->auto_source,
-                                 "Label every scenario automatically from SOURCE ('seed': its dominant seed label), "
-                                 "for unattended runs; human votes override automatic ones")
-                      ->check(CLI::IsMember({"seed", "source"}));
+                                 "Decide every scenario automatically from SOURCE, for unattended runs: 'judges' (the "
+                                 "judges' reading: their label where it differs from the classifier's, 'not a bug' "
+                                 "where it agrees, ambiguous otherwise) or 'seed' (its dominant seed label, unchecked); "
+                                 "human votes override automatic ones")
+                      ->check(CLI::IsMember({"judges", "seed", "source"}));
       exp->excludes(imp)->excludes(aut);
       imp->excludes(aut);
       app.add_option("--annotator", args->annotator,

@@ -63,10 +63,16 @@ const Registrar registrar(
                      "Training samples drawn from each labelled scenario's Gaussian")
           ->capture_default_str();
       app.add_option("--tau", o->tau, "Samples come from N(mean, tau * covariance) (default: distill's tau)");
+      auto confirm = std::make_shared<std::string>("judges");
+      app.add_option("--confirm", *confirm,
+                     "judges: train only on the scenario draws whose label the workspace's judges confirm (a draw "
+                     "that crossed into another class would teach a wrong label); none: on every draw")
+          ->check(CLI::IsMember({"judges", "none"}))
+          ->capture_default_str();
       app.add_option("--seed", o->seed, "Random seed (scenario samples, batch order)")->capture_default_str();
       o->tau = 0;  // 0: take distill's
 
-      return [o, data, baseline](Context& ctx) {
+      return [o, data, baseline, confirm](Context& ctx) {
         prepare_compute(ctx);
         o->device = ctx.device;
         o->baseline = *baseline == "failures-only";
@@ -92,9 +98,28 @@ const Registrar registrar(
         };
 
         json summary;
-        StageRun run = run_stage(ctx, workspace, kCorrectStage, options_json(*o), in.fingerprints, [&](int64_t) {
+        json options = options_json(*o);
+        options["confirm"] = in.judges.empty() ? "none" : *confirm;
+        StageRun run = run_stage(ctx, workspace, kCorrectStage, options, in.fingerprints, [&](int64_t) {
           auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, o->tau, o->seed,
                                           kTrainSampleStream, ctx.device, o->sample_batch_size);
+          const int64_t drawn = samples.size();
+          std::vector<int64_t> kept;
+          if (!in.judges.empty() && *confirm == "judges") {
+            // Only draws the judges read as their scenario's label: a draw that crossed into
+            // another class would teach the classifier a wrong label.
+            samples = keep_confirmed_draws(samples, in.judges, in.verdict, static_cast<int64_t>(in.labelled.size()),
+                                           ctx.device, &kept);
+            std::vector<int64_t> empty;
+            for (size_t k = 0; k < kept.size(); ++k)
+              if (kept[k] == 0) empty.push_back(in.labelled[k].id);
+            ctx.info(fmt::format("correct: the judges confirm {} of {} scenario draws{}", samples.size(), drawn,
+                                 empty.empty() ? std::string()
+                                               : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
+            if (samples.size() == 0 && !o->lambdas.empty())
+              throw StateError("correct: the judges confirm none of the scenario draws' labels: nothing to train on "
+                               "(check the labels with `defuse annotate`, or lower --tau)");
+          }
           auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
                                            labels_tensor(in.dataset.train), samples, in.failures, *o);
           if (bar) bar->finish();
@@ -112,6 +137,7 @@ const Registrar registrar(
           summary = {{"models", models},
                      {"scenarios", result.scenarios},
                      {"scenario_samples", result.scenario_samples},
+                     {"scenario_draws", drawn},
                      {"baseline_failures", result.baseline_failures},
                      {"automatic_labels", in.automatic},
                      {"seconds", result.seconds}};

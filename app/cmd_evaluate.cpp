@@ -20,17 +20,20 @@ namespace {
 using nlohmann::json;
 
 std::string accuracy_table(const EvaluationResult& r, const std::vector<std::string>& class_names) {
-  std::string out = fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9}\n", "model", "test", "drop", "scenario", "failures");
+  std::string out = fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9} {:>9}\n", "model", "test", "drop", "genuine",
+                                "scenario", "failures");
   for (size_t i = 0; i < r.models.size(); ++i) {
     const auto& m = r.models[i];
-    out += fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9}{}\n", m.name, percent(m.test_accuracy),
+    out += fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9} {:>9}{}\n", m.name, percent(m.test_accuracy),
                        fmt::format("{:+.2f}", 100 * (m.test_accuracy - r.original().test_accuracy)),
+                       m.genuine_scenario_accuracy < 0 ? "-" : percent(m.genuine_scenario_accuracy, 1),
                        percent(m.scenario_accuracy, 1), m.failure_accuracy < 0 ? "-" : percent(m.failure_accuracy, 1),
                        i == r.chosen ? "  <- chosen" : "");
   }
-  out += "\nper scenario (held-out draws):\n" + fmt::format("{:<16}", "model");
+  out += "\nper scenario (held-out draws; * genuine):\n" + fmt::format("{:<16}", "model");
   for (size_t k = 0; k < r.scenario_ids.size(); ++k)
-    out += fmt::format(" {:>8}", fmt::format("#{}:{}", r.scenario_ids[k],
+    out += fmt::format(" {:>8}", fmt::format("{}#{}:{}", r.scenario_verdicts[k] == "genuine" ? "*" : "",
+                                              r.scenario_ids[k],
                                               class_names.at(static_cast<size_t>(r.scenario_labels[k])).substr(0, 5)));
   out += "\n";
   for (const auto& m : r.models) {
@@ -62,13 +65,19 @@ const Registrar registrar(
                      "Choice rule: the best scenario accuracy among the lambdas whose test accuracy drops by at most "
                      "this many percentage points")
           ->capture_default_str();
+      auto confirm = std::make_shared<std::string>("judges");
+      app.add_option("--confirm", *confirm,
+                     "judges: score only the held-out draws whose label the workspace's judges confirm; none: every "
+                     "draw")
+          ->check(CLI::IsMember({"judges", "none"}))
+          ->capture_default_str();
       app.add_option("--seed", o->seed, "Random seed of the held-out draws")->capture_default_str();
       app.add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
       app.add_option("--export", *export_file,
                      "Also write the chosen model to this file (TorchScript; see `defuse export`)");
       o->tau = 0;
 
-      return [o, data, drop_points, export_file](Context& ctx) {
+      return [o, data, drop_points, export_file, confirm](Context& ctx) {
         prepare_compute(ctx);
         o->device = ctx.device;
         o->max_test_drop = *drop_points / 100.0;
@@ -84,28 +93,48 @@ const Registrar registrar(
                                          std::string(key) == "annotations" ? "annotation decisions" : key));
         json inputs = in.fingerprints;
         inputs["correct"] = corrected.record.fingerprint;
-        json options = {{"samples_per_scenario", o->samples_per_scenario}, {"tau", o->tau},
+        json options = {{"samples_per_scenario", o->samples_per_scenario}, {"tau", o->tau}, {"version", 2},
+                        {"confirm", in.judges.empty() ? "none" : *confirm},
                         {"max_test_drop", o->max_test_drop}, {"seed", o->seed}};
 
         EvaluationResult result;
         StageRun run = run_stage(ctx, workspace, kEvaluateStage, options, inputs, [&](int64_t) {
           auto held_out = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, o->tau, o->seed,
                                            kHeldOutStream, ctx.device, 256);
+          const auto scenarios = static_cast<int64_t>(in.labelled.size());
+          std::vector<int64_t> kept(static_cast<size_t>(scenarios), o->samples_per_scenario);
+          if (!in.judges.empty() && *confirm == "judges") {
+            // Score only the draws whose label the judges confirm, as correct trained on: a
+            // draw that crossed into another class is not the failure being fixed.
+            result.draws_drawn = held_out.size();
+            held_out = keep_confirmed_draws(held_out, in.judges, in.verdict, scenarios, ctx.device, &kept);
+          }
           auto test_images = images_tensor(in.dataset.test, in.dataset);
           auto test_labels = labels_tensor(in.dataset.test);
-          const auto scenarios = static_cast<int64_t>(in.labelled.size());
+          std::vector<bool> genuine;
           for (const auto& s : in.labelled) {
             result.scenario_ids.push_back(s.id);
             result.scenario_labels.push_back(s.label);
+            result.scenario_verdicts.push_back(s.verdict);
+            genuine.push_back(s.genuine());
           }
+          result.scenario_draws = kept;
           result.test_images = test_images.size(0);
           result.scenario_images = held_out.size();
           result.failure_images = in.failures.size();
+          // The held-out draws and every model's predictions on them go to evaluate/heldout.pt,
+          // so that a reader outside defuse can check the figures (bench/independent_reader.py).
+          std::vector<std::pair<std::string, at::Tensor>> predictions;
+          at::Tensor pred;
           result.models.push_back(score_model(*in.classifier, "original", -1, test_images, test_labels, held_out,
-                                              in.failures, scenarios, *o));
-          for (auto& m : corrected.models)
+                                              in.failures, scenarios, *o, genuine, &pred));
+          predictions.emplace_back("original", pred);
+          for (auto& m : corrected.models) {
             result.models.push_back(score_model(*m.model, m.name, m.lambda, test_images, test_labels, held_out,
-                                                in.failures, scenarios, *o));
+                                                in.failures, scenarios, *o, genuine, &pred));
+            predictions.emplace_back(m.name, pred);
+          }
+          save_held_out(workspace, held_out, genuine, predictions);
           choose_model(result, o->max_test_drop);
           json j = evaluation_json(result);
           j["automatic_labels"] = in.automatic;
@@ -113,7 +142,9 @@ const Registrar registrar(
           write_file_atomic(workspace.path(kEvaluationCsvArtifact), evaluation_csv(result));
           Workspace::StageOutput out;
           out.metrics = j;
-          out.artifacts = {{"results.json", kEvaluationJsonArtifact}, {"results.csv", kEvaluationCsvArtifact}};
+          out.artifacts = {{"results.json", kEvaluationJsonArtifact},
+                           {"results.csv", kEvaluationCsvArtifact},
+                           {"heldout", kHeldOutArtifact}};
           return out;
         });
         // Everything below reads the stored metrics, so a skipped (up to date) run reports the same.
@@ -138,12 +169,14 @@ const Registrar registrar(
         const json& original = *model("original");
         const json* baseline = model("baseline");
         std::string text = run.reused ? skipped_text(run.record) + "; " : std::string("evaluate: ");
-        text += fmt::format("chose {}: test accuracy {} ({:+.2f} points), held-out scenario accuracy {} (original "
+        const bool genuine = c["genuine_scenario_accuracy"].is_number();
+        const char* key = genuine ? "genuine_scenario_accuracy" : "scenario_accuracy";
+        text += fmt::format("chose {}: test accuracy {} ({:+.2f} points), held-out {} accuracy {} (original "
                             "{}); baseline {}",
                             chosen, percent(c["test_accuracy"].get<double>()),
                             100 * (c["test_accuracy"].get<double>() - original["test_accuracy"].get<double>()),
-                            percent(c["scenario_accuracy"].get<double>(), 1),
-                            percent(original["scenario_accuracy"].get<double>(), 1),
+                            genuine ? "genuine-scenario" : "scenario", percent(c[key].get<double>(), 1),
+                            percent(original[key].get<double>(), 1),
                             baseline ? fmt::format("test {}, scenario {}", percent((*baseline)["test_accuracy"].get<double>()),
                                                    percent((*baseline)["scenario_accuracy"].get<double>(), 1))
                                      : std::string("not trained"));

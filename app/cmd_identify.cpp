@@ -10,6 +10,7 @@
 #include "defuse/data/fingerprint.h"
 #include "defuse/identify/failure_store.h"
 #include "defuse/identify/identify.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier_store.h"
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
@@ -39,6 +40,25 @@ Image failure_grid(const FailureSet& f, const at::Tensor& seed_images, int64_t c
   options.columns = 10;
   options.scale = seed_images.size(2) <= 32 ? 2 : 1;
   options.title = "seed (framed) | decode: seed label -> prediction";
+  return make_grid(tiles, options);
+}
+
+// What the gate left out: each seed (framed) beside a decode the judges read as the
+// classifier did (seed label -> prediction, in grey: the classifier is right there).
+Image rejected_grid(const RejectedExamples& r, const at::Tensor& seed_images, int64_t count) {
+  std::vector<GridTile> tiles;
+  for (int64_t i = 0; i < r.size() && i < count; ++i) {
+    const int64_t seed = r.seed_index[i].item<int64_t>();
+    tiles.push_back({tensor_to_image(seed_images[seed]), std::to_string(r.seed_label[i].item<int64_t>()), kTextGrey,
+                     true});
+    tiles.push_back({tensor_to_image(r.images[i]),
+                     fmt::format("{}->{}", r.seed_label[i].item<int64_t>(), r.predicted[i].item<int64_t>()), kTextGrey,
+                     false});
+  }
+  GridOptions options;
+  options.columns = 10;
+  options.scale = seed_images.size(2) <= 32 ? 2 : 1;
+  options.title = "label changes left out: the judges read the decode as the classifier did";
   return make_grid(tiles, options);
 }
 
@@ -78,6 +98,14 @@ const Registrar registrar(
           ->capture_default_str();
       app.add_option("--sigma", opts->sigma, "gaussian noise: σ as a multiple of each latent dimension's spread")
           ->capture_default_str();
+      app.add_option("--search", opts->search,
+                     "fixed: Q draws per seed at --sigma; growing: Q draws at sigma x each of --levels in turn, for "
+                     "the seeds without a kept failure yet, so the kept failures are the nearest ones")
+          ->check(CLI::IsMember({"fixed", "growing"}))
+          ->capture_default_str();
+      app.add_option("--levels", opts->levels, "growing search: radii as multiples of --sigma, increasing")
+          ->delimiter(',')
+          ->capture_default_str();
       app.add_option("--beta-a", opts->beta_a, "beta noise: shape a (the reference: 50 MNIST/GTSRB, 75 SVHN)")
           ->capture_default_str();
       app.add_option("--beta-b", opts->beta_b, "beta noise: shape b")->capture_default_str();
@@ -86,6 +114,10 @@ const Registrar registrar(
           ->capture_default_str();
       app.add_flag("--all-seeds", *all_seeds,
                    "Seed from every image, not only those the classifier gets right (the reference's behaviour)");
+      auto keep_bad = std::make_shared<bool>(false);
+      app.add_flag("--keep-bad-reconstructions", *keep_bad,
+                   "Also seed from images whose plain VAE reconstruction the classifier misreads (their failures "
+                   "are the generator's; the reference's behaviour)");
       app.add_option("--max-seeds", opts->max_seeds, "Seeds to search, drawn at random from the eligible ones (0: all)")
           ->capture_default_str();
       app.add_option("--batch-size", opts->batch_size, "Decodes per forward pass")->capture_default_str();
@@ -94,13 +126,30 @@ const Registrar registrar(
                      "on CPUs with AVX512-BF16, else fp32")
           ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
           ->capture_default_str();
+      auto gate = std::make_shared<std::string>("auto");
+      app.add_option("--gate", *gate,
+                     "Which failing decodes may be kept: genuine (the judges read the seed's label), plausible (all but "
+                     "label changes), none (every one, unverified); auto: genuine when the workspace has judges "
+                     "(`defuse train-judges`), else none")
+          ->check(CLI::IsMember({"auto", "genuine", "plausible", "none"}))
+          ->capture_default_str();
+      app.add_option("--judge-agreement", opts->verdict.min_agreement,
+                     "Share of the judges that must read a class for their reading to count (1: all)")
+          ->capture_default_str();
+      app.add_option("--judge-confidence", opts->verdict.min_confidence,
+                     "Mean probability the judges must give that class for their reading to count")
+          ->capture_default_str();
+      app.add_option("--neighbours", opts->neighbours,
+                     "Nearest training codes whose labels each kept failure's validity shows")
+          ->capture_default_str();
       app.add_option("--grid", *grid, "Failures shown in identify/failures.png (one per seed)")->capture_default_str();
       app.add_option("--seed", opts->seed, "Random seed (seed subset and noise)")->capture_default_str();
 
-      return [opts, data, split, all_seeds, grid](Context& ctx) {
+      return [opts, data, split, all_seeds, grid, keep_bad, gate](Context& ctx) {
         prepare_compute(ctx);
         opts->device = ctx.device;
         opts->only_correct = !*all_seeds;
+        opts->check_reconstruction = !*keep_bad;
         opts->validate();
         check_option(*grid >= 0, "identify", "--grid must be non-negative");
         auto device = parse_device(ctx.device, "identify");
@@ -109,9 +158,17 @@ const Registrar registrar(
         // Upstream stages first: a missing one is named before a dataset is read.
         auto vae = load_workspace_vae(workspace, device);
         auto classifier = load_workspace_classifier(workspace, device);
+        std::string judges_fingerprint;
+        JudgePanel judges = load_workspace_judges(workspace, device, &judges_fingerprint);
         Dataset dataset = load_dataset_logged(ctx, spec);
         check_vae_fits(*vae.model, dataset, "identify");
         validate_classifier(*classifier.model, dataset, "the workspace's classifier");
+        for (int64_t j = 0; j < judges.size(); ++j)
+          validate_classifier(judges.model(j), dataset, "judge " + judges.info()[static_cast<size_t>(j)].name);
+        opts->gate = *gate;
+        if (judges.empty())
+          ctx.warn("identify: no judges in the workspace (`defuse train-judges`): the kept failures are not checked, "
+                   "and many may be decodes that turned into another class where the classifier is right");
         VaeCodes codes = load_vae_codes(workspace);
         if (codes.train.size(1) != vae.model->spec().latent)
           throw StateError(fmt::format("identify: vae/codes.pt has {} latent dimensions but the VAE has {}: run "
@@ -122,13 +179,21 @@ const Registrar registrar(
 
         json options = {{"data", spec},          {"split", *split},           {"samples", opts->samples},
                         {"keep", opts->keep},    {"noise", opts->noise},      {"only_correct", opts->only_correct},
+                        {"check_reconstruction", opts->check_reconstruction},
                         {"max_seeds", opts->max_seeds}, {"seed", opts->seed}, {"grid", *grid},
                         {"precision", resolve_precision(opts->precision, device)}};
+        options["gate"] = opts->gate == "auto" ? (judges.empty() ? "none" : "genuine") : opts->gate;
+        if (!judges.empty())
+          options["verdict"] = {{"agreement", opts->verdict.min_agreement}, {"confidence", opts->verdict.min_confidence}};
+        options["neighbours"] = opts->neighbours;
+        options["search"] = opts->search;
+        if (opts->search == "growing") options["levels"] = opts->levels;
         if (opts->noise == "gaussian") options["sigma"] = opts->sigma;
         else options["beta"] = {opts->beta_a, opts->beta_b};
         json inputs = {{"dataset", dataset_fingerprint(dataset)},
                        {"classifier", classifier.record.fingerprint},
-                       {"vae", vae.record.fingerprint}};
+                       {"vae", vae.record.fingerprint},
+                       {"judges", judges_fingerprint}};
 
         std::unique_ptr<Progress> bar;
         opts->on_progress = [&](const IdentifyProgress& p) {
@@ -138,8 +203,9 @@ const Registrar registrar(
         json summary;
         std::string text;
         StageRun run = run_stage(ctx, workspace, "identify", options, inputs, [&](int64_t run_id) {
-          FailureSet failures =
-              search_latent(*vae.model, *classifier.model, seed_images, seed_labels, codes.train_spread(), *opts);
+          LatentReference reference{codes.train, labels_tensor(dataset.train)};
+          FailureSet failures = search_latent(*vae.model, *classifier.model, &judges, seed_images, seed_labels,
+                                              codes.train_spread(), reference, *opts);
           if (bar) bar->finish();
           failures.seed_split = *split;
           const IdentifySummary& s = failures.summary;
@@ -150,7 +216,9 @@ const Registrar registrar(
                           {"seed_pool", s.seed_pool},
                           {"seeds_checked", s.seeds_checked},
                           {"seed_accuracy", s.seed_accuracy},
+                          {"seeds_bad_reconstruction", s.seeds_bad_reconstruction},
                           {"seeds_with_failures", s.seeds_with_failures},
+                          {"level_seeds", s.level_seeds},
                           {"decodes", s.decodes},
                           {"failing_decodes", s.failing_decodes},
                           {"failures", s.failures},
@@ -165,7 +233,22 @@ const Registrar registrar(
                           {"batch_size", opts->batch_size},
                           {"search_seconds", s.search_seconds},
                           {"seconds", s.seconds},
-                          {"seed_split", *split}};
+                          {"seed_split", *split},
+                          {"gate", s.gate},
+                          {"judges", s.judges}};
+          if (s.judges > 0) {
+            metrics["failing_verdicts"] = {{"genuine", s.failing_genuine},
+                                           {"label_change", s.failing_label_change},
+                                           {"ambiguous", s.failing_ambiguous}};
+            metrics["kept_verdicts"] = {{"genuine", s.kept_genuine},
+                                        {"label_change", s.kept_label_change},
+                                        {"ambiguous", s.kept_ambiguous}};
+            metrics["genuine_share"] = s.failures ? double(s.kept_genuine) / double(s.failures) : 0.0;
+          }
+          if (failures.validity.has_neighbours() && failures.size() > 0) {
+            metrics["knn_seed_share"] = failures.validity.knn_seed_share.mean().item<double>();
+            metrics["realism_median"] = failures.validity.realism.median().item<double>();
+          }
           std::vector<std::pair<std::string, std::string>> artifacts{save_failure_tensors(workspace, failures)};
           if (failures.size() > 0 && *grid > 0) {
             auto png = encode_png(failure_grid(failures, seed_images, *grid));
@@ -173,6 +256,12 @@ const Registrar registrar(
                               std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
             artifacts.emplace_back("grid", kFailureGridArtifact);
             metrics["grid"] = workspace.path(kFailureGridArtifact).string();
+          }
+          if (failures.rejected.size() > 0 && *grid > 0) {
+            auto png = encode_png(rejected_grid(failures.rejected, seed_images, *grid));
+            write_file_atomic(workspace.path(kRejectedGridArtifact),
+                              std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+            artifacts.emplace_back("rejected_grid", kRejectedGridArtifact);
           }
           summary = metrics;
           text = fmt::format(
@@ -183,6 +272,16 @@ const Registrar registrar(
               s.failing_decodes,
               percent(s.failure_rate()), s.failures, opts->keep, s.seeds_with_failures, s.decodes_per_failure(),
               distinct);
+          if (s.judges > 0)
+            text += fmt::format("; the {} judges read the failing decodes as {} genuine (the seed's label), {} label "
+                                "changes (as the classifier did: it is right there), {} ambiguous; gate {}: {} of the "
+                                "kept failures are genuine",
+                                s.judges, s.failing_genuine, s.failing_label_change, s.failing_ambiguous, s.gate,
+                                s.kept_genuine);
+          if (s.seeds_bad_reconstruction > 0)
+            ctx.info(fmt::format("identify: skipped {} of {} checked seeds because the classifier misreads their "
+                                 "plain VAE reconstruction (their failures would be the generator's)",
+                                 s.seeds_bad_reconstruction, s.seeds_checked));
           if (!ctx.json && s.failures > 0) ctx.info(pair_table(s));
           return Workspace::StageOutput{metrics, artifacts, failure_rows_writer(run_id, failures)};
         });

@@ -22,6 +22,7 @@
 #include "defuse/correct/evaluate.h"
 #include "defuse/identify/failure_store.h"
 #include "defuse/identify/identify.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier_store.h"
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
@@ -49,18 +50,87 @@ struct ReportOptions {
 std::string scalar_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_float()) return fmt::format("{:.6g}", v.get<double>());
+  if (v.is_array()) {
+    std::vector<std::string> parts;
+    for (const auto& e : v) parts.push_back(scalar_text(e));
+    return fmt::format("{}", fmt::join(parts, ", "));
+  }
   return v.dump();
 }
 
-// One summary table per stage: when, how long, its options and its scalar metrics.
+// A stage's settings and results in words, for readers who do not know the option names:
+// (where: "o" options or "m" metrics, key, words, how: "" as is, "%" a fraction as a
+// percentage, "s" seconds as a duration). Keys a run does not have are left out.
+struct Row {
+  char where;
+  const char* key;
+  const char* words;
+  const char* how;
+};
+
+const std::map<std::string, std::pair<std::string, std::vector<Row>>>& stage_rows() {
+  static const std::map<std::string, std::pair<std::string, std::vector<Row>>> rows{
+      {"train-classifier",
+       {"Classifier",
+        {{'o', "data", "data", ""}, {'o', "classifier", "imported from", ""}, {'m', "arch", "architecture", ""},
+         {'o', "epochs", "training epochs", ""}, {'o', "augment", "augmentation", ""},
+         {'m', "test_accuracy", "test accuracy", "%"}, {'m', "seconds", "training time", "s"}}}},
+      {"train-judges",
+       {"Judges", {{'o', "archs", "trained judges (architectures)", ""}, {'o', "files", "your judges", ""},
+                   {'o', "epochs", "training epochs each", ""}, {'m', "count", "judges", ""}}}},
+      {"train-vae",
+       {"Generator (VAE)",
+        {{'m', "architecture", "architecture", ""}, {'o', "loss", "reconstruction loss", ""},
+         {'o', "beta", "KL weight β", ""}, {'o', "epochs", "training epochs", ""},
+         {'m', "reconstruction_accuracy", "classifier accuracy on its reconstructions", "%"},
+         {'m', "test_elbo", "test ELBO (nats)", ""}, {'m', "seconds", "training time", "s"}}}},
+      {"identify",
+       {"Search",
+        {{'m', "seeds", "seed images searched", ""}, {'o', "split", "seeds from the split", ""},
+         {'m', "seeds_bad_reconstruction", "seeds skipped (reconstruction misread)", ""},
+         {'o', "samples", "perturbations per seed", ""}, {'o', "sigma", "noise σ (× the latent spread)", ""},
+         {'o', "keep", "failures kept per seed at most", ""}, {'o', "gate", "which failures are kept", ""},
+         {'m', "decodes", "decodes", ""}, {'m', "failing_decodes", "decodes the classifier gets wrong", ""},
+         {'m', "failures", "failures kept", ""}, {'m', "genuine_share", "of them genuine (judges)", "%"},
+         {'m', "decodes_per_second", "decodes per second", ""}, {'m', "seconds", "time", "s"}}}},
+      {"distill",
+       {"Scenarios (DP-GMM)",
+        {{'o', "points", "clustered", ""}, {'o', "components", "components at most", ""},
+         {'o', "min_seeds", "seeds a scenario needs at least", ""}, {'m', "scenarios", "scenarios", ""},
+         {'m', "iterations", "iterations", ""}, {'m', "seconds", "time", "s"}}}},
+      {"annotate", {"Labels", {{'o', "mode", "decided by", ""}, {'m', "labelled", "labelled", ""},
+                               {'m', "rejected", "rejected", ""}, {'m', "automatic", "automatic decisions", ""}}}},
+      {"correct",
+       {"Correction", {{'o', "lambdas", "λ sweep", ""}, {'o', "baseline", "baseline", ""}, {'o', "epochs", "epochs each", ""},
+                       {'o', "lr", "learning rate", ""}, {'m', "scenario_samples", "scenario samples trained on", ""},
+                       {'m', "seconds", "time", "s"}}}},
+      {"evaluate",
+       {"Evaluation", {{'m', "chosen", "chosen model", ""}, {'m', "rule", "rule", ""},
+                       {'m', "scenario_images", "held-out draws scored", ""}, {'m', "test_images", "test images", ""}}}},
+  };
+  return rows;
+}
+
+// The stage's section: what ran and when, then its rows in words.
 ReportSection stage_section(const StageRecord& r) {
   ReportSection s;
-  s.title = r.stage;
-  s.rows.push_back({"run", fmt::format("#{} finished {} in {}", r.id, r.finished_at, format_duration(r.seconds))});
-  for (const auto& [key, value] : r.options.items())
-    if (!value.is_object()) s.rows.push_back({"option " + key, scalar_text(value)});
-  for (const auto& [key, value] : r.metrics.items())
-    if (!value.is_object() && !value.is_array()) s.rows.push_back({key, scalar_text(value)});
+  auto it = stage_rows().find(r.stage);
+  s.title = it == stage_rows().end() ? r.stage : it->second.first;
+  s.rows.push_back({"run", fmt::format("{} #{}, finished {} in {}", r.stage, r.id, r.finished_at,
+                                       format_duration(r.seconds))});
+  if (it == stage_rows().end()) return s;
+  for (const Row& row : it->second.second) {
+    const json& from = row.where == 'o' ? r.options : r.metrics;
+    if (!from.contains(row.key) || from[row.key].is_null()) continue;
+    const json& v = from[row.key];
+    if (v.is_string() && v.get<std::string>().empty()) continue;
+    if (v.is_array() && v.empty()) continue;
+    std::string text = scalar_text(v);
+    if (std::string(row.how) == "%" && v.is_number()) text = percent(v.get<double>());
+    if (std::string(row.how) == "s" && v.is_number()) text = format_duration(v.get<double>());
+    if (v.is_boolean()) text = v.get<bool>() ? "yes" : "no";
+    s.rows.push_back({row.words, text});
+  }
   return s;
 }
 
@@ -103,8 +173,8 @@ const Registrar registrar(
         check_option(o->perplexity > 0, "report", "--perplexity must be positive");
         auto device = parse_device(ctx.device, "report");
         Workspace workspace(ctx.workspace);
-        const std::vector<std::string> stages{kClassifierStage, "train-vae", kIdentifyStage, "distill",
-                                              "annotate", kCorrectStage, kEvaluateStage};
+        const std::vector<std::string> stages{kClassifierStage, kJudgesStage, "train-vae", kIdentifyStage,
+                                              "distill", "annotate", kCorrectStage, kEvaluateStage};
         std::map<std::string, StageRecord> latest;
         json inputs = json::object();
         for (const auto& s : stages)
@@ -167,6 +237,10 @@ const Registrar registrar(
               rm.test_accuracy = m.value("test_accuracy", 0.0);
               rm.scenario_accuracy = m.value("scenario_accuracy", 0.0);
               rm.failure_accuracy = m["failure_accuracy"].is_number() ? m["failure_accuracy"].get<double>() : -1.0;
+              rm.genuine_scenario_accuracy =
+                  m.contains("genuine_scenario_accuracy") && m["genuine_scenario_accuracy"].is_number()
+                      ? m["genuine_scenario_accuracy"].get<double>()
+                      : -1.0;
               rm.chosen = rm.name == chosen;
               if (rm.name == "original") original_per = m.value("per_scenario", json::object());
               if (rm.chosen) chosen_per = m.value("per_scenario", json::object());
@@ -174,6 +248,19 @@ const Registrar registrar(
             }
             for (const auto& [id, acc] : original_per.items())
               before_after[std::stoll(id)] = {acc.get<double>(), chosen_per.value(id, -1.0)};
+            ReportFindings& f = report.findings;
+            for (const auto& rm : report.models) {
+              if (rm.name == "original") {
+                f.original_genuine = rm.genuine_scenario_accuracy;
+                f.original_scenario = rm.scenario_accuracy;
+              }
+              if (rm.chosen) {
+                f.chosen = rm.name;
+                f.chosen_test_accuracy = rm.test_accuracy;
+                f.chosen_genuine = rm.genuine_scenario_accuracy;
+                f.chosen_scenario = rm.scenario_accuracy;
+              }
+            }
           } else {
             report.notes.push_back("The classifier has not been corrected and evaluated yet (`defuse correct`, "
                                    "`defuse evaluate`): no λ curves or before/after figures.");
@@ -201,18 +288,94 @@ const Registrar registrar(
                 }
               if (auto it = before_after.find(s.id); it != before_after.end())
                 std::tie(rs.accuracy_before, rs.accuracy_after) = it->second;
+              auto reading = [&](const ScenarioImage& img) {
+                return img.judge >= 0 ? "; judges: " + name(img.judge) : std::string();
+              };
               for (const auto& img : s.samples)
-                rs.samples.push_back(png_file(workspace, img.path, "→ " + name(img.predicted), "bad"));
+                rs.samples.push_back(png_file(workspace, img.path, "→ " + name(img.predicted) + reading(img),
+                                              img.predicted == s.seed_label ? "good" : "bad"));
+              for (const auto& img : s.member_images)
+                rs.member_images.push_back(png_file(workspace, img.path, name(img.label) + " → " + name(img.predicted) +
+                                                                             reading(img),
+                                                    "bad"));
+              const ScenarioValidity& v = s.validity;
+              rs.verdict = v.verdict;
+              if (v.judge_label >= 0)
+                rs.judges_read = fmt::format("{} ({} of its failures)", name(v.judge_label), percent(v.judge_agreement, 0));
+              rs.genuine_share = v.genuine_share;
+              rs.knn_seed_share = v.knn_seed_share;
+              rs.realism = v.realism;
+              rs.draw_genuine_rate = v.draw_genuine_rate;
               for (const auto& img : s.neighbours)
                 rs.neighbours.push_back(png_file(workspace, img.path,
                                                  name(img.label) + (img.predicted == img.label ? "" : " → " + name(img.predicted)),
                                                  img.predicted == img.label ? "good" : "bad"));
               report.scenarios.push_back(std::move(rs));
             }
-            if (automatic > 0)
-              report.notes.push_back(fmt::format("{} of {} scenarios were labelled automatically (each with its "
-                                                 "dominant seed label), not by a person.",
-                                                 automatic, scenarios->scenarios.size()));
+            ReportFindings& f = report.findings;
+            f.scenarios = static_cast<int64_t>(scenarios->scenarios.size());
+            const bool judged = std::any_of(scenarios->scenarios.begin(), scenarios->scenarios.end(),
+                                            [](const Scenario& sc) { return sc.validity.known(); });
+            if (judged) {
+              f.genuine = f.label_change = f.ambiguous = 0;
+              for (const auto& sc : scenarios->scenarios) {
+                f.genuine += sc.validity.verdict == "genuine";
+                f.label_change += sc.validity.verdict == "label-change";
+                f.ambiguous += sc.validity.verdict == "ambiguous";
+              }
+            }
+            const std::string mode = latest.count("annotate") ? latest["annotate"].options.value("mode", "") : "";
+            if (automatic > 0) {
+              if (mode == "auto-judges") {
+                f.labels_from = "the judges (automatic, no person looked)";
+                report.notes.push_back(fmt::format("{} of {} scenarios were decided automatically from the judges' "
+                                                   "reading, not by a person.",
+                                                   automatic, scenarios->scenarios.size()));
+              } else {
+                f.labels_from = "each scenario's seed label (automatic and unchecked)";
+                report.notes.push_back(fmt::format("{} of {} scenarios were labelled automatically with their "
+                                                   "dominant seed label, unchecked: some may teach the classifier a "
+                                                   "wrong label.",
+                                                   automatic, scenarios->scenarios.size()));
+              }
+            } else if (latest.count("annotate")) {
+              f.labels_from = "people";
+            }
+          }
+
+          if (latest.count(kIdentifyStage)) {
+            const json& m = latest[kIdentifyStage].metrics;
+            ReportFindings& f = report.findings;
+            f.failing_decodes = m.value("failing_decodes", int64_t{-1});
+            f.failures = m.value("failures", int64_t{-1});
+            f.gate = m.value("gate", std::string("none"));
+            f.seeds_checked = m.value("seeds_checked", int64_t{-1});
+            f.seeds_bad_reconstruction = m.value("seeds_bad_reconstruction", int64_t{-1});
+            if (m.contains("failing_verdicts")) {
+              f.failing_genuine = m["failing_verdicts"].value("genuine", int64_t{-1});
+              f.failing_label_change = m["failing_verdicts"].value("label_change", int64_t{-1});
+              f.failing_ambiguous = m["failing_verdicts"].value("ambiguous", int64_t{-1});
+            }
+            if (std::filesystem::exists(workspace.path(kRejectedGridArtifact)) &&
+                latest[kIdentifyStage].artifact("rejected_grid"))
+              report.label_change_grid = png_file(workspace, kRejectedGridArtifact,
+                                                  "Seeds (framed) beside decodes the judges read as the classifier "
+                                                  "did, marked seed label → prediction");
+          }
+          if (latest.count(kJudgesStage)) {
+            std::vector<std::string> parts;
+            for (const auto& j : latest[kJudgesStage].metrics.value("judges", json::array()))
+              parts.push_back(fmt::format("{} ({})",
+                                          j.value("origin", "") == "trained" ? j.value("arch", std::string("?"))
+                                                                              : j.value("origin", std::string("?")),
+                                          percent(j.value("test_accuracy", 0.0))));
+            report.findings.judges = fmt::format("read by {} judge{}: {}", parts.size(), parts.size() == 1 ? "" : "s",
+                                                 fmt::join(parts, ", "));
+          }
+          if (latest.count("train-vae")) {
+            const json& m = latest["train-vae"].metrics;
+            report.findings.reconstruction_accuracy = m.value("reconstruction_accuracy", -1.0);
+            report.findings.test_accuracy = m.value("classifier_test_accuracy", -1.0);
           }
 
           // Figures from identify.

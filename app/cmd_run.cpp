@@ -10,7 +10,7 @@
 // in ten minutes here), the --config file, and --set flags.
 //
 // Config file (TOML, read with CLI11's parser):
-//   data = "mnist:../shared/data/mnist"     # top level: data, classifier, annotate
+//   data = "mnist:../shared/data/mnist"     # top level: data, classifier, judge, annotate
 //   [identify]                              # one section per stage, keys = its long options
 //   max-seeds = 1000
 //   [correct]
@@ -45,14 +45,14 @@ class StageFailed : public Error {
 };
 
 const std::vector<std::string>& pipeline_stages() {
-  static const std::vector<std::string> stages{"train-classifier", "train-vae", "identify", "distill",
-                                               "annotate",         "correct",   "evaluate", "report"};
+  static const std::vector<std::string> stages{"train-classifier", "train-judges", "train-vae", "identify", "distill",
+                                               "annotate",         "correct",      "evaluate",  "report"};
   return stages;
 }
 
 // Options `run` sets itself for every stage; a config may not.
 const std::set<std::string> kReserved{"workspace", "json", "quiet", "threads", "device", "skip-unchanged", "help",
-                                      "data", "classifier", "auto", "import", "export", "until-complete"};
+                                      "data", "classifier", "auto", "import", "export", "until-complete", "judge"};
 
 // run's own defaults: the default run (Fashion-MNIST, 2 cores) fits in about ten minutes.
 const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& run_defaults() {
@@ -66,7 +66,8 @@ const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& r
 struct RunConfig {
   std::string data;        // "" = the default dataset
   std::string classifier;  // a TorchScript file to import instead of training
-  std::string annotate = "auto";
+  std::string annotate = "judges";
+  std::vector<std::string> judges;  // the user's judges (TorchScript files), besides the trained ones
   // stage -> option -> values (an ordered map: the stored configuration reads the same every time)
   std::map<std::string, std::map<std::string, std::vector<std::string>>> stages;
 };
@@ -96,9 +97,10 @@ void set_top_level(RunConfig& config, const std::string& where, const std::strin
   if (key == "data") config.data = value;
   else if (key == "classifier") config.classifier = value;
   else if (key == "annotate") config.annotate = value;
+  else if (key == "judge") config.judges.push_back(value);
   else
-    throw ConfigError(fmt::format("run: {}: unknown top-level key '{}' (expected data, classifier, annotate, or a "
-                                  "[stage] section)", where, key));
+    throw ConfigError(fmt::format("run: {}: unknown top-level key '{}' (expected data, classifier, judge, annotate, "
+                                  "or a [stage] section)", where, key));
 }
 
 void read_config_file(RunConfig& config, const std::string& file) {
@@ -114,6 +116,10 @@ void read_config_file(RunConfig& config, const std::string& file) {
     if (item.name == "++" || item.name == "--") continue;  // section markers
     const std::string where = fmt::format("config file {}", file);
     if (item.parents.empty()) {
+      if (normalise_key(item.name) == "judge") {
+        for (const auto& v : item.inputs) set_top_level(config, where, "judge", v);
+        continue;
+      }
       if (item.inputs.size() != 1)
         throw ConfigError(fmt::format("run: {}: '{}' takes one value", where, item.name));
       set_top_level(config, where, normalise_key(item.name), item.inputs.front());
@@ -151,6 +157,7 @@ std::string to_toml(const RunConfig& c) {
   std::string out = "# defuse run: effective configuration (stage defaults not listed)\n";
   if (!c.data.empty()) out += "data = " + toml_value(c.data) + "\n";
   if (!c.classifier.empty()) out += "classifier = " + toml_value(c.classifier) + "\n";
+  for (const auto& j : c.judges) out += "judge = " + toml_value(j) + "\n";
   out += "annotate = " + toml_value(c.annotate) + "\n";
   for (const auto& [stage, options] : c.stages) {
     if (options.empty()) continue;
@@ -168,7 +175,8 @@ json to_json(const RunConfig& c) {
   json stages = json::object();
   for (const auto& [stage, options] : c.stages)
     for (const auto& [key, values] : options) stages[stage][key] = values;
-  return {{"data", c.data}, {"classifier", c.classifier}, {"annotate", c.annotate}, {"stages", stages}};
+  return {{"data", c.data}, {"classifier", c.classifier}, {"judges", c.judges}, {"annotate", c.annotate},
+          {"stages", stages}};
 }
 
 // One line saying what a stage produced, from its --json summary.
@@ -181,7 +189,14 @@ std::string stage_line(const std::string& stage, const json& s) {
   if (stage == "identify")
     return fmt::format("{} failures from {} seeds ({:.0f} decodes/s)", count("failures"), count("seeds"),
                        num("decodes_per_second"));
-  if (stage == "distill") return fmt::format("{} scenarios from {} failures", count("scenarios"), count("failures"));
+  if (stage == "train-judges") return fmt::format("{} judges", count("count"));
+  if (stage == "distill") {
+    if (s.contains("verdicts"))
+      return fmt::format("{} scenarios from {} failures: {} genuine, {} label changes, {} ambiguous", count("scenarios"),
+                         count("failures"), s["verdicts"].value("genuine", 0), s["verdicts"].value("label_change", 0),
+                         s["verdicts"].value("ambiguous", 0));
+    return fmt::format("{} scenarios from {} failures", count("scenarios"), count("failures"));
+  }
   if (stage == "annotate")
     return fmt::format("{} labelled, {} rejected of {} scenarios", count("labelled"), count("rejected"),
                        count("scenarios"));
@@ -217,8 +232,14 @@ const Registrar registrar(
       app.add_option("-c,--config", *config_file, "TOML file with the options of every stage ([identify] max-seeds = 500)");
       app.add_option("-s,--set", *overrides, "Override one option: STAGE.OPTION=VALUE (repeatable), e.g. identify.samples=50");
       app.add_option("--annotate", *cli_annotate,
-                     "How scenarios get their labels: auto (dominant seed label; a notice says so), web (serve the "
-                     "labelling page and continue when every scenario is decided), or file:PATH (import annotations)");
+                     "How scenarios get their labels: judges (default; auto is a synonym: the judges' reading, 'not a "
+                     "bug' where they read what the classifier read), seed (the dominant seed label, unchecked), web "
+                     "(serve the labelling page and continue when every scenario is decided), or file:PATH (import "
+                     "annotations)");
+      auto cli_judges = std::make_shared<std::vector<std::string>>();
+      app.add_option("--judge", *cli_judges,
+                     "A classifier you trust more than the one under test (TorchScript FILE.pt), added to the judges "
+                     "defuse trains; repeatable");
 
       return [=](Context& ctx) {
         const auto start = std::chrono::steady_clock::now();
@@ -228,8 +249,10 @@ const Registrar registrar(
         if (!cli_data->empty()) c.data = *cli_data;
         if (!cli_classifier->empty()) c.classifier = *cli_classifier;
         if (!cli_annotate->empty()) c.annotate = *cli_annotate;
-        if (c.annotate != "auto" && c.annotate != "web" && c.annotate.rfind("file:", 0) != 0)
-          throw ConfigError("run: --annotate must be auto, web or file:PATH (got '" + c.annotate + "')");
+        for (const auto& j : *cli_judges) c.judges.push_back(j);
+        if (c.annotate == "auto") c.annotate = "judges";
+        if (c.annotate != "judges" && c.annotate != "seed" && c.annotate != "web" && c.annotate.rfind("file:", 0) != 0)
+          throw ConfigError("run: --annotate must be judges, seed, web or file:PATH (got '" + c.annotate + "')");
         for (const auto& [stage, defaults] : run_defaults())
           for (const auto& [key, value] : defaults)
             if (!c.stages[stage].count(key)) c.stages[stage][key] = {value};
@@ -242,11 +265,17 @@ const Registrar registrar(
           if (!subcommand_options(s).empty()) stages.push_back(s);
         std::vector<StageResult> results;
         const bool quiet = ctx.quiet;
-        if (c.annotate == "auto")
-          ctx.warn("run: --annotate auto: every scenario gets its dominant seed label automatically, with no person "
-                   "looking; use --annotate web to label them yourself");
+        if (c.annotate == "judges")
+          ctx.info("run: --annotate judges: each scenario is decided by the judges' reading, with no person looking; "
+                   "use --annotate web to label them yourself");
+        bool nothing_to_correct = false;
         for (size_t i = 0; i < stages.size(); ++i) {
           const std::string& stage = stages[i];
+          if (nothing_to_correct && (stage == "annotate" || stage == "correct" || stage == "evaluate")) {
+            if (!quiet) ctx.info(fmt::format("\n== [{}/{}] {}: skipped, no labelled scenario to {}", i + 1, stages.size(),
+                                             stage, stage == "evaluate" ? "evaluate" : stage == "correct" ? "correct on" : "label"));
+            continue;
+          }
           const auto known = subcommand_options(stage);  // builds the subcommand's parser: once per stage
           auto has_option = [&](const char* name) { return std::find(known.begin(), known.end(), name) != known.end(); };
           std::vector<std::string> args{"defuse", stage, "--workspace", ctx.workspace, "--json"};
@@ -258,8 +287,10 @@ const Registrar registrar(
             if (!c.data.empty()) args.insert(args.end(), {"--data", c.data});
             if (!c.classifier.empty()) args.insert(args.end(), {"--classifier", c.classifier});
           }
+          if (stage == "train-judges")
+            for (const auto& j : c.judges) args.insert(args.end(), {"--judge", j});
           if (stage == "annotate") {
-            if (c.annotate == "auto") args.insert(args.end(), {"--auto", "seed"});
+            if (c.annotate == "judges" || c.annotate == "seed") args.insert(args.end(), {"--auto", c.annotate});
             else if (c.annotate == "web") args.push_back("--until-complete");
             else args.insert(args.end(), {"--import", c.annotate.substr(5)});
           }
@@ -289,6 +320,12 @@ const Registrar registrar(
           if (!quiet)
             ctx.info(fmt::format("   {}{} ({})", r.skipped ? "up to date: " : "", stage_line(stage, r.summary),
                                  format_duration(r.seconds)));
+          if (stage == "distill" && r.summary.value("scenarios", int64_t{-1}) == 0) nothing_to_correct = true;
+          if (stage == "annotate" && r.summary.value("labelled", int64_t{-1}) == 0 &&
+              r.summary.value("complete", false)) {
+            // Every scenario rejected (not a bug, ambiguous, unrealistic): an answer, not an error.
+            nothing_to_correct = true;
+          }
           results.push_back(std::move(r));
         }
 
@@ -317,13 +354,18 @@ const Registrar registrar(
             {"workspace", ctx.workspace},
             {"scenarios", find("distill").value("scenarios", 0)},
             {"failures", find("identify").value("failures", 0)},
+            {"verdicts", find("distill").value("verdicts", json(nullptr))},
+            {"reconstruction_accuracy", find("train-vae").value("reconstruction_accuracy", json(nullptr))},
             {"original", {{"test_accuracy", original.value("test_accuracy", 0.0)},
-                          {"scenario_accuracy", original.value("scenario_accuracy", 0.0)}}},
+                          {"scenario_accuracy", original.value("scenario_accuracy", 0.0)},
+                          {"genuine_scenario_accuracy", original.value("genuine_scenario_accuracy", json(nullptr))}}},
             {"chosen", {{"model", evaluation.value("chosen", std::string())},
                         {"test_accuracy", chosen.value("test_accuracy", 0.0)},
-                        {"scenario_accuracy", chosen.value("scenario_accuracy", 0.0)}}},
+                        {"scenario_accuracy", chosen.value("scenario_accuracy", 0.0)},
+                        {"genuine_scenario_accuracy", chosen.value("genuine_scenario_accuracy", json(nullptr))}}},
             {"lambda", evaluation.value("lambda", json(nullptr))},
-            {"automatic_labels", c.annotate == "auto"},
+            {"automatic_labels", c.annotate == "judges" || c.annotate == "seed"},
+            {"labels", c.annotate},
             {"report", find("report").value("report", std::string())},
             {"stage_seconds", timings},
             {"skipped", skipped},
@@ -331,17 +373,42 @@ const Registrar registrar(
             {"config", to_json(c)}};
         write_file_atomic(workspace.path("run/summary.json"), summary.dump(2) + "\n");
 
-        std::string text = fmt::format(
-            "\nrun: {} failure scenarios from {} failures{}\n"
-            "  original classifier: test accuracy {}, held-out scenario accuracy {}\n"
-            "  corrected ({}): test accuracy {}, held-out scenario accuracy {}\n",
-            summary["scenarios"].get<int64_t>(), summary["failures"].get<int64_t>(),
-            c.annotate == "auto" ? " (labels were automatic: --annotate auto)" : "",
-            percent(summary["original"]["test_accuracy"].get<double>()),
-            percent(summary["original"]["scenario_accuracy"].get<double>(), 1),
-            summary["chosen"]["model"].get<std::string>(),
-            percent(summary["chosen"]["test_accuracy"].get<double>()),
-            percent(summary["chosen"]["scenario_accuracy"].get<double>(), 1));
+        const json& v = summary["verdicts"];
+        std::string found =
+            v.is_object()
+                ? fmt::format("{} genuine failure scenarios ({} label changes where the classifier is right, {} "
+                              "ambiguous) from {} failures",
+                              v.value("genuine", 0), v.value("label_change", 0), v.value("ambiguous", 0),
+                              summary["failures"].get<int64_t>())
+                : fmt::format("{} failure scenarios from {} failures (no judges: not checked)",
+                              summary["scenarios"].get<int64_t>(), summary["failures"].get<int64_t>());
+        const std::string labels = c.annotate == "judges" ? " (labels from the judges: --annotate judges)"
+                                   : c.annotate == "seed" ? " (labels were seed labels, unchecked: --annotate seed)"
+                                                          : "";
+        // The headline is genuine-scenario accuracy where there are genuine scenarios: accuracy
+        // on scenarios nobody checked is not a fix.
+        auto scen = [&](const json& m) {
+          const json& g = m["genuine_scenario_accuracy"];
+          return g.is_number() ? "genuine-scenario accuracy " + percent(g.get<double>(), 1)
+                               : "held-out scenario accuracy " + percent(m["scenario_accuracy"].get<double>(), 1);
+        };
+        std::string fidelity;
+        if (summary["reconstruction_accuracy"].is_number())
+          fidelity = fmt::format(", {} on its VAE reconstructions", percent(summary["reconstruction_accuracy"].get<double>()));
+        std::string text;
+        if (evaluation.contains("chosen")) {
+          text = fmt::format(
+              "\nrun: {}{}\n"
+              "  original classifier: test accuracy {}{}, {}\n"
+              "  corrected ({}): test accuracy {}, {}\n",
+              found, labels, percent(summary["original"]["test_accuracy"].get<double>()), fidelity,
+              scen(summary["original"]), summary["chosen"]["model"].get<std::string>(),
+              percent(summary["chosen"]["test_accuracy"].get<double>()), scen(summary["chosen"]));
+        } else {
+          const json& cls = find("train-classifier");
+          text = fmt::format("\nrun: {}\n  classifier: test accuracy {}{}; nothing to correct\n", found,
+                             percent(cls.value("test_accuracy", 0.0)), fidelity);
+        }
         text += "  stages:";
         for (const auto& r : results)
           text += fmt::format(" {} {}{}", r.stage, format_duration(r.seconds), r.skipped ? " (up to date)" : "");

@@ -29,7 +29,15 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
   validate_classifier(*classifier.model, in.dataset, "the workspace's classifier");
   check_vae_fits(*vae.model, in.dataset, "correct");
 
+  std::string judges_fingerprint;
+  in.judges = load_workspace_judges(workspace, device, &judges_fingerprint);
+  for (int64_t j = 0; j < in.judges.size(); ++j)
+    validate_classifier(in.judges.model(j), in.dataset, "judge " + in.judges.info()[static_cast<size_t>(j)].name);
   StageRecord identify = workspace.require(kIdentifyStage, "identify");
+  if (identify.options.contains("verdict")) {
+    in.verdict.min_agreement = identify.options["verdict"].value("agreement", in.verdict.min_agreement);
+    in.verdict.min_confidence = identify.options["verdict"].value("confidence", in.verdict.min_confidence);
+  }
   if (distill.inputs.value("identify", std::string()) != identify.fingerprint)
     throw StateError("correct: identify ran again after distill, so the scenarios no longer describe the stored "
                      "failures: run `defuse distill` (and annotate) again");
@@ -56,7 +64,8 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
                      {"vae", vae.record.fingerprint},
                      {"distill", distill.fingerprint},
                      {"identify", identify.fingerprint},
-                     {"annotations", resolution_fingerprint(distill.id, in.resolved)}};
+                     {"annotations", resolution_fingerprint(distill.id, in.resolved)},
+                     {"judges", judges_fingerprint}};
   in.classifier = std::move(classifier.model);
   in.vae = std::move(vae.model);
   return in;

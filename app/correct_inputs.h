@@ -15,6 +15,7 @@
 #include "defuse/base/workspace.h"
 #include "defuse/correct/correct.h"
 #include "defuse/data/dataset.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/vae.h"
 
@@ -30,7 +31,9 @@ struct CorrectionInputs {
   LabelledImages failures;                 // identified failures of the labelled scenarios
   double distill_tau = 0.01;               // the τ distill drew its samples with
   int64_t automatic = 0;                   // labelled scenarios decided by automatic votes only
-  nlohmann::json fingerprints;             // dataset, classifier, vae, distill, identify, annotations
+  JudgePanel judges;                       // the workspace's judges (empty without train-judges)
+  VerdictRule verdict;                     // when the judges' reading counts (identify's rule)
+  nlohmann::json fingerprints;             // dataset, classifier, vae, distill, identify, annotations, judges
 };
 
 // Loads and checks everything; logs what is left out (rejected, tied or unlabelled

@@ -51,7 +51,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-"$maker" "$tmp/ws" 4 >/dev/null
+"$maker" "$tmp/ws" 5 >/dev/null
 "$defuse" annotate --workspace "$tmp/ws" --port 0 >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 url=""
@@ -72,7 +72,7 @@ echo "browser_test: serving $url" >&2
 mkdir -p "$out"
 status=0
 CHROMIUM="$chromium_bin" node "$browser_dir/annotate.spec.mjs" --url "$url" --screenshot "$out/annotate.png" \
-  --scenarios 4 || status=$?
+  --scenarios 5 || status=$?
 
 # 5. The server stops cleanly on SIGTERM, and the catalogue holds what the page showed.
 kill -TERM "$server_pid"
@@ -85,9 +85,10 @@ if [ "$status" -ne 0 ] || [ "$server_status" -ne 0 ]; then
   exit 1
 fi
 summary="$("$defuse" annotate --workspace "$tmp/ws" --export "$tmp/annotations.json" --json)"
-# Scenario 1 ends tied (the page's annotator and "carol"), 2 and 4 labelled, 3 rejected.
+# Scenario 1 ends tied (the page's annotator and "carol"), 2 and 4 labelled, 3 rejected as
+# unrealistic, 5 as not a bug.
 if ! node -e 'const s = JSON.parse(process.argv[1]);
-  process.exit(s.scenarios === 4 && s.labelled === 2 && s.rejected === 1 && s.ties === 1 && s.exported === 5 ? 0 : 1)' \
+  process.exit(s.scenarios === 5 && s.labelled === 2 && s.rejected === 2 && s.ties === 1 && s.exported === 6 ? 0 : 1)' \
   "$summary"; then
   echo "browser_test: FAILED: unexpected stored state: $summary" >&2
   exit 1

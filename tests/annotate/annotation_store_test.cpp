@@ -77,7 +77,8 @@ TEST_F(AnnotationStore, ValidatesEveryField) {
   EXPECT_TRUE(test::contains(refusal(vote(1, "alice", -1)), "label -1 is not a class"));
   EXPECT_TRUE(test::contains(refusal(vote(1, "alice", 1, kRejectAmbiguous)), "not both"));
   EXPECT_TRUE(test::contains(refusal(vote(1, "alice", std::nullopt)), "needs a label or a rejection"));
-  EXPECT_TRUE(test::contains(refusal(vote(1, "alice", std::nullopt, "boring")), "neither"));
+  EXPECT_TRUE(test::contains(refusal(vote(1, "alice", std::nullopt, "boring")),
+                             "rejection 'boring' is not \"unrealistic\", \"ambiguous\" or \"not-a-bug\""));
   EXPECT_TRUE(test::contains(refusal(vote(1, "", 1)), "name is empty"));
   EXPECT_TRUE(test::contains(refusal(vote(1, std::string(65, 'x'), 1)), "65 characters, at most 64"));
   EXPECT_TRUE(test::contains(refusal(vote(1, "al\nice", 1)), "control characters"));
@@ -290,6 +291,116 @@ TEST_F(Resolve, AutoLabelIsIdempotentAndChecksItsSource) {
     EXPECT_EQ(*history[i].label, set_.scenarios[i].seed_label);
   }
   EXPECT_THROW(auto_label(db(), set_, "predicted"), ConfigError);
+}
+
+TEST_F(Resolve, NotABugIsARejectionWithItsOwnReason) {
+  add(vote(1, "alice", std::nullopt, kRejectNotABug));
+  add(vote(1, "bob", std::nullopt, kRejectNotABug));
+  add(vote(1, "carol", std::nullopt, kRejectUnrealistic));
+  auto r = resolved(1);
+  EXPECT_EQ(r.status, Resolution::kRejected);
+  EXPECT_EQ(r.reject_reason, kRejectNotABug);
+  EXPECT_EQ(r.not_a_bug, 2);
+  EXPECT_EQ(r.rejections(), 3);
+  EXPECT_EQ(resolution_json(r)["not_a_bug"], 2);
+  // Against a label, rejections of every reason pool.
+  add(vote(2, "alice", 4));
+  add(vote(2, "bob", std::nullopt, kRejectNotABug));
+  add(vote(2, "carol", std::nullopt, kRejectAmbiguous));
+  EXPECT_EQ(resolved(2).status, Resolution::kRejected);
+  EXPECT_TRUE(test::contains(refusal(vote(3, "alice", std::nullopt, "boring")), "not-a-bug"));
+}
+
+TEST_F(Resolve, AutoJudgesLabelsGenuineScenariosAndRejectsLabelChanges) {
+  // Scenario 1: the judges read its failures as its seed label (not the prediction); 2: as
+  // the classifier's prediction; 3: they split; 4: not judged.
+  ScenarioSet set = set_;
+  auto& s = set.scenarios;
+  s[0].validity.verdict = "genuine";
+  s[0].validity.judges = 2;
+  s[0].validity.judge_label = s[0].seed_label;
+  s[0].validity.judge_agreement = 0.9;
+  s[1].validity.verdict = "label-change";
+  s[1].validity.judges = 2;
+  s[1].validity.judge_label = s[1].predicted_label;
+  s[1].validity.judge_agreement = 1.0;
+  s[2].validity.verdict = "ambiguous";
+  s[2].validity.judges = 2;
+  s[2].validity.judge_label = (s[2].predicted_label + 1) % 10;
+  s[2].validity.judge_agreement = 0.3;
+  auto d = judges_decision(s[0], set.class_names);
+  ASSERT_TRUE(d && d->label);
+  EXPECT_EQ(*d->label, s[0].seed_label);
+  d = judges_decision(s[1], set.class_names);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->reject, kRejectNotABug);
+  EXPECT_TRUE(test::contains(d->note, "not a bug")) << d->note;
+  d = judges_decision(s[2], set.class_names);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->reject, kRejectAmbiguous);
+  EXPECT_FALSE(judges_decision(s[3], set.class_names).has_value());
+  // Every scenario must be judged for --auto judges.
+  EXPECT_THROW(auto_label(db(), set, "judges"), StateError);
+  s[3].validity = s[0].validity;
+  s[3].validity.judge_label = s[3].seed_label;
+  EXPECT_EQ(auto_label(db(), set, "judges"), 4);
+  EXPECT_EQ(auto_label(db(), set, "judges"), 0) << "the same decisions again add nothing";
+  auto r = resolve_annotations(db(), set);
+  EXPECT_EQ(r[0].status, Resolution::kLabelled);
+  EXPECT_EQ(r[1].reject_reason, kRejectNotABug);
+  EXPECT_EQ(r[2].reject_reason, kRejectAmbiguous);
+  EXPECT_TRUE(r[0].automatic);
+}
+
+TEST(AnnotationTables, AnOlderCatalogueIsUpgradedKeepingItsHistory) {
+  test::TempDir tmp;
+  ScenarioSet set = test::make_scenario_workspace(tmp.path() / "ws", {2, 1, 1});
+  {
+    // The annotations table as catalogues before the "not a bug" decision had it.
+    Workspace ws(tmp.path() / "ws");
+    ws.db().exec(R"sql(
+      CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY, distill_run_id INTEGER NOT NULL, scenario_id INTEGER NOT NULL,
+        annotator TEXT NOT NULL CHECK (length(annotator) > 0), label INTEGER,
+        reject TEXT CHECK (reject IN ('unrealistic', 'ambiguous')), note TEXT NOT NULL DEFAULT '',
+        automatic INTEGER NOT NULL DEFAULT 0 CHECK (automatic IN (0, 1)), created_at TEXT NOT NULL,
+        CHECK ((label IS NULL) <> (reject IS NULL)),
+        FOREIGN KEY (distill_run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE);
+      CREATE TABLE annotation_votes (
+        distill_run_id INTEGER NOT NULL, scenario_id INTEGER NOT NULL, annotator TEXT NOT NULL,
+        annotation_id INTEGER NOT NULL REFERENCES annotations (id) ON DELETE CASCADE, created_at TEXT NOT NULL,
+        PRIMARY KEY (distill_run_id, scenario_id, annotator)) WITHOUT ROWID;
+      CREATE TRIGGER annotations_keep_votes AFTER INSERT ON annotations
+      BEGIN
+        INSERT INTO annotation_votes (distill_run_id, scenario_id, annotator, annotation_id, created_at)
+          VALUES (NEW.distill_run_id, NEW.scenario_id, NEW.annotator, NEW.id, NEW.created_at)
+          ON CONFLICT (distill_run_id, scenario_id, annotator) DO UPDATE
+            SET annotation_id = excluded.annotation_id, created_at = excluded.created_at;
+      END;
+    )sql");
+    ws.db()
+        .prepare("INSERT INTO annotations (distill_run_id, scenario_id, annotator, label, created_at)"
+                 " VALUES (?, 1, 'alice', 3, '2026-01-01T00:00:00.000Z')")
+        .bind(1, set.run_id)
+        .run();
+  }
+  Workspace ws(tmp.path() / "ws");
+  ensure_annotation_tables(ws.db());
+  Annotation a;
+  a.scenario_id = 2;
+  a.annotator = "bob";
+  a.reject = kRejectNotABug;
+  add_annotation(ws.db(), set, a);
+  auto history = list_annotations(ws.db(), set.run_id);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(*history[0].label, 3);
+  auto r = resolve_annotations(ws.db(), set);
+  EXPECT_EQ(*r[0].label, 3) << "the old vote still counts";
+  // The vote-keeping trigger works on the new table.
+  Statement votes = ws.db().prepare("SELECT COUNT(*) FROM annotation_votes");
+  ASSERT_TRUE(votes.step());
+  EXPECT_EQ(votes.column_int(0), 2);
+  EXPECT_EQ(r[1].reject_reason, kRejectNotABug);
 }
 
 // ---- export and import ----

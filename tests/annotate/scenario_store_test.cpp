@@ -52,6 +52,77 @@ TEST(ScenarioStore, RoundTripsEveryFieldOfTheLatestDistillRun) {
   EXPECT_EQ(loaded.find(0), nullptr);
 }
 
+TEST(ScenarioStore, RoundTripsValidityMemberThumbnailsAndJudgeReadings) {
+  test::TempDir tmp;
+  ScenarioSet set = test::make_scenario_workspace(tmp.path(), {2, 2, 1});
+  Scenario& s = set.scenarios[0];
+  s.validity.verdict = "genuine";
+  s.validity.judges = 2;
+  s.validity.genuine_share = 0.75;
+  s.validity.label_change_share = 0.25;
+  s.validity.ambiguous_share = 0;
+  s.validity.judge_label = s.seed_label;
+  s.validity.judge_agreement = 0.75;
+  s.validity.knn_label = s.seed_label;
+  s.validity.knn_seed_share = 0.6;
+  s.validity.knn_predicted_share = 0.3;
+  s.validity.realism = 0.4;
+  s.validity.draw_genuine_rate = 0.5;
+  s.samples[1].judge = 3;
+  s.member_images.push_back({s.samples[0].path, s.predicted_label, s.seed_label, s.seed_label});
+  Workspace ws(tmp.path());
+  write_scenarios(ws.db(), set.run_id, set);
+  ScenarioSet loaded = load_scenarios(ws.db(), set.run_id);
+  const Scenario& b = loaded.scenarios[0];
+  EXPECT_EQ(b.validity.verdict, "genuine");
+  EXPECT_EQ(b.validity.judges, 2);
+  EXPECT_DOUBLE_EQ(b.validity.genuine_share, 0.75);
+  EXPECT_EQ(b.validity.judge_label, s.seed_label);
+  EXPECT_DOUBLE_EQ(b.validity.knn_seed_share, 0.6);
+  EXPECT_DOUBLE_EQ(b.validity.realism, 0.4);
+  EXPECT_DOUBLE_EQ(b.validity.draw_genuine_rate, 0.5);
+  EXPECT_TRUE(b.validity.genuine());
+  EXPECT_EQ(b.samples[1].judge, 3);
+  EXPECT_EQ(b.samples[0].judge, -1);
+  ASSERT_EQ(b.member_images.size(), 1u);
+  EXPECT_EQ(b.member_images[0].label, s.seed_label);
+  EXPECT_FALSE(loaded.scenarios[1].validity.known()) << "a scenario without validity reads as not judged";
+  // A verdict that is not one of the three is refused.
+  set.scenarios[0].validity.verdict = "probably";
+  EXPECT_THROW(write_scenarios(ws.db(), set.run_id, set), Error);
+}
+
+TEST(ScenarioStore, AnOlderImagesTableIsRebuiltWithItsRows) {
+  test::TempDir tmp;
+  ScenarioSet set = test::make_scenario_workspace(tmp.path(), {2, 3, 1});
+  {
+    // Put back the images table as catalogues before member thumbnails had it.
+    Workspace ws(tmp.path());
+    ws.db().exec(R"sql(
+      CREATE TABLE old_images AS SELECT run_id, scenario_id, kind, idx, path, predicted, label FROM scenario_images;
+      DROP TABLE scenario_images;
+      CREATE TABLE scenario_images (
+        run_id INTEGER NOT NULL, scenario_id INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('sample', 'neighbour')), idx INTEGER NOT NULL, path TEXT NOT NULL,
+        predicted INTEGER NOT NULL, label INTEGER NOT NULL, PRIMARY KEY (run_id, scenario_id, kind, idx),
+        FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE);
+      INSERT INTO scenario_images SELECT * FROM old_images;
+      DROP TABLE old_images;
+    )sql");
+  }
+  Workspace ws(tmp.path());
+  ScenarioSet loaded = load_scenarios(ws);
+  ASSERT_EQ(loaded.scenarios.size(), 2u);
+  EXPECT_EQ(loaded.scenarios[0].samples.size(), 3u);
+  EXPECT_EQ(loaded.scenarios[0].neighbours.size(), 1u);
+  EXPECT_EQ(loaded.scenarios[0].samples[0].judge, -1);
+  // And the new kind can be written into it.
+  set.scenarios[0].member_images.push_back(set.scenarios[0].samples[0]);
+  set.scenarios[0].member_images[0].label = set.scenarios[0].seed_label;
+  write_scenarios(ws.db(), set.run_id, set);
+  EXPECT_EQ(load_scenarios(ws).scenarios[0].member_images.size(), 1u);
+}
+
 TEST(ScenarioStore, ReadsTheLatestRunAndReplacesARunsRows) {
   test::TempDir tmp;
   test::make_scenario_workspace(tmp.path(), {2});

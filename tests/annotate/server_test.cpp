@@ -278,7 +278,7 @@ TEST_F(Server, ValidatesEveryField) {
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"note", 5}}), "\"note\" must be"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}}), "needs a label or a rejection"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"reject", "ambiguous"}}), "not both"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"reject", "boring"}}), "neither"));
+  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"reject", "boring"}}), "is not \"unrealistic\""));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"reject", true}}), "\"reject\" must be"));
   EXPECT_TRUE(test::contains(refused(json::array({1, 2})), "not a JSON object"));
   auto r = client()->Post("/api/annotations", write_headers(), "{\"scenario\": 1,", "application/json");

@@ -112,7 +112,13 @@ try {
   await page.keyboard.press('Escape');
   await page.keyboard.press('1');
   await saved(3);
-  for (let i = 4; i < expectedScenarios; i++) {
+  // Scenario 5: "the classifier is right: not a bug", with b.
+  step = 'mark scenario 5 as not a bug with b';
+  await page.waitForFunction(() => document.querySelector('article.card.active')?.dataset.id === '5');
+  await page.keyboard.press('b');
+  await saved(4);
+  assert.equal(await card(4).locator('.reject-btn.selected').getAttribute('data-reject'), 'not-a-bug');
+  for (let i = 5; i < expectedScenarios; i++) {
     await card(i).locator('.label-btn').nth(i % classes.length).click();
     await saved(i);
   }
@@ -132,6 +138,7 @@ try {
   for (let i = 0; i < expectedScenarios; i++) assert.match(await card(i).locator('.save-state').textContent(), /^saved/);
   assert.match(await page.locator('#progress-text').textContent(), new RegExp(`^${expectedScenarios} of ${expectedScenarios} scenarios decided`));
   assert.match(await card(2).locator('.resolution').textContent(), /rejected: unrealistic/);
+  assert.match(await card(4).locator('.resolution').textContent(), /rejected: not-a-bug/);
   assert.match(await card(0).locator('.resolution').textContent(), new RegExp(classes[3].replace(/[/]/g, '\\/')));
 
   step = 'another annotator votes; a refresh shows it';

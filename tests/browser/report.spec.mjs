@@ -28,7 +28,7 @@ const expectedScenarios = Number(option('scenarios', '6'));
 const full = expectedScenarios > 0;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const url = pathToFileURL(report).href;
-const SECTIONS = ['summary', 'scenarios', 'latent-map', 'lambda-curves', 'before-after', 'interpolation', 'failure-grid'];
+const SECTIONS = ['findings', 'scenarios', 'before-after', 'lambda-curves', 'latent-map', 'interpolation', 'failure-grid', 'summary'];
 
 const browser = await chromium.launch({
   executablePath,

@@ -1,6 +1,7 @@
 #include "defuse/correct/correct.h"
 
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <map>
@@ -9,6 +10,7 @@
 #include "defuse/annotate/scenario_store.h"
 #include "defuse/base/error.h"
 #include "defuse/correct/evaluate.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/tensors.h"
 #include "defuse/model/vae.h"
@@ -296,6 +298,86 @@ TEST_F(Correction, BadOptionsAndInputsAreClearErrors) {
                              "outside the classifier's 2 classes"));
 }
 
+TEST(ChooseModel, GenuineScenarioAccuracyDecidesWhenThereIsOne) {
+  auto model = [](std::string name, double lambda, double test, double scenario, double genuine) {
+    ModelScores m;
+    m.name = std::move(name);
+    m.lambda = lambda;
+    m.test_accuracy = test;
+    m.scenario_accuracy = scenario;
+    m.genuine_scenario_accuracy = genuine;
+    return m;
+  };
+  EvaluationResult r;
+  // λ = 1 fits every labelled scenario best, λ = 0.1 the genuine ones.
+  r.models = {model("original", -1, 0.99, 0.1, 0.05), model("lambda=0.1", 0.1, 0.99, 0.7, 0.95),
+              model("lambda=1", 1, 0.99, 0.9, 0.80)};
+  choose_model(r, 0.002);
+  EXPECT_TRUE(r.by_genuine);
+  EXPECT_EQ(r.chosen_model().name, "lambda=0.1");
+  EXPECT_TRUE(test::contains(r.rule, "genuine-scenario")) << r.rule;
+  auto j = evaluation_json(r);
+  EXPECT_DOUBLE_EQ(j["models"][1]["genuine_scenario_accuracy"].get<double>(), 0.95);
+  // Without genuine scenarios, all scenarios decide, and the key is null.
+  for (auto& m : r.models) m.genuine_scenario_accuracy = -1;
+  choose_model(r, 0.002);
+  EXPECT_FALSE(r.by_genuine);
+  EXPECT_EQ(r.chosen_model().name, "lambda=1");
+  EXPECT_TRUE(evaluation_json(r)["models"][1]["genuine_scenario_accuracy"].is_null());
+}
+
+TEST(ScoreModel, GenuineScenarioAccuracyCountsOnlyTheGenuineScenariosDraws) {
+  test::TempDir tmp;
+  // A classifier that always answers 1: right on scenario 0's draws (label 1), wrong on
+  // scenario 1's (label 0).
+  torch::jit::Module module("One");
+  module.register_buffer("logits", torch::tensor({{0.0f, 5.0f}}));
+  module.define(R"(
+    def forward(self, x):
+        return self.logits.expand(x.size(0), self.logits.size(1))
+  )");
+  module.save((tmp.path() / "one.pt").string());
+  auto model = load_classifier(tmp.path() / "one.pt", torch::kCPU);
+  LabelledImages held_out;
+  held_out.images = torch::zeros({6, 1, 4, 4}, torch::kUInt8);
+  held_out.labels = torch::tensor({1, 1, 1, 0, 0, 0}, torch::kLong);
+  held_out.scenario = torch::tensor({0, 0, 0, 1, 1, 1}, torch::kLong);
+  EvaluateOptions o;
+  at::Tensor pred;
+  auto s = score_model(*model, "original", -1, torch::zeros({0, 1, 4, 4}, torch::kUInt8), torch::zeros({0}, torch::kLong),
+                       held_out, LabelledImages{}, 3, o, {true, false, false}, &pred);
+  EXPECT_DOUBLE_EQ(s.scenario_accuracy, 0.5);
+  EXPECT_DOUBLE_EQ(s.genuine_scenario_accuracy, 1.0);
+  EXPECT_EQ(pred.size(0), 6);
+  ASSERT_EQ(s.per_scenario.size(), 3u);
+  EXPECT_DOUBLE_EQ(s.per_scenario[2], -1.0) << "a scenario with no draws is not evaluated";
+  auto none = score_model(*model, "original", -1, torch::zeros({0, 1, 4, 4}, torch::kUInt8),
+                          torch::zeros({0}, torch::kLong), held_out, LabelledImages{}, 3, o, {false, false, false});
+  EXPECT_DOUBLE_EQ(none.genuine_scenario_accuracy, -1.0);
+}
+
+TEST(ConfirmedDraws, KeepOnlyTheDrawsWhoseLabelTheJudgesConfirm) {
+  test::TempDir tmp;
+  torch::jit::Module module("One");
+  module.register_buffer("logits", torch::tensor({{0.0f, 5.0f}}));
+  module.define(R"(
+    def forward(self, x):
+        return self.logits.expand(x.size(0), self.logits.size(1))
+  )");
+  module.save((tmp.path() / "one.pt").string());
+  JudgePanel panel;
+  panel.add(load_classifier(tmp.path() / "one.pt", torch::kCPU), {"judge-1", "one.pt", "torchscript"});
+  LabelledImages draws;
+  draws.images = torch::zeros({5, 1, 4, 4}, torch::kUInt8);
+  draws.labels = torch::tensor({1, 0, 1, 0, 1}, torch::kLong);
+  draws.scenario = torch::tensor({0, 1, 0, 1, 2}, torch::kLong);
+  std::vector<int64_t> kept;
+  auto out = keep_confirmed_draws(draws, panel, VerdictRule{}, 4, "cpu", &kept);
+  EXPECT_EQ(out.size(), 3);
+  EXPECT_TRUE(torch::all(out.labels.eq(1)).item<bool>());
+  EXPECT_EQ(kept, (std::vector<int64_t>{2, 0, 1, 0}));
+}
+
 TEST(ChooseModel, BestScenarioAccuracyWithinTheTestBudget) {
   auto model = [](std::string name, double lambda, double test, double scenario) {
     ModelScores m;
@@ -332,8 +414,9 @@ TEST(ChooseModel, BestScenarioAccuracyWithinTheTestBudget) {
   EXPECT_EQ(j["models"][0]["lambda"], nullptr);
   EXPECT_EQ(j["models"].size(), 5u);
   auto csv = evaluation_csv(r);
-  EXPECT_EQ(csv.substr(0, csv.find('\r')), "name,lambda,test_accuracy,test_drop,scenario_accuracy,failure_accuracy,chosen");
-  EXPECT_TRUE(test::contains(csv, "lambda=1,1,0.930000,0.060000,0.970000,,true"));
+  EXPECT_EQ(csv.substr(0, csv.find('\r')),
+            "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,chosen");
+  EXPECT_TRUE(test::contains(csv, "lambda=1,1,0.930000,0.060000,0.970000,,,true"));
 }
 
 }  // namespace

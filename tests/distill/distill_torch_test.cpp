@@ -1,12 +1,14 @@
 #include "defuse/distill/distill.h"
 
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "defuse/annotate/scenario_store.h"
 #include "defuse/base/error.h"
 #include "defuse/base/workspace.h"
 #include "defuse/identify/identify.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/vae.h"
 #include "support/test_support.h"
@@ -118,13 +120,15 @@ TEST(Distill, MinimumFailureRateFilters) {
   EXPECT_EQ(strict.scenarios.size(), expected);
 }
 
-TEST(Distill, NoFailuresAndBadOptionsAreClearErrors) {
+TEST(Distill, NoFailuresGiveNoScenariosAndBadOptionsAreClearErrors) {
   auto f = make_fixture();
   FailureSet empty = f.failures;
   empty.latent = torch::zeros({0, 4});
-  EXPECT_THROW(distill_scenarios(*f.vae, *f.classifier, empty, f.train_codes, f.train_images, f.train_labels,
-                                 small_options()),
-               DataError);
+  // With a validity gate, finding no genuine failure is an answer, not an error.
+  auto none = distill_scenarios(*f.vae, *f.classifier, empty, f.train_codes, f.train_images, f.train_labels,
+                                small_options());
+  EXPECT_EQ(none.failures, 0);
+  EXPECT_TRUE(none.scenarios.empty());
   auto o = small_options();
   o.tau = 0;
   EXPECT_THROW(distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o),
@@ -132,6 +136,84 @@ TEST(Distill, NoFailuresAndBadOptionsAreClearErrors) {
   EXPECT_THROW(distill_scenarios(*f.vae, *f.classifier, f.failures, torch::zeros({5, 3}), f.train_images,
                                  f.train_labels, small_options()),
                StateError);
+}
+
+TEST(Distill, ClustersOnePointPerSeedAndNeedsSeveralSeedsPerScenario) {
+  auto f = make_fixture();
+  // Five failures around each of 20 seeds: 12 seeds in the +3 cluster, 8 in the -3 one.
+  f.failures.seed_index = torch::arange(100).div(5, "floor");
+  f.failures.seed_label = torch::cat({torch::full({60}, 1, torch::kLong), torch::full({40}, 0, torch::kLong)});
+  auto o = small_options();
+  o.components = 2;  // 20 points: enough for two components, not for the truncation's six
+  auto r = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o);
+  EXPECT_EQ(r.points, 20);
+  ASSERT_EQ(r.scenarios.size(), 2u);
+  for (const auto& s : r.scenarios) {
+    EXPECT_EQ(s.seeds, s.seed_label == 1 ? 12 : 8);
+    EXPECT_EQ(s.members, s.seeds * 5) << "every failure goes with its seed";
+  }
+  // The same failures clustered one by one, the reference's way.
+  o.points = "failures";
+  auto each = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o);
+  EXPECT_EQ(each.points, 100);
+  // A scenario must hold failures of min_seeds seeds.
+  o.points = "seeds";
+  o.min_seeds = 10;
+  auto strict = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o);
+  ASSERT_EQ(strict.scenarios.size(), 1u);
+  EXPECT_EQ(strict.scenarios[0].seed_label, 1);
+  EXPECT_EQ(strict.single_seed, 1);
+  o.points = "everything";
+  EXPECT_THROW(o.validate(), ConfigError);
+}
+
+TEST(Distill, VerdictsOfTheMembersMakeTheScenariosVerdictAndRankGenuineFirst) {
+  auto f = make_fixture();
+  // The +3 cluster (60 failures) is a label change, the -3 one (40) genuine: the genuine one
+  // must rank first although it is lighter.
+  auto& v = f.failures.validity;
+  v.verdict = torch::cat({torch::full({60}, static_cast<int8_t>(Verdict::kLabelChange), torch::kInt8),
+                          torch::full({40}, static_cast<int8_t>(Verdict::kGenuine), torch::kInt8)});
+  v.judge_label = torch::cat({torch::full({60}, 2, torch::kLong), torch::full({40}, 0, torch::kLong)});
+  v.judge_agreement = torch::ones({100});
+  v.judge_confidence = torch::ones({100});
+  v.knn_label = v.judge_label.clone();
+  v.knn_seed_share = torch::cat({torch::zeros({60}), torch::ones({40})});
+  v.knn_predicted_share = 1 - v.knn_seed_share;
+  v.realism = torch::full({100}, 0.5f);
+  test::TempDir tmp;
+  // A judge that reads every image as class 0.
+  torch::jit::Module judge("Zero");
+  judge.register_buffer("logits", torch::tensor({{5.0f, 0.0f, 0.0f, 0.0f}}));
+  judge.define(R"(
+    def forward(self, x):
+        return self.logits.expand(x.size(0), self.logits.size(1))
+  )");
+  judge.save((tmp.path() / "zero.pt").string());
+  JudgePanel panel;
+  panel.add(load_classifier(tmp.path() / "zero.pt", torch::kCPU), {"judge-1", "zero.pt", "torchscript"});
+  auto r = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,
+                             small_options(), &panel);
+  ASSERT_EQ(r.scenarios.size(), 2u);
+  const auto& first = r.scenarios[0].validity;
+  const auto& second = r.scenarios[1].validity;
+  EXPECT_EQ(first.verdict, "genuine");
+  EXPECT_EQ(r.scenarios[0].seed_label, 0);
+  EXPECT_DOUBLE_EQ(first.genuine_share, 1.0);
+  EXPECT_EQ(first.judge_label, 0);
+  EXPECT_DOUBLE_EQ(first.knn_seed_share, 1.0);
+  EXPECT_NEAR(first.realism, 0.5, 1e-6);
+  EXPECT_EQ(first.judges, 1);
+  EXPECT_GE(first.draw_genuine_rate, 0.0);
+  EXPECT_EQ(second.verdict, "label-change");
+  EXPECT_DOUBLE_EQ(second.label_change_share, 1.0);
+  EXPECT_DOUBLE_EQ(r.scenarios[1].score, 0.0) << "a label change holds no genuine failure mass";
+  EXPECT_DOUBLE_EQ(second.draw_genuine_rate, 0.0) << "the judge reads 0, the seeds of that scenario are 1";
+  // Every shown draw carries the judges' reading.
+  EXPECT_TRUE(torch::all(r.scenarios[0].sample_judge.eq(0)).item<bool>());
+  // Member thumbnails come from the scenario's own failures.
+  ASSERT_GT(r.scenarios[0].member_rows.size(0), 0);
+  EXPECT_TRUE(torch::all(r.scenarios[0].member_rows.ge(60)).item<bool>());
 }
 
 TEST(Distill, ThumbnailsAndScenarioRowsRoundTripThroughTheWorkspace) {
@@ -142,7 +224,7 @@ TEST(Distill, ThumbnailsAndScenarioRowsRoundTripThroughTheWorkspace) {
   Workspace ws(tmp.path());
   ScenarioSet stored;
   ws.run_stage(kDistillStage, nlohmann::json::object(), nlohmann::json::object(), [&](int64_t run_id) {
-    stored = save_scenario_thumbnails(ws, run_id, result, f.train_images, {"a", "b", "c", "d"});
+    stored = save_scenario_thumbnails(ws, run_id, result, f.train_images, {"a", "b", "c", "d"}, f.failures);
     Workspace::StageOutput out;
     for (const auto& s : stored.scenarios)
       for (const auto& img : s.samples) out.artifacts.emplace_back(img.path, img.path);
@@ -154,6 +236,11 @@ TEST(Distill, ThumbnailsAndScenarioRowsRoundTripThroughTheWorkspace) {
   EXPECT_EQ(loaded.class_names.size(), 4u);
   for (const auto& s : loaded.scenarios) {
     EXPECT_EQ(s.samples.size(), 4u);
+    EXPECT_EQ(s.member_images.size(), 4u);
+    for (const auto& img : s.member_images) {
+      EXPECT_TRUE(std::filesystem::exists(ws.path(img.path))) << img.path;
+      EXPECT_EQ(img.label, s.seed_label) << "a member's label is its seed's";
+    }
     EXPECT_EQ(s.neighbours.size(), 3u);
     for (const auto& img : s.samples) EXPECT_TRUE(std::filesystem::exists(ws.path(img.path))) << img.path;
     EXPECT_EQ(s.mean.size(), 4u);

@@ -49,7 +49,7 @@ TEST_F(AnnotateCli, AutoLabelsEveryScenarioAndPrintsTheCounts) {
   auto again = run({"annotate", "--workspace", ws_, "--auto", "seed", "--json"});
   EXPECT_EQ(json::parse(again.out)["added"], 0);
   auto text = run({"annotate", "--workspace", ws_, "--auto", "seed"});
-  EXPECT_TRUE(test::contains(text.out, "annotate: labelled 0 scenarios with their seed label")) << text.out;
+  EXPECT_TRUE(test::contains(text.out, "annotate: decided 0 scenarios with their seed label (unchecked)")) << text.out;
   EXPECT_TRUE(test::contains(text.out, "4 scenarios: 4 labelled, 0 rejected")) << text.out;
   // Each run is recorded as an "annotate" stage, for `defuse status`.
   auto status = run({"status", "--workspace", ws_, "--json"});

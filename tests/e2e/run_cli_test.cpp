@@ -25,8 +25,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using test::CliResult;
 
-const std::vector<std::string> kStages{"train-classifier", "train-vae", "identify", "distill",
-                                       "annotate",         "correct",   "evaluate", "report"};
+const std::vector<std::string> kStages{"train-classifier", "train-judges", "train-vae", "identify", "distill",
+                                       "annotate",         "correct",      "evaluate",  "report"};
 
 class RunCli : public ::testing::Test {
  protected:
@@ -35,6 +35,10 @@ class RunCli : public ::testing::Test {
     test::write_idx_dataset(base_->path() / "data", test::make_toy_dataset(240, 60, 1, 12, 12, 4), false);
     std::ofstream(base_->path() / "tiny.toml") << R"(# a run that takes seconds
 data = "mnist:)" << (base_->path() / "data").string() << R"("
+annotate = "seed"
+[train-judges]
+archs = "mlp"
+epochs = 1
 [train-classifier]
 epochs = 1
 batch-size = 32
@@ -44,6 +48,8 @@ filters = 8
 latent = 4
 batch-size = 40
 [identify]
+keep-bad-reconstructions = true
+gate = "none"
 samples = 24
 keep = 4
 sigma = 1.0
@@ -55,12 +61,14 @@ shown = 4
 neighbours = 2
 min-failure-rate = 0
 [correct]
+confirm = "none"
 lambda = [0.1, 1]
 batch-size = 32
 scenario-batch-size = 16
 samples-per-scenario = 32
 lr = 0.01
 [evaluate]
+confirm = "none"
 samples-per-scenario = 32
 [report]
 map-train = 100
@@ -99,20 +107,22 @@ TEST_F(RunCli, WholeLoopThenIncrementalReruns) {
   EXPECT_TRUE(fs::exists(fs::path(ws) / "report" / "index.html"));
   EXPECT_TRUE(fs::exists(fs::path(ws) / "run" / "config.toml"));
   EXPECT_TRUE(fs::exists(fs::path(ws) / "run" / "summary.json"));
-  EXPECT_TRUE(test::contains(first.err, "--annotate auto"));  // the notice, even with --json
+  // The warning that seed labels are unchecked, even with --json.
+  EXPECT_TRUE(test::contains(first.err, "--auto seed labels every scenario with its seed's label without checking"));
 
   // Nothing changed: every stage is skipped.
   auto again = test::run_defuse(args(ws));
   ASSERT_EQ(again.code, 0) << again.err;
   json a = json::parse(again.out);
-  EXPECT_EQ(a["skipped"], json({"train-classifier", "train-vae", "identify", "distill", "correct", "evaluate", "report"}));
+  EXPECT_EQ(a["skipped"], json({"train-classifier", "train-judges", "train-vae", "identify", "distill", "correct",
+                                "evaluate", "report"}));
   EXPECT_EQ(a["chosen"], s["chosen"]);
   // Without --quiet, each stage says what it produced (here: that it was up to date).
   std::vector<std::string> loud = args(ws);
   loud.erase(std::find(loud.begin(), loud.end(), "--quiet"));
   auto verbose = test::run_defuse(loud);
   ASSERT_EQ(verbose.code, 0) << verbose.err;
-  EXPECT_TRUE(test::contains(verbose.err, "== [3/8] identify")) << verbose.err;
+  EXPECT_TRUE(test::contains(verbose.err, "== [4/9] identify")) << verbose.err;
   EXPECT_TRUE(test::contains(verbose.err, "up to date: test accuracy")) << verbose.err;
   EXPECT_TRUE(test::contains(verbose.err, "up to date: chose lambda=")) << verbose.err;
 
@@ -120,7 +130,7 @@ TEST_F(RunCli, WholeLoopThenIncrementalReruns) {
   auto changed = test::run_defuse(args(ws, {"--set", "identify.samples=20"}));
   ASSERT_EQ(changed.code, 0) << changed.err;
   json c = json::parse(changed.out);
-  EXPECT_EQ(c["skipped"], json({"train-classifier", "train-vae"}));
+  EXPECT_EQ(c["skipped"], json({"train-classifier", "train-judges", "train-vae"}));
   // The effective configuration is stored and can be read back.
   std::ifstream stored(fs::path(ws) / "run" / "config.toml");
   std::string text((std::istreambuf_iterator<char>(stored)), std::istreambuf_iterator<char>());

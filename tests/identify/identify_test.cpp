@@ -4,9 +4,12 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 #include "defuse/base/error.h"
 #include "defuse/base/workspace.h"
 #include "defuse/identify/failure_store.h"
+#include "defuse/model/tensors.h"
 #include "defuse/base/sqlite.h"
 #include "support/test_support.h"
 #include "support/torch_support.h"
@@ -17,6 +20,7 @@ namespace {
 // A TorchScript classifier with a known blind spot: class 1 when the image's mean
 // brightness exceeds `threshold`, class 0 otherwise (margins ×1000, so no near-ties).
 std::unique_ptr<Classifier> brightness_classifier(const std::filesystem::path& dir, double threshold) {
+  std::filesystem::create_directories(dir);
   torch::jit::Module module("Brightness");
   module.register_buffer("t", torch::tensor(static_cast<float>(threshold)));
   module.define(R"(
@@ -24,7 +28,7 @@ std::unique_ptr<Classifier> brightness_classifier(const std::filesystem::path& d
         m = x.flatten(1).mean(1, keepdim=True)
         return torch.cat([self.t - m, m - self.t], 1) * 1000.0
   )");
-  auto path = dir / "brightness.pt";
+  auto path = dir / fmt::format("brightness-{:.6f}.pt", threshold);
   module.save(path.string());
   return load_classifier(path, torch::kCPU);
 }
@@ -59,7 +63,9 @@ class LatentSearch : public ::testing::Test {
     vae_->set_training(false);
     auto mu = encode_means(*vae_, images_, 64);
     auto z = mu.repeat({50, 1}) + torch::randn({600, 4}) * 0.5;
-    threshold_ = vae_->decode(z).flatten(1).mean(1).median().item<double>();
+    auto brightness = vae_->decode(z).flatten(1).mean(1);
+    threshold_ = brightness.median().item<double>();
+    judge_threshold_ = brightness.quantile(0.75).item<double>();
   }
 
   IdentifyOptions options(int64_t q = 30, int64_t m = 3) const {
@@ -70,13 +76,23 @@ class LatentSearch : public ::testing::Test {
     o.max_seeds = 0;
     o.seed = 5;
     o.precision = "fp32";  // "auto" would depend on the CPU the tests run on
+    // The untrained tiny VAE's reconstructions are as often bright as not: the tests below
+    // are about the search, and ReconstructionControl about this check.
+    o.check_reconstruction = false;
     return o;
+  }
+
+  // A panel of one judge: the brightness classifier at `threshold`.
+  JudgePanel judges(double threshold) const {
+    JudgePanel panel;
+    panel.add(brightness_classifier(tmp_.path() / "judge", threshold), {"judge-1", "test", "torchscript"});
+    return panel;
   }
 
   test::TempDir tmp_;
   std::unique_ptr<Vae> vae_;
   at::Tensor images_, labels_, spread_;
-  double threshold_ = 0.5;
+  double threshold_ = 0.5, judge_threshold_ = 0.6;
 };
 
 TEST_F(LatentSearch, KeepsOnlyMisclassifiedDecodesWithProvenance) {
@@ -304,6 +320,163 @@ TEST_F(LatentSearch, FailuresRoundTripThroughTheWorkspace) {
     ++i;
   }
   EXPECT_EQ(i, f.size());
+}
+
+TEST(ReconstructionControl, SkipsSeedsWhoseReconstructionIsMisread) {
+  test::TempDir tmp;
+  // Seeds from black to white through the tiny untrained VAE, its weights scaled up so that
+  // its reconstructions differ with the input beyond the 8-bit rounding.
+  auto vae = test::make_tiny_vae();
+  {
+    torch::NoGradGuard guard;
+    for (auto& p : vae->parameters()) p.mul_(3.0);
+  }
+  Dataset data = test::make_toy_dataset(40, 4, 1, 12, 12, 4);
+  for (int64_t i = 0; i < 40; ++i)
+    std::fill(data.train.images.begin() + i * 144, data.train.images.begin() + (i + 1) * 144,
+              static_cast<uint8_t>(i * 6));
+  auto seeds = images_tensor(data.train, data).slice(0, 0, 40);
+  // A classifier that reads class 1 when the top half of the image is brighter than a
+  // threshold between the 20th and 21st brightest reconstruction: it misreads twenty of the
+  // reconstructions (the seeds' label is 0 for all of them here).
+  torch::jit::Module module("TopHalf");
+  at::Tensor top;
+  {
+    torch::NoGradGuard guard;
+    top = quantize_images(vae->decode(encode_means(*vae, seeds, 64))).to(torch::kFloat32).div(255).slice(2, 0, 6)
+              .flatten(1).mean(1);
+  }
+  auto sorted = std::get<0>(top.sort());
+  ASSERT_LT(sorted[19].item<double>(), sorted[20].item<double>()) << "the reconstructions should differ";
+  const double threshold = (sorted[19].item<double>() + sorted[20].item<double>()) / 2;
+  module.register_buffer("t", torch::tensor(static_cast<float>(threshold)));
+  module.define(R"(
+    def forward(self, x):
+        m = x[:, :, 0:6, :].flatten(1).mean(1, keepdim=True)
+        return torch.cat([self.t - m, m - self.t], 1) * 1000.0
+  )");
+  module.save((tmp.path() / "top.pt").string());
+  auto classifier = load_classifier(tmp.path() / "top.pt", torch::kCPU);
+  IdentifyOptions o;
+  o.samples = 8;
+  o.keep = 8;
+  o.max_seeds = 0;
+  o.precision = "fp32";
+  o.only_correct = false;  // the control of the reconstructions alone
+  auto f = search_latent(*vae, *classifier, seeds, torch::zeros({40}, torch::kLong), torch::ones({4}), o);
+  EXPECT_EQ(f.summary.seeds_bad_reconstruction, 20);
+  EXPECT_EQ(f.summary.seeds, 20);
+  auto misread = top.gt(threshold);
+  for (int64_t i = 0; i < f.size(); ++i)
+    EXPECT_FALSE(misread[f.seed_index[i].item<int64_t>()].item<bool>()) << "failure " << i;
+  o.check_reconstruction = false;
+  EXPECT_EQ(search_latent(*vae, *classifier, seeds, torch::zeros({40}, torch::kLong), torch::ones({4}), o).summary.seeds,
+            40);
+}
+
+TEST_F(LatentSearch, TheGenuineGateKeepsWhatTheJudgesReadAsTheSeedLabel) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  // The judge is fooled less easily: it reads class 1 only above a higher brightness, the
+  // 75th percentile of perturbed decodes. Decodes between the two thresholds are genuine
+  // failures (the judge reads the seed's 0), brighter ones label changes (the judge agrees
+  // with the classifier's 1).
+  const double judge_threshold = judge_threshold_;
+  JudgePanel panel = judges(judge_threshold);
+  LatentReference reference{encode_means(*vae_, images_, 64), labels_};
+  auto o = options(30, 30);
+  auto none = o;
+  none.gate = "none";
+  auto all = search_latent(*vae_, *classifier, &panel, images_, labels_, spread_, reference, none);
+  auto genuine = search_latent(*vae_, *classifier, &panel, images_, labels_, spread_, reference, o);
+  const auto& s = all.summary;
+  EXPECT_EQ(s.judges, 1);
+  EXPECT_EQ(s.failing_genuine + s.failing_label_change + s.failing_ambiguous, s.failing_decodes);
+  ASSERT_GT(s.failing_genuine, 0);
+  ASSERT_GT(s.failing_label_change, 0);
+  EXPECT_EQ(all.size(), s.failing_decodes) << "M = Q and no gate keeps every failing decode";
+  EXPECT_EQ(genuine.summary.gate, "genuine");
+  EXPECT_EQ(genuine.size(), s.failing_genuine);
+  ASSERT_TRUE(genuine.validity.judged());
+  EXPECT_TRUE(torch::all(genuine.validity.verdict.eq(static_cast<int8_t>(Verdict::kGenuine))).item<bool>());
+  EXPECT_TRUE(torch::all(genuine.validity.judge_label.eq(0)).item<bool>());
+  EXPECT_EQ(genuine.summary.kept_genuine, genuine.size());
+  // The kept genuine failures are exactly the decodes between the two thresholds.
+  auto brightness = genuine.images.to(torch::kFloat32).div(255).flatten(1).mean(1);
+  EXPECT_TRUE(torch::all(brightness.le(judge_threshold + 1e-6)).item<bool>());
+  // What the gate left out: label changes, one per seed at most.
+  ASSERT_GT(genuine.rejected.size(), 0);
+  EXPECT_TRUE(torch::all(genuine.rejected.judge_label.eq(genuine.rejected.predicted)).item<bool>());
+  EXPECT_EQ(std::get<0>(at::_unique(genuine.rejected.seed_index)).numel(), genuine.rejected.size());
+  // The plausible gate also keeps ambiguous ones: a superset of the genuine ones here.
+  auto plausible = o;
+  plausible.gate = "plausible";
+  auto p = search_latent(*vae_, *classifier, &panel, images_, labels_, spread_, reference, plausible);
+  EXPECT_EQ(p.size(), s.failing_genuine + s.failing_ambiguous);
+}
+
+TEST_F(LatentSearch, ValiditySignalsComeWithEveryKeptFailure) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  JudgePanel panel = judges(judge_threshold_);
+  // Reference codes: the seeds' own, half labelled 0 and half 1.
+  auto codes = encode_means(*vae_, images_, 64);
+  auto ref_labels = torch::arange(12, torch::kLong).remainder(2);
+  LatentReference reference{codes, ref_labels};
+  auto o = options();
+  o.gate = "none";
+  o.neighbours = 4;
+  o.realism_reference = 12;
+  auto f = search_latent(*vae_, *classifier, &panel, images_, labels_, spread_, reference, o);
+  ASSERT_GT(f.size(), 0);
+  const auto& v = f.validity;
+  ASSERT_TRUE(v.has_neighbours());
+  for (const at::Tensor* t : {&v.knn_label, &v.knn_seed_share, &v.knn_predicted_share, &v.realism, &v.judge_label,
+                              &v.judge_agreement, &v.judge_confidence, &v.verdict})
+    EXPECT_EQ(t->size(0), f.size());
+  EXPECT_TRUE(torch::all(v.realism.ge(0).logical_and(v.realism.le(1))).item<bool>());
+  // Seed label 0 and prediction 1 are the only reference labels: their shares add up to one.
+  EXPECT_TRUE(torch::allclose(v.knn_seed_share + v.knn_predicted_share, torch::ones({f.size()})));
+  // The nearest code of a failure with a tiny perturbation is its own seed's, and its
+  // re-encoding error matches the seeds' own, so realism is high.
+  auto o_small = o;
+  o_small.sigma = 1e-4;
+  auto near = search_latent(*vae_, *constant_classifier(tmp_.path(), 1, 2), &panel, images_, labels_, spread_,
+                            reference, [&] {
+                              auto x = o_small;
+                              x.only_correct = false;
+                              return x;
+                            }());
+  ASSERT_GT(near.size(), 0);
+  EXPECT_GT(near.validity.realism.mean().item<double>(), 0.3);
+  // They round-trip through the failures file.
+  Workspace workspace(tmp_.path() / "ws-validity");
+  f.seed_split = "train";
+  workspace.run_stage(kIdentifyStage, {{"q", 1}}, {}, [&](int64_t run_id) {
+    return Workspace::StageOutput{{{"seeds", 12}}, {save_failure_tensors(workspace, f)}, failure_rows_writer(run_id, f)};
+  });
+  auto back = load_failures(workspace);
+  EXPECT_TRUE(torch::equal(back.validity.verdict, v.verdict));
+  EXPECT_TRUE(torch::equal(back.validity.knn_label, v.knn_label));
+  EXPECT_TRUE(torch::allclose(back.validity.realism, v.realism));
+  Statement rows = workspace.db().prepare("SELECT COUNT(*), SUM(verdict IS NOT NULL) FROM failure_validity");
+  ASSERT_TRUE(rows.step());
+  EXPECT_EQ(rows.column_int(0), f.size());
+  EXPECT_EQ(rows.column_int(1), f.size());
+}
+
+TEST_F(LatentSearch, AGateWithoutJudgesIsAConfigErrorAndAutoFallsBackToNone) {
+  auto classifier = brightness_classifier(tmp_.path(), threshold_);
+  auto o = options();
+  o.gate = "genuine";
+  JudgePanel empty;
+  auto message = test::error_message<ConfigError>(
+      [&] { search_latent(*vae_, *classifier, &empty, images_, labels_, spread_, LatentReference{}, o); });
+  EXPECT_TRUE(test::contains(message, "train-judges")) << message;
+  o.gate = "auto";
+  auto f = search_latent(*vae_, *classifier, &empty, images_, labels_, spread_, LatentReference{}, o);
+  EXPECT_EQ(f.summary.gate, "none");
+  EXPECT_FALSE(f.validity.judged());
+  o.gate = "everything";
+  EXPECT_THROW(o.validate(), ConfigError);
 }
 
 TEST_F(LatentSearch, LoadingWithoutAnIdentifyStageIsAStateError) {

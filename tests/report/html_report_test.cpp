@@ -13,7 +13,7 @@
 namespace defuse {
 namespace {
 
-constexpr const char* kSectionIds[] = {"summary",      "scenarios",     "latent-map",  "lambda-curves",
+constexpr const char* kSectionIds[] = {"findings",     "summary",       "scenarios",   "latent-map", "lambda-curves",
                                        "before-after", "interpolation", "failure-grid"};
 
 size_t occurrences(const std::string& text, const std::string& part) {
@@ -142,6 +142,54 @@ TEST(HtmlReport, PageHasEverySectionAndTheTableOfContents) {
   expect_balanced(page);
   EXPECT_EQ(occurrences(page, "<section"), occurrences(page, "</section>"));
   EXPECT_EQ(occurrences(page, "<table"), occurrences(page, "</table>"));
+}
+
+TEST(HtmlReport, OpensWithTheFindingsAndListsLabelChangesApart) {
+  ReportData d = sample_data();
+  d.scenarios[0].verdict = "genuine";
+  d.scenarios[0].judges_read = "<T-shirt & top> (90% of its failures)";
+  d.scenarios[0].genuine_share = 0.9;
+  d.scenarios[0].member_images = {{png(28, 28, 120), "member", "bad"}};
+  d.scenarios[1].verdict = "label-change";
+  ReportFindings& f = d.findings;
+  f.scenarios = 2;
+  f.genuine = 1;
+  f.label_change = 1;
+  f.ambiguous = 0;
+  f.judges = "read by 2 judges: cnn (99.30%), resnet (99.41%)";
+  f.failing_decodes = 2000;
+  f.failing_genuine = 300;
+  f.failing_label_change = 1200;
+  f.failing_ambiguous = 500;
+  f.failures = 250;
+  f.gate = "genuine";
+  f.test_accuracy = 0.99;
+  f.reconstruction_accuracy = 0.97;
+  f.chosen = "lambda=0.01";
+  f.chosen_test_accuracy = 0.989;
+  f.original_genuine = 0.05;
+  f.chosen_genuine = 0.93;
+  const std::string page = render_report(d);
+  const size_t findings = page.find("<section id=\"findings\""), scenarios = page.find("<section id=\"scenarios\""),
+               settings = page.find("<section id=\"summary\"");
+  ASSERT_NE(findings, std::string::npos);
+  EXPECT_LT(findings, scenarios) << "the findings come first";
+  EXPECT_LT(scenarios, settings) << "settings and timings come last";
+  EXPECT_TRUE(has(page, "1 genuine failure scenario</strong>"));
+  EXPECT_TRUE(has(page, "1 label change "));
+  EXPECT_TRUE(has(page, "ratio 0.980"));
+  EXPECT_TRUE(has(page, "from 5.0% to <strong>93.0%</strong>"));
+  EXPECT_TRUE(has(page, "Label changes: the classifier is right here"));
+  EXPECT_LT(page.find("id=\"scenario-7\""), page.find("Label changes: the classifier is right here"));
+  EXPECT_TRUE(has(page, "label change: classifier right"));
+  EXPECT_TRUE(has(page, "&lt;T-shirt &amp; top&gt; (90% of its failures)"));
+  EXPECT_TRUE(has(page, "Its failures"));
+  expect_balanced(page);
+  EXPECT_EQ(occurrences(page, "<section"), occurrences(page, "</section>"));
+  // Without judges the findings say the scenarios are not checked.
+  ReportData plain = sample_data();
+  plain.findings.scenarios = 2;
+  EXPECT_TRUE(has(render_report(plain), "not checked"));
 }
 
 TEST(HtmlReport, EscapesEveryStringFromTheData) {

@@ -77,6 +77,18 @@ TEST(TrainVae, SameSeedGivesIdenticalWeights) {
   EXPECT_TRUE(torch::equal(a.train_codes, b.train_codes));
 }
 
+TEST(TrainVae, LatentAndFiltersDefaultByTheDataShape) {
+  TrainVaeOptions o;
+  EXPECT_EQ(o.effective_latent(1, 28, 28), 16);
+  EXPECT_EQ(o.effective_latent(3, 32, 32), 64);
+  EXPECT_EQ(o.effective_filters(1, 28, 28), 64);
+  EXPECT_EQ(o.effective_filters(3, 32, 32), 128);
+  o.latent = 7;
+  o.filters = 9;
+  EXPECT_EQ(o.effective_latent(3, 32, 32), 7);
+  EXPECT_EQ(o.effective_filters(1, 28, 28), 9);
+}
+
 TEST(TrainVae, RejectsBadOptions) {
   auto data = test::make_toy_dataset(16, 4, 1, 8, 8, 2);
   auto bad = [&](auto change) {
@@ -85,7 +97,7 @@ TEST(TrainVae, RejectsBadOptions) {
     return test::error_message<ConfigError>([&] { train_vae(data, o); });
   };
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.epochs = 0; }), "--epochs"));
-  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.latent = 0; }), "--latent"));
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.latent = -1; }), "--latent"));
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.loss = "l1"; }), "l1"));
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.beta = -1; }), "--beta"));
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.device = "tpu"; }), "tpu"));

@@ -461,8 +461,52 @@ size_t utf8_length(std::string_view text) {
   return count;
 }
 
+namespace {
+
+constexpr const char* kAnnotationsTable = R"sql(
+      id INTEGER PRIMARY KEY,
+      distill_run_id INTEGER NOT NULL,
+      scenario_id INTEGER NOT NULL,
+      annotator TEXT NOT NULL CHECK (length(annotator) > 0),
+      label INTEGER,
+      reject TEXT CHECK (reject IN ('unrealistic', 'ambiguous', 'not-a-bug')),
+      note TEXT NOT NULL DEFAULT '',
+      automatic INTEGER NOT NULL DEFAULT 0 CHECK (automatic IN (0, 1)),
+      created_at TEXT NOT NULL,
+      CHECK ((label IS NULL) <> (reject IS NULL)),
+      FOREIGN KEY (distill_run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
+)sql";
+
+// Catalogues written before the "not a bug" decision have an annotations table whose CHECK
+// refuses it. SQLite cannot alter a CHECK: copy the rows into a table of the new shape and put
+// it in the old one's place (SQLite's documented procedure, foreign keys off meanwhile so
+// that dropping the old table cascades nowhere; the vote trigger is made again below).
+void upgrade_annotations(Database& db) {
+  {
+    Statement s = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'annotations'");
+    if (!s.step() || s.column_text(0).find("'not-a-bug'") != std::string::npos) return;
+  }
+  db.exec("PRAGMA foreign_keys=OFF");
+  try {
+    db.transaction([&] {
+      db.exec(std::string("CREATE TABLE annotations_new (") + kAnnotationsTable + ");");
+      db.exec("INSERT INTO annotations_new SELECT id, distill_run_id, scenario_id, annotator, label, reject, note, "
+              "automatic, created_at FROM annotations;"
+              "DROP TABLE annotations;"
+              "ALTER TABLE annotations_new RENAME TO annotations;");
+    });
+  } catch (...) {
+    db.exec("PRAGMA foreign_keys=ON");
+    throw;
+  }
+  db.exec("PRAGMA foreign_keys=ON");
+}
+
+}  // namespace
+
 void ensure_annotation_tables(Database& db) {
   ensure_scenario_tables(db);
+  upgrade_annotations(db);
   db.exec(R"sql(
     CREATE TABLE IF NOT EXISTS annotations (
       id INTEGER PRIMARY KEY,
@@ -470,7 +514,7 @@ void ensure_annotation_tables(Database& db) {
       scenario_id INTEGER NOT NULL,
       annotator TEXT NOT NULL CHECK (length(annotator) > 0),
       label INTEGER,
-      reject TEXT CHECK (reject IN ('unrealistic', 'ambiguous')),
+      reject TEXT CHECK (reject IN ('unrealistic', 'ambiguous', 'not-a-bug')),
       note TEXT NOT NULL DEFAULT '',
       automatic INTEGER NOT NULL DEFAULT 0 CHECK (automatic IN (0, 1)),
       created_at TEXT NOT NULL,
@@ -510,11 +554,11 @@ void validate_annotation(const ScenarioSet& set, const Annotation& a) {
             " has " + scenario_range(set) + ")");
   if (a.label.has_value() == !a.reject.empty())
     invalid(a.label ? "an annotation has a label or a rejection, not both"
-                    : "an annotation needs a label or a rejection (\"unrealistic\" or \"ambiguous\")");
+                    : "an annotation needs a label or a rejection (\"unrealistic\", \"ambiguous\" or \"not-a-bug\")");
   if (a.label && (*a.label < 0 || *a.label >= set.num_classes()))
     invalid("label " + std::to_string(*a.label) + " is not a class (0.." + std::to_string(set.num_classes() - 1) + ")");
-  if (!a.reject.empty() && a.reject != kRejectUnrealistic && a.reject != kRejectAmbiguous)
-    invalid("rejection '" + a.reject + "' is neither \"unrealistic\" nor \"ambiguous\"");
+  if (!a.reject.empty() && a.reject != kRejectUnrealistic && a.reject != kRejectAmbiguous && a.reject != kRejectNotABug)
+    invalid("rejection '" + a.reject + "' is not \"unrealistic\", \"ambiguous\" or \"not-a-bug\"");
   if (a.annotator.empty()) invalid("the annotator's name is empty");
   if (!is_valid_utf8(a.annotator)) invalid("the annotator's name is not valid UTF-8");
   if (utf8_length(a.annotator) > kMaxAnnotatorChars)
@@ -599,6 +643,8 @@ std::vector<ResolvedScenario> resolve_annotations(const ScenarioSet& set, const 
         else continue;  // not a class of this set (cannot be stored; guards hand-made lists)
       } else if (a->reject == kRejectAmbiguous) {
         ++r.ambiguous;
+      } else if (a->reject == kRejectNotABug) {
+        ++r.not_a_bug;
       } else {
         ++r.unrealistic;
       }
@@ -617,7 +663,10 @@ std::vector<ResolvedScenario> resolve_annotations(const ScenarioSet& set, const 
       r.status = Resolution::kTie;
     } else if (r.rejections() == top) {
       r.status = Resolution::kRejected;
-      r.reject_reason = r.ambiguous > r.unrealistic ? kRejectAmbiguous : kRejectUnrealistic;
+      // The most frequent reason; ties: unrealistic, then not a bug, then ambiguous.
+      r.reject_reason = kRejectUnrealistic;
+      if (r.not_a_bug > r.unrealistic) r.reject_reason = kRejectNotABug;
+      if (r.ambiguous > std::max(r.unrealistic, r.not_a_bug)) r.reject_reason = kRejectAmbiguous;
     } else {
       r.status = Resolution::kLabelled;
       r.label = best_label;
@@ -656,6 +705,7 @@ json resolution_json(const ResolvedScenario& r) {
           {"votes", r.votes},
           {"unrealistic", r.unrealistic},
           {"ambiguous", r.ambiguous},
+          {"not_a_bug", r.not_a_bug},
           {"voters", r.voters},
           {"agreement", r.agreement},
           {"tie", r.tie()},
@@ -770,9 +820,42 @@ ImportResult import_annotations(Database& db, const ScenarioSet& set, std::strin
   return result;
 }
 
+std::optional<AutoDecision> judges_decision(const Scenario& s, const std::vector<std::string>& class_names) {
+  const ScenarioValidity& v = s.validity;
+  if (!v.known() || v.judge_label < 0) return std::nullopt;
+  auto name = [&](int64_t label) {
+    return label >= 0 && label < static_cast<int64_t>(class_names.size()) ? class_names[static_cast<size_t>(label)]
+                                                                           : std::to_string(label);
+  };
+  const int share = static_cast<int>(v.judge_agreement * 100 + 0.5);
+  AutoDecision d;
+  if (v.judge_label == s.predicted_label) {
+    d.reject = kRejectNotABug;
+    d.note = "automatic: the judges read " + std::to_string(share) + "% of its failures as " + name(v.judge_label) +
+             ", as the classifier does: not a bug";
+  } else if (v.judge_agreement >= kAutoJudgesMinAgreement && v.verdict != "label-change") {
+    d.label = v.judge_label;
+    d.note = "automatic: the judges read " + std::to_string(share) + "% of its failures as " + name(v.judge_label) +
+             " (the classifier: " + name(s.predicted_label) + ")";
+  } else {
+    d.reject = kRejectAmbiguous;
+    d.note = "automatic: the judges do not agree on its failures (at most " + std::to_string(share) +
+             "% read as one class)";
+  }
+  return d;
+}
+
 int64_t auto_label(Database& db, const ScenarioSet& set, const std::string& source, const std::string& annotator) {
-  if (source != "seed" && source != "source")
-    throw ConfigError("annotate: --auto " + source + ": the only automatic source is 'seed' (each scenario's dominant seed label)");
+  const bool judges = source == "judges";
+  if (source != "seed" && source != "source" && !judges)
+    throw ConfigError("annotate: --auto " + source + ": the automatic sources are 'judges' (the judges' reading of "
+                      "each scenario's failures) and 'seed' (each scenario's dominant seed label)");
+  if (judges)
+    for (const auto& s : set.scenarios)
+      if (!s.validity.known())
+        throw StateError("annotate: --auto judges: scenario " + std::to_string(s.id) +
+                         " was not read by judges (the workspace has none, or distill ran before them): run `defuse "
+                         "train-judges`, identify and distill, or use --auto seed");
   int64_t added = 0;
   db.transaction([&] {
     ensure_annotation_tables(db);
@@ -780,15 +863,23 @@ int64_t auto_label(Database& db, const ScenarioSet& set, const std::string& sour
     for (auto& a : latest_annotations(db, set.run_id))
       if (a.annotator == annotator) mine[a.scenario_id] = a;
     for (const auto& s : set.scenarios) {
-      auto it = mine.find(s.id);
-      if (it != mine.end() && it->second.automatic && it->second.label == s.seed_label) continue;
       Annotation a;
       a.scenario_id = s.id;
       a.annotator = annotator;
-      a.label = s.seed_label;
       a.automatic = true;
-      a.note = "automatic: dominant seed label (" + std::to_string(static_cast<int>(s.seed_label_share * 100 + 0.5)) +
-               "% of the scenario's failures)";
+      if (judges) {
+        AutoDecision d = *judges_decision(s, set.class_names);
+        a.label = d.label;
+        a.reject = d.reject;
+        a.note = d.note;
+      } else {
+        a.label = s.seed_label;
+        a.note = "automatic: dominant seed label (" + std::to_string(static_cast<int>(s.seed_label_share * 100 + 0.5)) +
+                 "% of the scenario's failures), not checked";
+      }
+      auto it = mine.find(s.id);
+      if (it != mine.end() && it->second.automatic && it->second.label == a.label && it->second.reject == a.reject)
+        continue;
       add_annotation(db, set, a);
       ++added;
     }

@@ -49,6 +49,9 @@ inline constexpr size_t kMaxAnnotatorChars = 64;  // characters (UTF-8 code poin
 inline constexpr size_t kMaxNoteChars = 1000;     // characters (UTF-8 code points)
 inline constexpr const char* kRejectUnrealistic = "unrealistic";
 inline constexpr const char* kRejectAmbiguous = "ambiguous";
+// "The classifier is right: not a bug": the scenario's decodes are what the classifier says
+// they are (a label change, DESIGN §3 "Validity"); left out of correction like a rejection.
+inline constexpr const char* kRejectNotABug = "not-a-bug";
 
 struct Annotation {
   int64_t id = 0;              // assigned by the store; grows with time
@@ -56,7 +59,7 @@ struct Annotation {
   int64_t scenario_id = 0;
   std::string annotator;         // 1..kMaxAnnotatorChars characters, no control characters
   std::optional<int64_t> label;  // a class index; exactly one of label and reject is set
-  std::string reject;            // "" or kRejectUnrealistic or kRejectAmbiguous
+  std::string reject;            // "" or kRejectUnrealistic, kRejectAmbiguous or kRejectNotABug
   std::string note;              // 0..kMaxNoteChars characters
   bool automatic = false;        // made by `--auto`, not by a person
   std::string created_at;        // "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC); "" = now (on add); other
@@ -74,13 +77,13 @@ struct ResolvedScenario {
   std::optional<int64_t> label;  // set iff status == kLabelled
   std::string reject_reason;     // set iff status == kRejected
   std::vector<int64_t> votes;    // [classes] counted label votes per class
-  int64_t unrealistic = 0, ambiguous = 0;  // counted rejections by reason
+  int64_t unrealistic = 0, ambiguous = 0, not_a_bug = 0;  // counted rejections by reason
   int64_t voters = 0;            // votes counted (after rule 2)
   double agreement = 0;          // top option's share of the counted votes
   bool automatic = false;        // decided by automatic votes only
   bool disputed = false;         // counted votes not unanimous
 
-  int64_t rejections() const { return unrealistic + ambiguous; }
+  int64_t rejections() const { return unrealistic + ambiguous + not_a_bug; }
   bool tie() const { return status == Resolution::kTie; }
   bool rejected() const { return status == Resolution::kRejected; }
   bool decided() const { return status == Resolution::kLabelled || status == Resolution::kRejected; }
@@ -167,10 +170,25 @@ ImportResult import_annotations(Database& db, const ScenarioSet& scenarios, std:
                                 AnnotationFormat format, const std::string& source_name,
                                 const std::string& default_annotator = "");
 
-// Labels every scenario with its dominant seed label (`source` "seed"; "source" is accepted
-// as a synonym), as automatic annotations by `annotator`, for unattended runs. Scenarios whose
-// latest annotation by `annotator` already says the same are left alone. Returns how many
-// annotations were added. Throws ConfigError for another source.
+// What `--auto judges` decides for a scenario (DESIGN §3, "Validity"), from its validity:
+// the judges' consensus label when it differs from the classifier's prediction and at least
+// kAutoJudgesMinAgreement of the members are read so; "not a bug" when the judges read what
+// the classifier read; "ambiguous" otherwise. nullopt when the scenario was not judged.
+inline constexpr double kAutoJudgesMinAgreement = 0.5;
+struct AutoDecision {
+  std::optional<int64_t> label;
+  std::string reject;
+  std::string note;  // the reason, in words, stored with the annotation
+};
+std::optional<AutoDecision> judges_decision(const Scenario& scenario, const std::vector<std::string>& class_names);
+
+// Automatic annotations by `annotator` for unattended runs, from `source`:
+//   "judges"  judges_decision() for every scenario (StateError when a scenario was not judged)
+//   "seed"    its dominant seed label, unchecked ("source" is accepted as a synonym): a decode
+//             that turned into another class is then labelled as its seed, and correction
+//             teaches the classifier that a clear 9 is a 4
+// Scenarios whose latest annotation by `annotator` already says the same are left alone.
+// Returns how many annotations were added. Throws ConfigError for another source.
 int64_t auto_label(Database& db, const ScenarioSet& scenarios, const std::string& source = "seed",
                    const std::string& annotator = "auto");
 

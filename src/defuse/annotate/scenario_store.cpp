@@ -41,7 +41,9 @@ void check_label(int64_t label, int64_t classes, bool allow_unknown, const std::
     fail(what + " is " + std::to_string(label) + ", not a class (0.." + std::to_string(classes - 1) + ")");
 }
 
-void check_images(const std::vector<ScenarioImage>& images, int64_t classes, bool neighbours,
+enum class ImageKind { kSample, kMember, kNeighbour };
+
+void check_images(const std::vector<ScenarioImage>& images, int64_t classes, ImageKind kind,
                   const std::string& what) {
   const std::string prefix = std::string(kScenarioImageDir) + "/";
   for (size_t i = 0; i < images.size(); ++i) {
@@ -51,8 +53,9 @@ void check_images(const std::vector<ScenarioImage>& images, int64_t classes, boo
         image.path.size() <= prefix.size() + 4 || image.path.compare(image.path.size() - 4, 4, ".png") != 0)
       fail(where + ": path '" + image.path + "' is not a normalised relative .png path under " + prefix);
     check_label(image.predicted, classes, true, where + " prediction");
-    check_label(image.label, classes, !neighbours, where + " label");
-    if (!neighbours && image.label != -1) fail(where + ": decoded samples have no true label (-1)");
+    check_label(image.label, classes, kind == ImageKind::kSample, where + " label");
+    check_label(image.judge, classes, true, where + " judges' reading");
+    if (kind == ImageKind::kSample && image.label != -1) fail(where + ": decoded samples have no true label (-1)");
   }
 }
 
@@ -81,7 +84,42 @@ bool is_normalised_relative_path(std::string_view path) {
   return true;
 }
 
+// Workspaces written before member thumbnails and judge readings have a scenario_images
+// table whose CHECK allows only 'sample' and 'neighbour' and that has no judge column.
+// SQLite cannot alter a CHECK: rebuild the table with its rows (the standard procedure), in
+// one transaction.
+void upgrade_scenario_images(Database& db) {
+  std::string sql;
+  {
+    Statement s = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'scenario_images'");
+    if (!s.step()) return;
+    sql = s.column_text(0);
+  }
+  if (sql.find("'member'") != std::string::npos) return;
+  db.transaction([&] {
+    db.exec("ALTER TABLE scenario_images RENAME TO scenario_images_old");
+    db.exec(R"sql(
+      CREATE TABLE scenario_images (
+        run_id INTEGER NOT NULL,
+        scenario_id INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('sample', 'member', 'neighbour')),
+        idx INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        predicted INTEGER NOT NULL,
+        label INTEGER NOT NULL,
+        judge INTEGER NOT NULL DEFAULT -1,
+        PRIMARY KEY (run_id, scenario_id, kind, idx),
+        FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
+      );
+      INSERT INTO scenario_images (run_id, scenario_id, kind, idx, path, predicted, label)
+        SELECT run_id, scenario_id, kind, idx, path, predicted, label FROM scenario_images_old;
+      DROP TABLE scenario_images_old;
+    )sql");
+  });
+}
+
 void ensure_scenario_tables(Database& db) {
+  upgrade_scenario_images(db);
   db.exec(R"sql(
     CREATE TABLE IF NOT EXISTS scenario_sets (
       run_id INTEGER PRIMARY KEY REFERENCES stage_runs (id) ON DELETE CASCADE,
@@ -108,12 +146,31 @@ void ensure_scenario_tables(Database& db) {
     CREATE TABLE IF NOT EXISTS scenario_images (
       run_id INTEGER NOT NULL,
       scenario_id INTEGER NOT NULL,
-      kind TEXT NOT NULL CHECK (kind IN ('sample', 'neighbour')),
+      kind TEXT NOT NULL CHECK (kind IN ('sample', 'member', 'neighbour')),
       idx INTEGER NOT NULL,
       path TEXT NOT NULL,
       predicted INTEGER NOT NULL,
       label INTEGER NOT NULL,
+      judge INTEGER NOT NULL DEFAULT -1,
       PRIMARY KEY (run_id, scenario_id, kind, idx),
+      FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS scenario_validity (
+      run_id INTEGER NOT NULL,
+      scenario_id INTEGER NOT NULL,
+      verdict TEXT NOT NULL,
+      judges INTEGER NOT NULL,
+      genuine_share REAL NOT NULL,
+      label_change_share REAL NOT NULL,
+      ambiguous_share REAL NOT NULL,
+      judge_label INTEGER NOT NULL,
+      judge_agreement REAL NOT NULL,
+      knn_label INTEGER NOT NULL,
+      knn_seed_share REAL NOT NULL,
+      knn_predicted_share REAL NOT NULL,
+      realism REAL NOT NULL,
+      draw_genuine_rate REAL NOT NULL,
+      PRIMARY KEY (run_id, scenario_id),
       FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
     );
     CREATE TABLE IF NOT EXISTS scenario_members (
@@ -157,8 +214,22 @@ void validate_scenarios(const ScenarioSet& set) {
            std::to_string(s.members) + " members");
     for (int64_t f : s.member_failures)
       if (f < 0) fail(what + " has a negative member failure index");
-    check_images(s.samples, classes, false, what + " sample");
-    check_images(s.neighbours, classes, true, what + " neighbour");
+    check_images(s.samples, classes, ImageKind::kSample, what + " sample");
+    check_images(s.member_images, classes, ImageKind::kMember, what + " member");
+    check_images(s.neighbours, classes, ImageKind::kNeighbour, what + " neighbour");
+    const ScenarioValidity& v = s.validity;
+    if (v.known()) {
+      if (v.verdict != "genuine" && v.verdict != "label-change" && v.verdict != "ambiguous")
+        fail(what + " has an unknown verdict '" + v.verdict + "'");
+      if (v.judges < 1) fail(what + " has a verdict but no judges");
+      for (double share : {v.genuine_share, v.label_change_share, v.ambiguous_share, v.judge_agreement,
+                           v.draw_genuine_rate})
+        if (share != -1.0) check_share(share, what + " validity share");
+      check_label(v.judge_label, classes, true, what + " judges' reading");
+    }
+    if (v.knn_label != -1) check_label(v.knn_label, classes, false, what + " neighbours' label");
+    for (double share : {v.knn_seed_share, v.knn_predicted_share, v.realism})
+      if (share != -1.0) check_share(share, what + " neighbourhood share");
   }
 }
 
@@ -169,6 +240,7 @@ void write_scenarios(Database& db, int64_t run_id, const ScenarioSet& set) {
     // Replacing a run's scenarios: delete children first (the cascade would do it, but only
     // with foreign keys on, which a foreign connection may not have).
     db.prepare("DELETE FROM scenario_members WHERE run_id = ?").bind(1, run_id).run();
+    db.prepare("DELETE FROM scenario_validity WHERE run_id = ?").bind(1, run_id).run();
     db.prepare("DELETE FROM scenario_images WHERE run_id = ?").bind(1, run_id).run();
     db.prepare("DELETE FROM scenarios WHERE run_id = ?").bind(1, run_id).run();
     db.prepare("DELETE FROM scenario_sets WHERE run_id = ?").bind(1, run_id).run();
@@ -183,8 +255,12 @@ void write_scenarios(Database& db, int64_t run_id, const ScenarioSet& set) {
         " predicted_label, predicted_share, members, neighbour_accuracy, score, mean, covariance)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     Statement image = db.prepare(
-        "INSERT INTO scenario_images (run_id, scenario_id, kind, idx, path, predicted, label)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO scenario_images (run_id, scenario_id, kind, idx, path, predicted, label, judge)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement validity = db.prepare(
+        "INSERT INTO scenario_validity (run_id, scenario_id, verdict, judges, genuine_share, label_change_share,"
+        " ambiguous_share, judge_label, judge_agreement, knn_label, knn_seed_share, knn_predicted_share, realism,"
+        " draw_genuine_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const Scenario& s : set.scenarios) {
       std::string mean = floats_blob(s.mean), covariance = floats_blob(s.covariance);
       scenario.bind(1, run_id)
@@ -211,10 +287,29 @@ void write_scenarios(Database& db, int64_t run_id, const ScenarioSet& set) {
               .bind(5, images[i].path)
               .bind(6, images[i].predicted)
               .bind(7, images[i].label)
+              .bind(8, images[i].judge)
               .run();
       };
       add(s.samples, "sample");
+      add(s.member_images, "member");
       add(s.neighbours, "neighbour");
+      const ScenarioValidity& v = s.validity;
+      if (v.known() || v.knn_label != -1)
+        validity.bind(1, run_id)
+            .bind(2, s.id)
+            .bind(3, v.verdict)
+            .bind(4, v.judges)
+            .bind(5, v.genuine_share)
+            .bind(6, v.label_change_share)
+            .bind(7, v.ambiguous_share)
+            .bind(8, v.judge_label)
+            .bind(9, v.judge_agreement)
+            .bind(10, v.knn_label)
+            .bind(11, v.knn_seed_share)
+            .bind(12, v.knn_predicted_share)
+            .bind(13, v.realism)
+            .bind(14, v.draw_genuine_rate)
+            .run();
       if (!s.member_failures.empty())
         db.prepare("INSERT INTO scenario_members (run_id, scenario_id, failures) VALUES (?, ?, ?)")
             .bind(1, run_id)
@@ -265,14 +360,37 @@ ScenarioSet load_scenarios(Database& db, int64_t run_id) {
     set.scenarios.push_back(std::move(sc));
   }
   Statement images = db.prepare(
-      "SELECT scenario_id, kind, path, predicted, label FROM scenario_images WHERE run_id = ?"
+      "SELECT scenario_id, kind, path, predicted, label, judge FROM scenario_images WHERE run_id = ?"
       " ORDER BY scenario_id, kind, idx");
   images.bind(1, run_id);
   while (images.step()) {
     Scenario* sc = const_cast<Scenario*>(set.find(images.column_int(0)));
     if (!sc) continue;  // the foreign key prevents this
-    ScenarioImage image{images.column_text(2), images.column_int(3), images.column_int(4)};
-    (images.column_text(1) == "sample" ? sc->samples : sc->neighbours).push_back(std::move(image));
+    ScenarioImage image{images.column_text(2), images.column_int(3), images.column_int(4), images.column_int(5)};
+    const std::string kind = images.column_text(1);
+    (kind == "sample" ? sc->samples : kind == "member" ? sc->member_images : sc->neighbours).push_back(std::move(image));
+  }
+  Statement validity = db.prepare(
+      "SELECT scenario_id, verdict, judges, genuine_share, label_change_share, ambiguous_share, judge_label,"
+      " judge_agreement, knn_label, knn_seed_share, knn_predicted_share, realism, draw_genuine_rate"
+      " FROM scenario_validity WHERE run_id = ?");
+  validity.bind(1, run_id);
+  while (validity.step()) {
+    Scenario* sc = const_cast<Scenario*>(set.find(validity.column_int(0)));
+    if (!sc) continue;
+    ScenarioValidity& v = sc->validity;
+    v.verdict = validity.column_text(1);
+    v.judges = validity.column_int(2);
+    v.genuine_share = validity.column_double(3);
+    v.label_change_share = validity.column_double(4);
+    v.ambiguous_share = validity.column_double(5);
+    v.judge_label = validity.column_int(6);
+    v.judge_agreement = validity.column_double(7);
+    v.knn_label = validity.column_int(8);
+    v.knn_seed_share = validity.column_double(9);
+    v.knn_predicted_share = validity.column_double(10);
+    v.realism = validity.column_double(11);
+    v.draw_genuine_rate = validity.column_double(12);
   }
   Statement members = db.prepare("SELECT scenario_id, failures FROM scenario_members WHERE run_id = ?");
   members.bind(1, run_id);

@@ -13,8 +13,13 @@
 //   scenarios       (run_id, id, component, weight, failure_rate, seed_label, seed_label_share,
 //                    predicted_label, predicted_share, members, neighbour_accuracy, score,
 //                    mean BLOB, covariance BLOB; PK (run_id, id))
-//   scenario_images (run_id, scenario_id, kind 'sample'|'neighbour', idx, path, predicted,
-//                    label; PK (run_id, scenario_id, kind, idx))
+//   scenario_images (run_id, scenario_id, kind 'sample'|'member'|'neighbour', idx, path,
+//                    predicted, label, judge; PK (run_id, scenario_id, kind, idx)); tables of
+//                    older workspaces (no 'member' kind, no judge column) are rebuilt on open
+//   scenario_validity (run_id, scenario_id, verdict, judges, genuine_share, label_change_share,
+//                    ambiguous_share, judge_label, judge_agreement, knn_label, knn_seed_share,
+//                    knn_predicted_share, realism, draw_genuine_rate; PK (run_id, scenario_id)):
+//                    what tells a genuine scenario from a label change (absent: not measured)
 //   scenario_members (run_id, scenario_id, failures BLOB int64[]; PK (run_id, scenario_id)):
 //                    the indices, into the identify run's failure set, of the failures the
 //                    DP-GMM assigned to the scenario (the baseline of `defuse correct` trains
@@ -40,7 +45,28 @@ inline constexpr const char* kScenarioImageDir = "scenarios";
 struct ScenarioImage {
   std::string path;        // PNG, relative to the workspace, under kScenarioImageDir
   int64_t predicted = -1;  // the classifier's prediction on this image
-  int64_t label = -1;      // true label for real neighbours, -1 for decoded samples
+  int64_t label = -1;      // true label for real neighbours, the seed's label for member failures,
+                           // -1 for decoded samples
+  int64_t judge = -1;      // the judges' consensus reading of the image; -1 when not read
+};
+
+// What tells a genuine scenario from a label change (DESIGN §3, "Validity"), aggregated
+// over its member failures and its draws. Fractions in [0, 1]; -1 where not measured.
+struct ScenarioValidity {
+  std::string verdict;   // "genuine", "label-change" or "ambiguous" (judge/verdict.h); "" = unknown
+  int64_t judges = 0;    // judges that read the members and draws
+  double genuine_share = -1, label_change_share = -1, ambiguous_share = -1;  // verdicts of the members
+  int64_t judge_label = -1;      // the members' most common judge reading
+  double judge_agreement = -1;   // share of members read so
+  int64_t knn_label = -1;        // the most common label of the members' nearest training codes
+  double knn_seed_share = -1;    // mean share of those neighbours with the seed label
+  double knn_predicted_share = -1;  // ... with the classifier's prediction
+  double realism = -1;           // median realism score of the members (identify.h, FailureValidity)
+  double draw_genuine_rate = -1; // share of draws at the scenario's own spread that the judges read as
+                                 // the seed label while the classifier does not
+
+  bool known() const { return !verdict.empty(); }
+  bool genuine() const { return verdict == "genuine"; }
 };
 
 struct Scenario {
@@ -57,8 +83,10 @@ struct Scenario {
   double score = 0;                // the ranking score distillation sorted by
   std::vector<float> mean;         // [Z] component mean in latent space
   std::vector<float> covariance;   // [Z*Z] row-major component covariance
-  std::vector<ScenarioImage> samples;     // decoded samples shown to annotators
+  std::vector<ScenarioImage> samples;     // decoded draws shown to annotators (at the scenario's own spread)
+  std::vector<ScenarioImage> member_images;  // decodes of some of its member failures: their real variety
   std::vector<ScenarioImage> neighbours;  // nearest real training images
+  ScenarioValidity validity;
   std::vector<int64_t> member_failures;   // indices into identify's failure set of its members
                                           // (empty for sets stored before memberships were kept)
 };

@@ -126,6 +126,23 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
   send_json(res, status, {{"error", message}});
 }
 
+// A scenario's validity for the page (null when nobody judged it).
+json validity_json(const ScenarioValidity& v) {
+  if (!v.known()) return nullptr;
+  return {{"verdict", v.verdict},
+          {"judges", v.judges},
+          {"genuine_share", v.genuine_share},
+          {"label_change_share", v.label_change_share},
+          {"ambiguous_share", v.ambiguous_share},
+          {"judge_label", v.judge_label},
+          {"judge_agreement", v.judge_agreement},
+          {"knn_label", v.knn_label},
+          {"knn_seed_share", v.knn_seed_share},
+          {"knn_predicted_share", v.knn_predicted_share},
+          {"realism", v.realism},
+          {"draw_genuine_rate", v.draw_genuine_rate}};
+}
+
 json scenario_json(const Scenario& s, const ScenarioSet& set) {
   const std::string prefix = std::string(kScenarioImageDir) + "/";
   auto images = [&](const std::vector<ScenarioImage>& list) {
@@ -134,6 +151,7 @@ json scenario_json(const Scenario& s, const ScenarioSet& set) {
       std::string relative = image.path.rfind(prefix, 0) == 0 ? image.path.substr(prefix.size()) : image.path;
       json item = {{"url", "/thumbs/" + url_path(relative)}, {"predicted", image.predicted}};
       if (image.label >= 0) item["label"] = image.label;
+      if (image.judge >= 0) item["judge"] = image.judge;
       out.push_back(std::move(item));
     }
     return out;
@@ -150,7 +168,9 @@ json scenario_json(const Scenario& s, const ScenarioSet& set) {
           {"neighbour_accuracy", s.neighbour_accuracy},
           {"score", s.score},
           {"samples", images(s.samples)},
-          {"neighbours", images(s.neighbours)}};
+          {"members_shown", images(s.member_images)},
+          {"neighbours", images(s.neighbours)},
+          {"validity", validity_json(s.validity)}};
 }
 
 json progress_json(const AnnotationProgress& p) {

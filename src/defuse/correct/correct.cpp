@@ -10,6 +10,7 @@
 #include "defuse/annotate/annotation_store.h"
 #include "defuse/annotate/scenario_store.h"
 #include "defuse/base/error.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
@@ -87,6 +88,7 @@ std::vector<LabelledScenario> labelled_scenarios(const ScenarioSet& scenarios,
     l.mean = torch::from_blob(const_cast<float*>(s->mean.data()), {z}, torch::kFloat32).clone();
     l.covariance = torch::from_blob(const_cast<float*>(s->covariance.data()), {z, z}, torch::kFloat32).clone();
     l.member_failures = s->member_failures;
+    l.verdict = s->validity.verdict;
     out.push_back(std::move(l));
   }
   if (out.empty()) {
@@ -139,6 +141,27 @@ LabelledImages sample_scenarios(Vae& vae, const std::vector<LabelledScenario>& s
   out.images = torch::cat(images);
   out.labels = torch::cat(labels);
   out.scenario = torch::cat(index);
+  return out;
+}
+
+LabelledImages keep_confirmed_draws(const LabelledImages& draws, JudgePanel& judges, const VerdictRule& rule,
+                                    int64_t scenarios, const std::string& device_name, std::vector<int64_t>* kept) {
+  auto device = parse_device(device_name, kStage);
+  LabelledImages out;
+  if (draws.size() == 0) {
+    out = draws;
+  } else {
+    JudgeReading reading = judges.read(draws.images, device);
+    auto ok = confident(reading, rule).logical_and(reading.label.eq(draws.labels)).nonzero().view(-1);
+    out.images = draws.images.index_select(0, ok).contiguous();
+    out.labels = draws.labels.index_select(0, ok).contiguous();
+    out.scenario = draws.scenario.index_select(0, ok).contiguous();
+  }
+  if (kept) {
+    auto counts = torch::zeros({scenarios}, torch::kLong);
+    if (out.size() > 0) counts.index_add_(0, out.scenario, torch::ones({out.size()}, torch::kLong));
+    kept->assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + scenarios);
+  }
   return out;
 }
 

@@ -28,7 +28,9 @@
 namespace defuse {
 
 class Classifier;
+class JudgePanel;
 class Vae;
+struct VerdictRule;
 struct ScenarioSet;
 struct ResolvedScenario;
 
@@ -48,6 +50,8 @@ struct LabelledScenario {
   at::Tensor mean;                     // [Z] float32
   at::Tensor covariance;               // [Z, Z] float32 (the component's, before τ)
   std::vector<int64_t> member_failures;  // indices into identify's failure set
+  std::string verdict;                 // the judges' verdict on the scenario ("" = not judged)
+  bool genuine() const { return verdict == "genuine"; }
 };
 
 // The labelled scenarios of `scenarios` under `resolved` (resolve_annotations' output, in
@@ -69,6 +73,14 @@ struct LabelledImages {
 LabelledImages sample_scenarios(Vae& vae, const std::vector<LabelledScenario>& scenarios, int64_t per_scenario,
                                 double tau, uint64_t seed, uint64_t stream, const std::string& device,
                                 int64_t batch_size);
+
+// The draws whose scenario label the judges confirm (DESIGN §3, "Validity"): each draw is
+// read by `judges`, and kept when their sure reading (`rule`) is its label. A draw that crossed
+// into another class is not a sample of the failure its scenario was labelled for, and
+// training on it teaches the classifier a wrong label. `kept` (if not null) receives, per
+// labelled scenario (`scenarios` of them), how many of its draws were kept.
+LabelledImages keep_confirmed_draws(const LabelledImages& draws, JudgePanel& judges, const VerdictRule& rule,
+                                    int64_t scenarios, const std::string& device, std::vector<int64_t>* kept = nullptr);
 
 // The identified failures that belong to labelled scenarios (their member_failures), with
 // their scenario's label: the baseline's training data and one of the evaluation sets.

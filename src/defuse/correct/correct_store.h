@@ -21,6 +21,7 @@ namespace defuse {
 
 inline constexpr const char* kEvaluationJsonArtifact = "evaluate/results.json";
 inline constexpr const char* kEvaluationCsvArtifact = "evaluate/results.csv";
+inline constexpr const char* kHeldOutArtifact = "evaluate/heldout.pt";
 
 // The artifact path of a corrected model ("correct/lambda-0.01.pt", "correct/baseline.pt").
 std::string corrected_model_path(const std::string& name);
@@ -39,6 +40,14 @@ struct WorkspaceCorrected {
   std::vector<StoredModel> models;  // in the stage's order
   StageRecord record;
 };
+
+// Writes evaluate/heldout.pt atomically (an archive Python reads with torch.jit.load):
+// `images` uint8 [N, C, H, W], `labels` int64 [N] (each draw's scenario label), `scenario`
+// int64 [N] (index into the labelled scenarios), `genuine` bool [N] (its scenario's verdict is
+// genuine) and `pred_<model>` int64 [N] for every scored model, with the string `models`
+// (JSON) mapping those attribute names to the model names.
+void save_held_out(Workspace& workspace, const LabelledImages& held_out, const std::vector<bool>& genuine,
+                   const std::vector<std::pair<std::string, at::Tensor>>& predictions);
 
 // The models of the latest complete, intact correct stage (StateError telling to run
 // `defuse correct` if there is none).

@@ -27,7 +27,8 @@ void EvaluateOptions::validate() const {
 
 ModelScores score_model(Classifier& model, const std::string& name, double lambda, const at::Tensor& test_images,
                         const at::Tensor& test_labels, const LabelledImages& held_out, const LabelledImages& failures,
-                        int64_t scenarios, const EvaluateOptions& options) {
+                        int64_t scenarios, const EvaluateOptions& options, const std::vector<bool>& genuine,
+                        at::Tensor* predictions) {
   auto device = parse_device(options.device, kStage);
   auto correct = [&](const at::Tensor& images, const at::Tensor& labels) {
     return predict_logits(model, images, options.batch_size, device).argmax(1).eq(labels).to(torch::kFloat64);
@@ -37,13 +38,25 @@ ModelScores score_model(Classifier& model, const std::string& name, double lambd
   s.lambda = lambda;
   if (test_images.size(0) > 0) s.test_accuracy = correct(test_images, test_labels).mean().item<double>();
   if (held_out.size() > 0) {
-    auto hits = correct(held_out.images, held_out.labels);
+    auto predicted = predict_logits(model, held_out.images, options.batch_size, device).argmax(1);
+    if (predictions) *predictions = predicted;
+    auto hits = predicted.eq(held_out.labels).to(torch::kFloat64);
     s.scenario_accuracy = hits.mean().item<double>();
     auto sums = torch::zeros({scenarios}, torch::kFloat64).index_add_(0, held_out.scenario, hits);
     auto counts = torch::zeros({scenarios}, torch::kFloat64)
                       .index_add_(0, held_out.scenario, torch::ones_like(hits));
-    auto per = (sums / counts.clamp_min(1)).contiguous();
+    // A scenario with no draws to score (the judges confirmed none) is not evaluated: -1.
+    auto per = (sums / counts.clamp_min(1)).masked_fill(counts.eq(0), -1.0).contiguous();
     s.per_scenario.assign(per.data_ptr<double>(), per.data_ptr<double>() + scenarios);
+    if (!genuine.empty()) {
+      std::vector<int64_t> ids;
+      for (size_t k = 0; k < genuine.size(); ++k)
+        if (genuine[k]) ids.push_back(static_cast<int64_t>(k));
+      if (!ids.empty()) {
+        auto mask = torch::isin(held_out.scenario, torch::tensor(ids, torch::kLong));
+        if (mask.any().item<bool>()) s.genuine_scenario_accuracy = hits.masked_select(mask).mean().item<double>();
+      }
+    }
   }
   if (failures.size() > 0) s.failure_accuracy = correct(failures.images, failures.labels).mean().item<double>();
   return s;
@@ -51,6 +64,9 @@ ModelScores score_model(Classifier& model, const std::string& name, double lambd
 
 void choose_model(EvaluationResult& r, double max_test_drop) {
   const double base = r.original().test_accuracy;
+  r.by_genuine = r.original().genuine_scenario_accuracy >= 0;
+  const bool by_genuine = r.by_genuine;
+  auto score = [by_genuine](const ModelScores& m) { return by_genuine ? m.genuine_scenario_accuracy : m.scenario_accuracy; };
   // A drop within floating-point noise of the budget counts as within it.
   auto within = [&](const ModelScores& m) { return base - m.test_accuracy <= max_test_drop + 1e-12; };
   int best = -1;
@@ -59,12 +75,11 @@ void choose_model(EvaluationResult& r, double max_test_drop) {
     if (!m.is_sweep() || !within(m)) continue;
     if (best < 0) { best = static_cast<int>(i); continue; }
     const auto& b = r.models[static_cast<size_t>(best)];
-    if (m.scenario_accuracy > b.scenario_accuracy ||
-        (m.scenario_accuracy == b.scenario_accuracy && m.lambda < b.lambda))
-      best = static_cast<int>(i);
+    if (score(m) > score(b) || (score(m) == score(b) && m.lambda < b.lambda)) best = static_cast<int>(i);
   }
-  r.rule = fmt::format("the λ with the highest held-out scenario accuracy among those whose test accuracy is at "
-                       "most {:.2f} points below the original's (ties: the smaller λ)", 100 * max_test_drop);
+  r.rule = fmt::format("the λ with the highest held-out {} accuracy among those whose test accuracy is at "
+                       "most {:.2f} points below the original's (ties: the smaller λ)",
+                       by_genuine ? "genuine-scenario" : "scenario", 100 * max_test_drop);
   r.within_budget = best >= 0;
   if (best < 0) {
     // No λ within the budget: the smallest drop (then the higher scenario accuracy).
@@ -73,8 +88,7 @@ void choose_model(EvaluationResult& r, double max_test_drop) {
       if (!m.is_sweep()) continue;
       if (best < 0) { best = static_cast<int>(i); continue; }
       const auto& b = r.models[static_cast<size_t>(best)];
-      if (m.test_accuracy > b.test_accuracy ||
-          (m.test_accuracy == b.test_accuracy && m.scenario_accuracy > b.scenario_accuracy))
+      if (m.test_accuracy > b.test_accuracy || (m.test_accuracy == b.test_accuracy && score(m) > score(b)))
         best = static_cast<int>(i);
     }
     r.rule += "; no λ stayed within that budget, so the one with the smallest drop";
@@ -97,6 +111,8 @@ nlohmann::json evaluation_json(const EvaluationResult& r) {
                       {"test_drop", r.original().test_accuracy - m.test_accuracy},
                       {"scenario_accuracy", m.scenario_accuracy},
                       {"failure_accuracy", m.failure_accuracy < 0 ? json(nullptr) : json(m.failure_accuracy)},
+                      {"genuine_scenario_accuracy",
+                       m.genuine_scenario_accuracy < 0 ? json(nullptr) : json(m.genuine_scenario_accuracy)},
                       {"per_scenario", per},
                       {"chosen", i == r.chosen}});
   }
@@ -108,19 +124,24 @@ nlohmann::json evaluation_json(const EvaluationResult& r) {
           {"rule", r.rule},
           {"scenario_ids", r.scenario_ids},
           {"scenario_labels", r.scenario_labels},
+          {"scenario_verdicts", r.scenario_verdicts},
+          {"scenario_draws", r.scenario_draws},
+          {"by_genuine", r.by_genuine},
+          {"draws_drawn", r.draws_drawn},
           {"test_images", r.test_images},
           {"scenario_images", r.scenario_images},
           {"failure_images", r.failure_images}};
 }
 
 std::string evaluation_csv(const EvaluationResult& r) {
-  std::string out = "name,lambda,test_accuracy,test_drop,scenario_accuracy,failure_accuracy,chosen";
+  std::string out = "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,chosen";
   for (int64_t id : r.scenario_ids) out += fmt::format(",scenario_{}", id);
   out += "\r\n";
   for (size_t i = 0; i < r.models.size(); ++i) {
     const auto& m = r.models[i];
-    out += fmt::format("{},{},{:.6f},{:.6f},{:.6f},{},{}", m.name, m.is_sweep() ? fmt::format("{:.6g}", m.lambda) : "",
+    out += fmt::format("{},{},{:.6f},{:.6f},{:.6f},{},{},{}", m.name, m.is_sweep() ? fmt::format("{:.6g}", m.lambda) : "",
                        m.test_accuracy, r.original().test_accuracy - m.test_accuracy, m.scenario_accuracy,
+                       m.genuine_scenario_accuracy < 0 ? "" : fmt::format("{:.6f}", m.genuine_scenario_accuracy),
                        m.failure_accuracy < 0 ? "" : fmt::format("{:.6f}", m.failure_accuracy),
                        i == r.chosen ? "true" : "false");
     for (double a : m.per_scenario) out += fmt::format(",{:.6f}", a);

@@ -9,8 +9,10 @@
 //   - the identified failures of the labelled scenarios, with their scenario's label (the
 //     baseline trained on exactly these, so its figure there is a training accuracy).
 // The choice rule (choose_model): among the λ models whose test accuracy is at most
-// `max_test_drop` below the original's, the one with the highest scenario accuracy (ties:
-// the smaller λ, the gentler change). When no λ stays within the budget, the one with the
+// `max_test_drop` below the original's, the one with the highest accuracy on the genuine
+// scenarios (on all labelled scenarios when none is genuine or none was judged; ties: the
+// smaller λ, the gentler change). With judges, the held-out draws are those whose label the
+// judges confirm (keep_confirmed_draws). When no λ stays within the budget, the one with the
 // smallest drop, and the result says the budget was not met.
 #pragma once
 
@@ -46,6 +48,8 @@ struct ModelScores {
   double scenario_accuracy = 0;   // on all held-out scenario draws
   std::vector<double> per_scenario;  // [labelled scenarios] accuracy on each one's draws
   double failure_accuracy = -1;   // on the labelled failures; -1 when there are none
+  double genuine_scenario_accuracy = -1;  // on the held-out draws of the genuine scenarios (the judges' verdict);
+                                          // -1 when no labelled scenario is genuine or none was judged
   bool is_sweep() const { return name.rfind("lambda=", 0) == 0; }
 };
 
@@ -53,9 +57,13 @@ struct EvaluationResult {
   std::vector<ModelScores> models;      // the original first, then as given
   std::vector<int64_t> scenario_ids;    // the labelled scenarios, in per_scenario order
   std::vector<int64_t> scenario_labels; // their labels
+  std::vector<std::string> scenario_verdicts;  // their verdicts ("" = not judged)
+  std::vector<int64_t> scenario_draws;  // held-out draws scored per scenario (after the judges' check)
   int64_t test_images = 0, scenario_images = 0, failure_images = 0;
   size_t chosen = 0;                    // index into models of the chosen one
   bool within_budget = false;           // whether the chosen model keeps the test drop within budget
+  bool by_genuine = false;              // whether the rule used genuine-scenario accuracy (else all scenarios)
+  int64_t draws_drawn = 0;              // held-out draws made, before the judges' check (0: no check)
   std::string rule;                     // the rule, in words, with the budget
 
   const ModelScores& original() const { return models.front(); }
@@ -64,12 +72,16 @@ struct EvaluationResult {
 
 // Scores one model. `held_out` from sample_scenarios(kHeldOutStream), `failures` from
 // labelled_failures (may be empty); `scenarios` is the number of labelled scenarios.
+// `genuine` [labelled scenarios] says which ones count for genuine_scenario_accuracy (empty:
+// none).
 ModelScores score_model(Classifier& model, const std::string& name, double lambda, const at::Tensor& test_images,
                         const at::Tensor& test_labels, const LabelledImages& held_out, const LabelledImages& failures,
-                        int64_t scenarios, const EvaluateOptions& options);
+                        int64_t scenarios, const EvaluateOptions& options, const std::vector<bool>& genuine = {},
+                        at::Tensor* predictions = nullptr);
 
 // Applies the choice rule to `result.models` (original first), filling chosen,
-// within_budget and rule.
+// within_budget, by_genuine and rule. The rule ranks by genuine-scenario accuracy when the
+// original has one (some labelled scenario is genuine), else by scenario accuracy.
 void choose_model(EvaluationResult& result, double max_test_drop);
 
 // The result as JSON: {"models": [{name, lambda, test_accuracy, test_drop, scenario_accuracy,

@@ -1,15 +1,24 @@
 // Stage: distil identified failures into failure scenarios (DESIGN §3, "Distillation").
 //
-// 1. Fit the variational DP-GMM (dpgmm.h) on the latent codes of ALL kept failures (the
-//    reference fits a 10,000-point with-replacement subsample; we do not need to).
-// 2. Every component heavier than `min_weight` is a candidate scenario.
+// 1. Fit the variational DP-GMM (dpgmm.h) on one point per seed, the mean code of its kept
+//    failures (or, --points failures, on every kept failure's code: the reference, which fits
+//    a 10,000-point with-replacement subsample); a failure belongs to its seed's component.
+// 2. Every component heavier than `min_weight` whose failures come from at least `min_seeds`
+//    seeds is a candidate scenario.
 // 3. For each candidate, draw S fresh codes from N(mean, τ·cov), decode, classify: the
 //    scenario's failure rate is the share whose prediction differs from the scenario's
 //    dominant seed label (the reference never measures this; we rank and filter by it).
 // 4. Its members (failures assigned to it) give the dominant seed and predicted labels and
 //    their shares; its nearest real training images in latent space, with the classifier's
 //    accuracy on them, tell whether the failure is already visible in real data.
-// 5. Rank by failure rate × weight; keep those with failure rate ≥ `min_failure_rate`.
+// 5. With judges (DESIGN §3, "Validity"): the verdicts of its members give its own verdict
+//    (genuine when at least half the members are genuine, label change when at least half are
+//    label changes, else ambiguous), and draws at its own spread, read by the judges, how
+//    often its region holds genuine failures. Its member failures are shown beside those
+//    draws (their real variety), not only τ-draws that all look alike.
+// 6. Rank genuine scenarios first, then ambiguous ones, then label changes ("the classifier is
+//    right here"), each by genuine failure mass: weight × failure rate × genuine share (× 1
+//    without judges); keep those with failure rate ≥ `min_failure_rate`.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -19,17 +28,25 @@
 #include <string>
 #include <vector>
 
+#include "defuse/annotate/scenario_store.h"
+#include "defuse/judge/verdict.h"
+
 namespace defuse {
 
 class Vae;
 class Classifier;
 class Workspace;
+class JudgePanel;
 struct FailureSet;
-struct ScenarioSet;
 
 inline constexpr const char* kDistillStage = "distill";
 
 struct DistillOptions {
+  std::string points = "seeds";     // what the mixture clusters: seeds (one point per seed, the mean code of its
+                                    // kept failures) or failures (every kept failure, the reference's); seeds,
+                                    // because a seed's M failures otherwise form a "scenario" of their own
+  int64_t min_seeds = 3;            // scenarios need failures of at least this many seeds: a failure of one
+                                    // image is an example, not a scenario
   int64_t components = 100;         // DP-GMM truncation K (the reference's 100)
   std::string covariance = "full";  // full, diag, spherical or tied (the reference: full)
   double concentration = 0;         // weight concentration prior α; 0 = 1/K (the reference's)
@@ -40,7 +57,11 @@ struct DistillOptions {
   double min_weight = 0.01;         // components heavier than this are candidates (the reference's cutoff)
   double tau = 0.01;                // samples come from N(mean, τ·cov) (the reference's τ)
   int64_t samples = 64;             // S: samples drawn per scenario to measure its failure rate (reference 64)
-  int64_t shown = 16;               // of those, how many are kept as thumbnails for annotators
+  int64_t shown = 16;               // thumbnails kept for annotators: draws at the scenario's own spread,
+                                    // and as many of its member failures
+  double show_tau = 1.0;            // the shown draws come from N(mean, show_tau·cov): 1, the scenario's own
+                                    // spread (τ = 0.01 draws all look alike); the judges read them too
+  VerdictRule verdict;              // when the judges' reading of a draw counts as sure
   int64_t neighbours = 8;           // nearest real training images shown per scenario
   double min_failure_rate = 0.5;    // scenarios whose samples fail less often than this are dropped
   uint64_t seed = 0;                // seeds k-means and the scenario samples
@@ -55,12 +76,16 @@ struct DistilledScenario {
   int64_t component = 0;
   double weight = 0, failure_rate = 0, score = 0;
   int64_t seed_label = -1, predicted_label = -1, members = 0;
+  int64_t seeds = 0;             // distinct seeds among the members
   double seed_label_share = 0, predicted_share = 0;
   double neighbour_accuracy = -1;
   at::Tensor mean;               // [Z] float32
   at::Tensor covariance;         // [Z, Z] float32 (the component's, before τ)
-  at::Tensor sample_images;      // [shown, C, H, W] uint8
+  at::Tensor sample_images;      // [shown, C, H, W] uint8: draws at show_tau
   at::Tensor sample_predicted;   // [shown] int64
+  at::Tensor sample_judge;       // [shown] int64: the judges' reading (-1 without judges)
+  at::Tensor member_rows;        // [m] int64: the shown members, rows of the failure set
+  ScenarioValidity validity;     // the verdict and its evidence (unknown without judges)
   at::Tensor neighbour_index;    // [k] int64, indices into the training split
   at::Tensor neighbour_label;    // [k] int64
   at::Tensor neighbour_predicted;  // [k] int64
@@ -70,6 +95,8 @@ struct DistillResult {
   std::vector<DistilledScenario> scenarios;  // kept, ranked (best first)
   int64_t failures = 0;        // points clustered
   int64_t candidates = 0;      // components above min_weight
+  int64_t single_seed = 0;     // of those, left out for holding failures of fewer than min_seeds seeds
+  int64_t points = 0;          // points the mixture clustered (seeds or failures)
   int64_t components_used = 0; // components with weight > 0.01
   int iterations = 0;
   bool converged = false;
@@ -82,14 +109,18 @@ struct DistillResult {
 // `train_codes` [N, Z] float32 are the VAE means of the training images, `train_images`
 // uint8 [N, C, H, W] and `train_labels` int64 [N] those images (for the neighbours).
 // Throws DataError when there are no failures, ConfigError for bad options.
+// `judges` (null or empty: no verdicts) read the draws; the members' verdicts come from
+// `failures.validity`.
 DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureSet& failures,
                                 const at::Tensor& train_codes, const at::Tensor& train_images,
-                                const at::Tensor& train_labels, const DistillOptions& options);
+                                const at::Tensor& train_labels, const DistillOptions& options,
+                                JudgePanel* judges = nullptr);
 
 // Writes the thumbnails of `result` (PNG, atomically) under scenarios/run-<run_id>/ in the
 // workspace and returns the scenario set to store with write_scenarios, ids 1..n in rank
 // order. `train_images` uint8 [N, C, H, W] are the training images the neighbours index.
 ScenarioSet save_scenario_thumbnails(Workspace& workspace, int64_t run_id, const DistillResult& result,
-                                     const at::Tensor& train_images, const std::vector<std::string>& class_names);
+                                     const at::Tensor& train_images, const std::vector<std::string>& class_names,
+                                     const FailureSet& failures);
 
 }  // namespace defuse

@@ -20,6 +20,7 @@ class Database;
 
 inline constexpr const char* kFailuresArtifact = "identify/failures.pt";
 inline constexpr const char* kFailureGridArtifact = "identify/failures.png";
+inline constexpr const char* kRejectedGridArtifact = "identify/label-changes.png";
 
 // Writes the tensors atomically; returns (artifact name, relative path) for complete_stage.
 std::pair<std::string, std::string> save_failure_tensors(Workspace& workspace, const FailureSet& failures);

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <optional>
 
 #include "defuse/base/error.h"
 #include "defuse/model/device.h"
+#include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
 
 namespace defuse {
@@ -67,6 +69,11 @@ at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const 
 
 }  // namespace
 
+const ChoiceNames<Gate>& gate_names() {
+  static const ChoiceNames<Gate> names{{Gate::kGenuine, "genuine"}, {Gate::kPlausible, "plausible"}, {Gate::kNone, "none"}};
+  return names;
+}
+
 void IdentifyOptions::validate() const {
   check_option(samples > 0, kStage, "-Q/--samples must be positive (got " + std::to_string(samples) + ")");
   check_option(keep > 0, kStage, "-M/--keep must be positive (got " + std::to_string(keep) + ")");
@@ -79,6 +86,19 @@ void IdentifyOptions::validate() const {
   check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
   check_option(precision == "auto" || precision == "fp32" || precision == "bf16", kStage,
                "unknown --precision '" + precision + "' (expected auto, fp32 or bf16)");
+  if (gate != "auto") gate_names().parse(gate, kStage, "gate");
+  check_option(search == "fixed" || search == "growing", kStage,
+               "unknown --search '" + search + "' (expected fixed or growing)");
+  if (search == "growing") {
+    check_option(!levels.empty(), kStage, "--levels needs at least one radius for --search growing");
+    for (size_t i = 0; i < levels.size(); ++i)
+      check_option(levels[i] > 0 && std::isfinite(levels[i]) && (i == 0 || levels[i] > levels[i - 1]), kStage,
+                   "--levels must be positive and increasing");
+  }
+  verdict.validate(kStage);
+  check_option(neighbours >= 1, kStage, "--neighbours must be positive");
+  check_option(realism_reference >= 1, kStage, "the realism reference needs at least one training code");
+  check_option(rejected_examples >= 0, kStage, "rejected examples must be non-negative");
 }
 
 bool cpu_has_fast_bf16() {
@@ -97,7 +117,20 @@ std::string resolve_precision(const std::string& precision, c10::Device device) 
 FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images,
                          const at::Tensor& seed_labels, const at::Tensor& code_spread,
                          const IdentifyOptions& options) {
+  return search_latent(vae, classifier, nullptr, seed_images, seed_labels, code_spread, LatentReference{}, options);
+}
+
+FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, const at::Tensor& seed_images,
+                         const at::Tensor& seed_labels, const at::Tensor& code_spread,
+                         const LatentReference& reference, const IdentifyOptions& options) {
   options.validate();
+  const bool judged = judges && !judges->empty();
+  const Gate gate = options.gate == "auto" ? (judged ? Gate::kGenuine : Gate::kNone)
+                                           : gate_names().parse(options.gate, kStage, "gate");
+  if (gate != Gate::kNone && !judged)
+    throw ConfigError(fmt::format("{}: --gate {} needs judges to read the failures, and the workspace has none: run "
+                                  "`defuse train-judges` first, or pass --gate none to keep unverified failures",
+                                  kStage, options.gate));
   const auto device = parse_device(options.device, kStage);
   const std::string precision = resolve_precision(options.precision, device);
   check_option(precision == "fp32" || device.is_cpu(), kStage, "--precision bf16 is implemented for the CPU only");
@@ -135,33 +168,57 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
   out.num_classes = k;
 
   // Seeds: a random subset (max_seeds) of the pool, in random order, checked chunk by chunk
-  // until enough are found that the classifier gets right (the paper's rule; the reference
-  // takes every image). Checking stops early, so a cap of 2,000 seeds does not classify a
-  // 60,000-image split.
+  // until enough are found. A seed is eligible when the classifier gets it right (the paper's
+  // rule; the reference takes every image) and when it reads the seed's plain reconstruction
+  // (the decoded μ, no perturbation) right too: otherwise every decode around the seed fails
+  // because of the generator, not the classifier (DESIGN §3, "Validity"). Checking stops
+  // early, so a cap of 2,000 seeds does not classify a 60,000-image split.
   const int64_t cap = options.max_seeds > 0 ? std::min(options.max_seeds, pool) : pool;
   const at::Tensor order = cap < pool ? torch::randperm(pool, gen, torch::kLong) : torch::arange(pool, torch::kLong);
   at::Tensor eligible;
-  if (options.only_correct) {
+  if (options.only_correct || options.check_reconstruction) {
     std::vector<at::Tensor> found;
-    int64_t n_found = 0, checked = 0;
+    int64_t n_found = 0, checked = 0, right = 0;
     for (int64_t c0 = 0; c0 < pool && n_found < cap; c0 += kEvalBatch) {
       auto idx = order.slice(0, c0, std::min(pool, c0 + kEvalBatch));
-      auto logits = predict_logits(classifier, seed_images.index_select(0, idx), kEvalBatch, device);
-      if (logits.dim() != 2 || logits.size(1) != k)
-        throw ModelError(fmt::format("{}: the classifier returned logits of shape {}, expected [N, {}]", kStage,
-                                     c10::str(logits.sizes()), k));
-      auto ok = idx.masked_select(logits.argmax(1).eq(seed_labels.index_select(0, idx)));
-      found.push_back(ok);
-      n_found += ok.size(0);
+      auto chunk_labels = seed_labels.index_select(0, idx);
+      auto chunk_images = seed_images.index_select(0, idx);
       checked += idx.size(0);
+      if (options.only_correct) {
+        auto logits = predict_logits(classifier, chunk_images, kEvalBatch, device);
+        if (logits.dim() != 2 || logits.size(1) != k)
+          throw ModelError(fmt::format("{}: the classifier returned logits of shape {}, expected [N, {}]", kStage,
+                                       c10::str(logits.sizes()), k));
+        auto ok = logits.argmax(1).eq(chunk_labels);
+        right += ok.sum().item<int64_t>();
+        idx = idx.masked_select(ok);
+        chunk_images = chunk_images.index_select(0, ok.nonzero().view(-1));
+        chunk_labels = chunk_labels.masked_select(ok);
+      }
+      if (options.check_reconstruction && idx.size(0) > 0) {
+        DecodeOptions d;
+        d.batch_size = options.batch_size;
+        d.keep_images = false;
+        auto recon = reconstruct_and_classify(vae, &classifier, chunk_images, device, d);
+        auto ok = recon.predicted.eq(chunk_labels);
+        summary.seeds_bad_reconstruction += idx.size(0) - ok.sum().item<int64_t>();
+        idx = idx.masked_select(ok);
+      }
+      found.push_back(idx);
+      n_found += idx.size(0);
     }
     summary.seeds_checked = checked;
-    summary.seed_accuracy = static_cast<double>(n_found) / static_cast<double>(checked);
-    if (n_found == 0)
+    summary.seed_accuracy = options.only_correct ? static_cast<double>(right) / static_cast<double>(checked) : 0.0;
+    if (options.only_correct && right == 0)
       throw ModelError(fmt::format("{}: the classifier gets none of the {} seed images right, so there are no "
                                    "correctly classified seeds to search from (pass --all-seeds to seed from "
                                    "misclassified images too)",
                                    kStage, pool));
+    if (n_found == 0)
+      throw ModelError(fmt::format("{}: the classifier misreads the VAE's reconstruction of every one of the {} "
+                                   "seeds it checked, so every failure would be the generator's: train a sharper "
+                                   "VAE (`defuse train-vae` with more --latent, lower --beta or more --epochs)",
+                                   kStage, checked));
     eligible = torch::cat(found).slice(0, 0, cap);
   } else {
     summary.seeds_checked = 0;
@@ -174,23 +231,38 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
   summary.seeds = n_seeds;
   const at::Tensor labels = seed_labels.index_select(0, seeds);                                  // [S]
   const at::Tensor mu = encode_means(vae, seed_images.index_select(0, seeds), kEvalBatch);     // [S, Z]
-  const at::Tensor scale = options.noise == "gaussian" ? (options.sigma * code_spread.to(torch::kFloat32))
-                                                       : torch::Tensor();
+  // The noise scale of each radius level: one level (σ) for the fixed search; for the growing
+  // one, σ·levels[i] in turn, each for the seeds that have no kept failure yet, so that every
+  // kept failure is among the nearest of its seed (Zhao et al. 2018, the method's ancestor).
+  std::vector<double> radii{1.0};
+  if (options.search == "growing") radii = options.levels;
+  auto scale_at = [&](double radius) {
+    return options.noise == "gaussian" ? (options.sigma * radius * code_spread.to(torch::kFloat32)) : torch::Tensor();
+  };
 
   const int64_t q = options.samples;
   const int64_t keep = std::min(options.keep, q);
   const int64_t seeds_per_block = std::max<int64_t>(1, kDecodesPerBlock / q);
   std::vector<at::Tensor> kept_latent, kept_noise, kept_images, kept_seed, kept_label, kept_pred, kept_prob;
+  std::vector<at::Tensor> kept_judge_label, kept_judge_agreement, kept_judge_confidence, kept_verdict;
+  std::vector<at::Tensor> rej_images, rej_seed, rej_label, rej_pred, rej_judge;
+  int64_t rejected_kept = 0;
+  summary.judges = judged ? judges->size() : 0;
+  summary.gate = gate_names().name(gate);
 
   const auto search_start = std::chrono::steady_clock::now();
   {
     c10::InferenceMode guard;
-    for (int64_t s0 = 0; s0 < n_seeds; s0 += seeds_per_block) {
-      const int64_t s = std::min(seeds_per_block, n_seeds - s0);
+    // One block of seeds (`pos`: positions in `seeds`) at noise scale `scale`: decode, classify,
+    // read with the judges, keep up to M per seed. Returns which of the block's seeds kept one.
+    auto search_block = [&](const at::Tensor& pos, const at::Tensor& scale) -> at::Tensor {
+      const int64_t s = pos.size(0);
       const int64_t rows = s * q;
+      auto block_seeds = seeds.index_select(0, pos);                                     // [s] pool indices
+      auto block_labels = labels.index_select(0, pos);                                   // [s]
       auto noise = draw_noise(options, s, z_dim, scale, gen);                             // [s, Q, Z]
-      auto latent = (mu.slice(0, s0, s0 + s).unsqueeze(1) + noise).view({rows, z_dim});  // [sQ, Z]
-      auto row_labels = labels.slice(0, s0, s0 + s).repeat_interleave(q);                // [sQ]
+      auto latent = (mu.index_select(0, pos).unsqueeze(1) + noise).view({rows, z_dim});   // [sQ, Z]
+      auto row_labels = block_labels.repeat_interleave(q);                                // [sQ]
       auto latent_dev = latent.to(device);
       auto predicted = torch::empty({rows}, torch::kLong);
       auto probability = torch::empty({rows}, torch::kFloat32);
@@ -240,31 +312,107 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
       }
       summary.decodes += rows;
 
-      // Keep at most M failures per seed, smallest perturbation first (stable sort: ties
-      // keep draw order).
-      auto failing = predicted.view({s, q}).ne(labels.slice(0, s0, s0 + s).unsqueeze(1));  // [s, Q]
-      summary.failing_decodes += failing.sum().item<int64_t>();
-      auto key = noise.norm(2, -1).masked_fill(failing.logical_not(), std::numeric_limits<float>::infinity());
+      // The failing decodes of the block, in row order, with their images.
+      auto failing = predicted.view({s, q}).ne(block_labels.unsqueeze(1));  // [s, Q]
+      const int64_t n_failing = failing.sum().item<int64_t>();
+      summary.failing_decodes += n_failing;
+      at::Tensor all_fail_rows = fail_rows.empty() ? torch::empty({0}, torch::kLong) : torch::cat(fail_rows);
+      at::Tensor all_fail_images = fail_images.empty() ? at::Tensor() : torch::cat(fail_images);
+      auto position = torch::full({rows}, -1, torch::kLong);  // row -> index among the failing ones
+      if (n_failing > 0) position.index_put_({all_fail_rows}, torch::arange(n_failing, torch::kLong));
+
+      // The judges read every failing decode; the gate decides which may be kept.
+      auto passes = failing.clone();  // [s, Q]
+      at::Tensor verdict_rows, reading_label, reading_agreement, reading_confidence;  // per failing decode
+      if (judged && n_failing > 0) {
+        // In fp32 (autocast covers only the screening forward passes above).
+        JudgeReading reading = judges->read(all_fail_images, device);
+        reading_label = reading.label;
+        reading_agreement = reading.agreement;
+        reading_confidence = reading.confidence;
+        verdict_rows = failure_verdicts(reading, row_labels.index_select(0, all_fail_rows),
+                                        predicted.index_select(0, all_fail_rows), options.verdict);
+        summary.failing_genuine += verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine)).sum().item<int64_t>();
+        summary.failing_label_change +=
+            verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)).sum().item<int64_t>();
+        summary.failing_ambiguous += verdict_rows.eq(static_cast<int8_t>(Verdict::kAmbiguous)).sum().item<int64_t>();
+        at::Tensor ok;
+        if (gate == Gate::kGenuine) ok = verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine));
+        else if (gate == Gate::kPlausible) ok = verdict_rows.ne(static_cast<int8_t>(Verdict::kLabelChange));
+        else ok = torch::ones({n_failing}, torch::kBool);
+        auto row_ok = torch::zeros({rows}, torch::kBool);
+        row_ok.index_put_({all_fail_rows}, ok);
+        passes = passes.logical_and(row_ok.view({s, q}));
+
+        // Examples of what the gate left out: the smallest-perturbation label change of each
+        // seed, up to rejected_examples over the whole search.
+        if (gate != Gate::kNone && rejected_kept < options.rejected_examples) {
+          auto change = torch::zeros({rows}, torch::kBool);
+          change.index_put_({all_fail_rows}, verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)));
+          auto key = noise.norm(2, -1).masked_fill(change.view({s, q}).logical_not(),
+                                                   std::numeric_limits<float>::infinity());
+          auto [best, arg] = key.min(1);  // [s]
+          auto seeds_with = best.isfinite().nonzero().view(-1);
+          const int64_t take = std::min(seeds_with.size(0), options.rejected_examples - rejected_kept);
+          if (take > 0) {
+            auto rows_taken = seeds_with.slice(0, 0, take) * q + arg.index_select(0, seeds_with.slice(0, 0, take));
+            auto pos = position.index_select(0, rows_taken);
+            rej_images.push_back(all_fail_images.index_select(0, pos));
+            rej_seed.push_back(block_seeds.index_select(0, rows_taken.div(q, "floor")));
+            rej_label.push_back(row_labels.index_select(0, rows_taken));
+            rej_pred.push_back(predicted.index_select(0, rows_taken));
+            rej_judge.push_back(reading_label.index_select(0, pos));
+            rejected_kept += take;
+          }
+        }
+      }
+
+      // Keep at most M failures per seed among those that pass the gate, smallest
+      // perturbation first (stable sort: ties keep draw order).
+      auto key = noise.norm(2, -1).masked_fill(passes.logical_not(), std::numeric_limits<float>::infinity());
       auto [sorted, order] = key.sort(/*stable=*/true, /*dim=*/1, /*descending=*/false);
       auto valid = sorted.slice(1, 0, keep).isfinite();                                             // [s, M]
       auto chosen = (torch::arange(s, torch::kLong).unsqueeze(1) * q + order.slice(1, 0, keep))     // [s, M]
                         .masked_select(valid);                                                      // [f]
       if (chosen.size(0) > 0) {
         summary.seeds_with_failures += valid.any(1).sum().item<int64_t>();
-        // Where each failing row's image sits in fail_images.
-        auto all_fail_rows = torch::cat(fail_rows);
-        auto position = torch::full({rows}, -1, torch::kLong);
-        position.index_put_({all_fail_rows}, torch::arange(all_fail_rows.size(0), torch::kLong));
-        kept_images.push_back(torch::cat(fail_images).index_select(0, position.index_select(0, chosen)));
+        auto pos = position.index_select(0, chosen);
+        kept_images.push_back(all_fail_images.index_select(0, pos));
         kept_latent.push_back(latent.index_select(0, chosen));
         kept_noise.push_back(noise.view({rows, z_dim}).index_select(0, chosen));
-        kept_seed.push_back(seeds.slice(0, s0, s0 + s).index_select(0, chosen.div(q, "floor")));
+        kept_seed.push_back(block_seeds.index_select(0, chosen.div(q, "floor")));
         kept_label.push_back(row_labels.index_select(0, chosen));
         kept_pred.push_back(predicted.index_select(0, chosen));
         kept_prob.push_back(probability.index_select(0, chosen));
+        if (judged) {
+          kept_judge_label.push_back(reading_label.index_select(0, pos));
+          kept_judge_agreement.push_back(reading_agreement.index_select(0, pos));
+          kept_judge_confidence.push_back(reading_confidence.index_select(0, pos));
+          kept_verdict.push_back(verdict_rows.index_select(0, pos));
+        }
         summary.failures += chosen.size(0);
       }
-      if (options.on_progress) options.on_progress({s0 + s, n_seeds, summary.decodes, summary.failures});
+      return valid.any(1);
+    };
+
+    // Each level searches the seeds still without a kept failure, in blocks of a fixed size
+    // (noise is drawn per block, so results depend on the block size, never on --batch-size).
+    at::Tensor remaining = torch::arange(n_seeds, torch::kLong);
+    int64_t done = 0;
+    for (size_t level = 0; level < radii.size() && remaining.size(0) > 0; ++level) {
+      const at::Tensor scale = scale_at(radii[level]);
+      std::vector<at::Tensor> unfound;
+      for (int64_t b0 = 0; b0 < remaining.size(0); b0 += seeds_per_block) {
+        auto pos = remaining.slice(0, b0, std::min(remaining.size(0), b0 + seeds_per_block));
+        auto found = search_block(pos, scale);
+        unfound.push_back(pos.masked_select(found.logical_not()));
+        done += found.sum().item<int64_t>();
+        if (radii.size() == 1 || level + 1 == radii.size()) done += pos.size(0) - found.sum().item<int64_t>();
+        if (options.on_progress) options.on_progress({std::min(done, n_seeds), n_seeds, summary.decodes, summary.failures});
+      }
+      remaining = torch::cat(unfound);
+      summary.level_seeds.push_back(n_seeds - remaining.size(0) -
+                                    std::accumulate(summary.level_seeds.begin(), summary.level_seeds.end(), int64_t{0}));
     }
   }
   summary.search_seconds = since(search_start);
@@ -273,6 +421,18 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
   auto cat_or_empty = [](const std::vector<at::Tensor>& parts, at::Tensor empty) {
     return parts.empty() ? empty : torch::cat(parts).clone();
   };
+  // The growing search finds seeds level by level: put the kept failures back in seed order,
+  // then perturbation size (a stable sort of the fixed search's order is the identity).
+  if (radii.size() > 1 && !kept_seed.empty()) {
+    auto seed_of = torch::cat(kept_seed);
+    auto norm = torch::cat(kept_noise).norm(2, 1);
+    auto by_norm = std::get<1>(norm.sort(/*stable=*/true, 0, false));
+    auto by_seed = std::get<1>(seed_of.index_select(0, by_norm).sort(/*stable=*/true, 0, false));
+    auto order = by_norm.index_select(0, by_seed);
+    for (auto* parts : {&kept_latent, &kept_noise, &kept_images, &kept_seed, &kept_label, &kept_pred, &kept_prob,
+                        &kept_judge_label, &kept_judge_agreement, &kept_judge_confidence, &kept_verdict})
+      if (!parts->empty()) *parts = {torch::cat(*parts).index_select(0, order)};
+  }
   out.latent = cat_or_empty(kept_latent, torch::empty({0, z_dim}, torch::kFloat32));
   out.noise = cat_or_empty(kept_noise, torch::empty({0, z_dim}, torch::kFloat32));
   out.images = cat_or_empty(kept_images, torch::empty({0, vs.channels, vs.height, vs.width}, torch::kUInt8));
@@ -280,6 +440,25 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
   out.seed_label = cat_or_empty(kept_label, torch::empty({0}, torch::kLong));
   out.predicted = cat_or_empty(kept_pred, torch::empty({0}, torch::kLong));
   out.probability = cat_or_empty(kept_prob, torch::empty({0}, torch::kFloat32));
+  if (judged) {
+    auto& v = out.validity;
+    v.judge_label = cat_or_empty(kept_judge_label, torch::empty({0}, torch::kLong));
+    v.judge_agreement = cat_or_empty(kept_judge_agreement, torch::empty({0}, torch::kFloat32));
+    v.judge_confidence = cat_or_empty(kept_judge_confidence, torch::empty({0}, torch::kFloat32));
+    v.verdict = cat_or_empty(kept_verdict, torch::empty({0}, torch::kInt8));
+    summary.kept_genuine = v.verdict.eq(static_cast<int8_t>(Verdict::kGenuine)).sum().item<int64_t>();
+    summary.kept_label_change = v.verdict.eq(static_cast<int8_t>(Verdict::kLabelChange)).sum().item<int64_t>();
+    summary.kept_ambiguous = v.verdict.eq(static_cast<int8_t>(Verdict::kAmbiguous)).sum().item<int64_t>();
+    auto& r = out.rejected;
+    r.images = cat_or_empty(rej_images, torch::empty({0, vs.channels, vs.height, vs.width}, torch::kUInt8));
+    r.seed_index = cat_or_empty(rej_seed, torch::empty({0}, torch::kLong));
+    r.seed_label = cat_or_empty(rej_label, torch::empty({0}, torch::kLong));
+    r.predicted = cat_or_empty(rej_pred, torch::empty({0}, torch::kLong));
+    r.judge_label = cat_or_empty(rej_judge, torch::empty({0}, torch::kLong));
+  }
+  if (reference.codes.defined() && out.size() > 0)
+    measure_neighbourhood(vae, out.latent, out.images, out.seed_label, out.predicted, code_spread, reference,
+                          options.neighbours, options.realism_reference, options.seed, device, out.validity);
   auto pair_counts = torch::bincount(out.seed_label * k + out.predicted, {}, k * k).view({k, k});
   summary.pairs.assign(static_cast<size_t>(k), std::vector<int64_t>(static_cast<size_t>(k), 0));
   auto counts = pair_counts.accessor<int64_t, 2>();
@@ -287,6 +466,57 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& see
     for (int64_t j = 0; j < k; ++j) summary.pairs[i][j] = counts[i][j];
   summary.seconds = since(start);
   return out;
+}
+
+void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& images, const at::Tensor& seed_label,
+                           const at::Tensor& predicted, const at::Tensor& code_spread,
+                           const LatentReference& reference, int64_t neighbours, int64_t realism_reference,
+                           uint64_t seed, c10::Device device, FailureValidity& v) {
+  const int64_t f = codes.size(0);
+  const int64_t n = reference.codes.size(0);
+  if (f == 0 || n == 0) return;
+  auto ref = reference.codes.to(torch::kFloat32);
+  auto z = codes.to(torch::kFloat32);
+  // Nearest training codes (Euclidean in the latent space, where the VAE's prior makes every
+  // dimension comparable), in blocks so that F x N distances never sit in memory at once.
+  const int64_t kn = std::min<int64_t>(std::max<int64_t>(neighbours, 1), n);
+  const int64_t classes = std::max<int64_t>(reference.labels.max().item<int64_t>(),
+                                            std::max(seed_label.max().item<int64_t>(), predicted.max().item<int64_t>())) +
+                          1;
+  auto ref_sq = ref.pow(2).sum(1);  // [N]
+  std::vector<at::Tensor> knn_rows;
+  constexpr int64_t kBlock = 512;
+  for (int64_t b0 = 0; b0 < f; b0 += kBlock) {
+    auto zb = z.slice(0, b0, std::min(f, b0 + kBlock));
+    auto d = zb.pow(2).sum(1, true) + ref_sq.unsqueeze(0) - 2 * zb.mm(ref.t());  // [b, N]
+    knn_rows.push_back(std::get<1>(d.topk(kn, 1, /*largest=*/false, /*sorted=*/true)));
+  }
+  auto nearest = torch::cat(knn_rows);                                        // [F, kn]
+  auto nl = reference.labels.index_select(0, nearest.view(-1)).view({f, kn});  // [F, kn]
+  auto counts = torch::zeros({f, classes}, torch::kLong).scatter_add_(1, nl, torch::ones_like(nl));
+  v.knn_label = counts.argmax(1);
+  v.knn_seed_share = nl.eq(seed_label.unsqueeze(1)).to(torch::kFloat32).mean(1);
+  v.knn_predicted_share = nl.eq(predicted.unsqueeze(1)).to(torch::kFloat32).mean(1);
+
+  // Realism: the re-encoding error of the decode, against that of decoded training codes.
+  auto spread = code_spread.defined() && code_spread.numel() == z.size(1) ? code_spread.to(torch::kFloat32).clamp_min(1e-6)
+                                                                          : torch::ones({z.size(1)});
+  auto reencode_error = [&](const at::Tensor& decoded_u8, const at::Tensor& from) {
+    auto mu = encode_means(vae, decoded_u8, 500);
+    return ((mu - from) / spread).pow(2).sum(1).sqrt();
+  };
+  auto gen = at::detail::createCPUGenerator(seed + 31);
+  const int64_t r = std::min(std::max<int64_t>(realism_reference, 1), n);
+  auto pick = r < n ? torch::randperm(n, gen, torch::kLong).slice(0, 0, r) : torch::arange(n, torch::kLong);
+  auto ref_codes = ref.index_select(0, pick);
+  DecodeOptions d;
+  d.batch_size = 500;
+  auto ref_images = decode_and_classify(vae, nullptr, ref_codes, device, d).images;
+  auto ref_err = std::get<0>(reencode_error(ref_images, ref_codes).sort());          // [r], ascending
+  auto err = reencode_error(images, z);                                              // [F]
+  // Share of reference errors >= err: r - (number of reference errors < err).
+  auto below = torch::searchsorted(ref_err, err, /*out_int32=*/false, /*right=*/false);  // [F]
+  v.realism = (static_cast<double>(r) - below.to(torch::kFloat64)).div(static_cast<double>(r)).to(torch::kFloat32);
 }
 
 }  // namespace defuse

@@ -15,12 +15,20 @@
 #include <string>
 #include <vector>
 
+#include "defuse/base/choice.h"
+#include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/vae.h"
 
 namespace defuse {
 
 inline constexpr const char* kIdentifyStage = "identify";
+
+// Which failing decodes may be kept (DESIGN §3, "Validity"): genuine ones only (the judges
+// read the seed's label), plausible ones (all but label changes), or every one (the
+// reference's behaviour; the only choice without judges).
+enum class Gate { kGenuine, kPlausible, kNone };
+const ChoiceNames<Gate>& gate_names();
 
 struct IdentifyProgress {
   int64_t seeds_done = 0, seeds = 0;  // seeds searched so far, of all seeds
@@ -39,7 +47,14 @@ struct IdentifyOptions {
                                   // on MNIST most such failures are simply another digit; 0.25 keeps them
                                   // near the seed (docs/benchmarks.md, "Identify")
   double beta_a = 50, beta_b = 50;  // beta: shape parameters (the reference: 50 for MNIST and GTSRB, 75 SVHN)
+  std::string search = "fixed";   // fixed: Q draws per seed at σ; growing: Q draws per seed at σ·levels[0],
+                                  // then at the next level for the seeds without a kept failure, and so on,
+                                  // so the kept failures are the nearest ones (Zhao et al. 2018)
+  std::vector<double> levels{0.25, 0.5, 1.0};  // growing: radii as multiples of σ, increasing
   bool only_correct = true;       // seed only from images the classifier gets right (the paper's rule)
+  bool check_reconstruction = true;  // and only from seeds whose plain reconstruction (decoded μ) the
+                                     // classifier reads right too: around the others every decode fails
+                                     // because of the generator's blur, not the classifier (DESIGN §3)
   int64_t max_seeds = 2000;       // cap on seeds, drawn at random (with `seed`) from the eligible ones; 0: all
   uint64_t seed = 0;              // seeds the seed subset and the noise
   std::string device = "cpu";     // cpu or cuda[:N]
@@ -50,6 +65,14 @@ struct IdentifyOptions {
                                   // fp32. fp32 by default: the same seed then finds the same failures
                                   // on every CPU, and bf16 was not faster in the whole search here
                                   // (1,008 vs 1,747 decodes/s on MNIST, docs/benchmarks.md)
+  std::string gate = "auto";      // genuine, plausible or none (see Gate; genuine and plausible need judges);
+                                  // auto: genuine with judges, none without. genuine, because the kept
+                                  // failures are then the ones a reader gives the seed's label
+                                  // (docs/benchmarks.md, "Validity")
+  VerdictRule verdict;            // when the judges' reading counts as sure
+  int64_t neighbours = 10;        // nearest training codes whose labels each kept failure's validity shows
+  int64_t realism_reference = 2000;  // training codes whose re-encoding error scales the realism score
+  int64_t rejected_examples = 64;    // label changes the gate left out, kept as examples (one per seed)
   std::function<void(const IdentifyProgress&)> on_progress;  // called after every block of seeds
 
   void validate() const;  // throws ConfigError
@@ -58,12 +81,20 @@ struct IdentifyOptions {
 struct IdentifySummary {
   int64_t seed_pool = 0;          // images offered as seeds (the split)
   int64_t seeds_checked = 0;      // seeds whose classification was checked (only_correct; stops at the cap)
+  int64_t seeds_bad_reconstruction = 0;  // of those, skipped because the classifier misreads their reconstruction
   double seed_accuracy = 0;       // share of the checked seeds that the classifier gets right
   int64_t seeds = 0;              // seeds searched (correct ones when only_correct, capped at max_seeds)
   int64_t seeds_with_failures = 0;
+  std::vector<int64_t> level_seeds;  // seeds that kept their first failure at each radius level
   int64_t decodes = 0;            // seeds · Q
   int64_t failing_decodes = 0;    // decodes classified differently from their seed's label
   int64_t failures = 0;           // kept: at most M per seed
+  int64_t judges = 0;             // judges that read the failing decodes (0: none, validity unknown)
+  std::string gate;               // the gate applied: "genuine", "plausible" or "none"
+  int64_t failing_genuine = 0;       // failing decodes the judges read as their seed's label
+  int64_t failing_label_change = 0;  // ... read as the classifier did (the classifier is right there)
+  int64_t failing_ambiguous = 0;     // ... neither, or not sure
+  int64_t kept_genuine = 0, kept_label_change = 0, kept_ambiguous = 0;  // verdicts of the kept failures
   std::string precision;          // the precision used: "fp32" or "bf16"
   int64_t confirmed_decodes = 0;  // bf16: screened failures re-decoded and re-classified in fp32
   double seconds = 0;             // whole search, seed encoding included
@@ -73,6 +104,35 @@ struct IdentifySummary {
   double failure_rate() const { return decodes ? double(failing_decodes) / double(decodes) : 0.0; }
   double decodes_per_failure() const { return failures ? double(decodes) / double(failures) : 0.0; }
   double decodes_per_second() const { return search_seconds > 0 ? double(decodes) / search_seconds : 0.0; }
+};
+
+// What tells a genuine failure from a false alarm, for each kept failure (DESIGN §3,
+// "Validity"). Tensors on the CPU; undefined when not measured (no judges, or a failure set
+// stored before validity was).
+struct FailureValidity {
+  at::Tensor judge_label;       // int64 [F]: the judges' consensus class
+  at::Tensor judge_agreement;   // float32 [F]: share of the judges that pick it
+  at::Tensor judge_confidence;  // float32 [F]: its mean probability over the judges
+  at::Tensor verdict;           // int8 [F]: Verdict
+  at::Tensor knn_label;         // int64 [F]: most common label of the nearest training codes
+  at::Tensor knn_seed_share;    // float32 [F]: share of those neighbours with the seed's label
+  at::Tensor knn_predicted_share;  // float32 [F]: share with the classifier's prediction
+  at::Tensor realism;           // float32 [F]: share of training codes whose re-encoding error
+                                //   ||μ(decode(z)) - z|| (in units of the codes' spread) is at least the
+                                //   decode's: 1 as faithful as the most typical image, 0 worse than all
+  bool judged() const { return verdict.defined() && verdict.numel() > 0; }
+  bool has_neighbours() const { return knn_label.defined(); }
+};
+
+// Examples of failing decodes the gate left out (label changes: the judges read them as the
+// classifier did), one per seed at most, smallest perturbation first.
+struct RejectedExamples {
+  at::Tensor images;       // uint8 [R, C, H, W]
+  at::Tensor seed_index;   // int64 [R]
+  at::Tensor seed_label;   // int64 [R]
+  at::Tensor predicted;    // int64 [R]
+  at::Tensor judge_label;  // int64 [R]
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
 };
 
 // The kept failures, ordered by seed, then by perturbation size. Tensors on the CPU.
@@ -87,6 +147,8 @@ struct FailureSet {
   std::string seed_split;  // "train" or "test" (set by the caller; provenance)
   int64_t num_classes = 0;
   IdentifySummary summary;
+  FailureValidity validity;
+  RejectedExamples rejected;
 
   int64_t size() const { return latent.defined() ? latent.size(0) : 0; }
 };
@@ -104,5 +166,28 @@ std::string resolve_precision(const std::string& precision, c10::Device device);
 FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images,
                          const at::Tensor& seed_labels, const at::Tensor& code_spread,
                          const IdentifyOptions& options);
+
+// The latent codes of the training images, for the validity signals: the labels of a
+// failure's nearest training codes, and the scale of the realism score.
+struct LatentReference {
+  at::Tensor codes;   // float32 [N, Z]: the training images' latent means
+  at::Tensor labels;  // int64 [N]
+};
+
+// As above, with `judges` (may be null or empty: then the gate must be "none" and the
+// verdicts stay unknown) reading every failing decode before the gate and the M-per-seed
+// cut, and the validity signals of every kept failure measured against `reference` (no
+// neighbours or realism when its codes are undefined).
+FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, const at::Tensor& seed_images,
+                         const at::Tensor& seed_labels, const at::Tensor& code_spread,
+                         const LatentReference& reference, const IdentifyOptions& options);
+
+// The nearest-neighbour and realism signals of codes [F, Z] whose decodes are `images`
+// uint8 [F, C, H, W], with seed labels and predictions [F]: fills validity's knn_* and
+// realism. Deterministic for `seed`.
+void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& images, const at::Tensor& seed_label,
+                           const at::Tensor& predicted, const at::Tensor& code_spread,
+                           const LatentReference& reference, int64_t neighbours, int64_t realism_reference,
+                           uint64_t seed, c10::Device device, FailureValidity& validity);
 
 }  // namespace defuse

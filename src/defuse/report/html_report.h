@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "defuse/base/html.h"
+#include "defuse/report/svg_charts.h"
 
 namespace defuse {
 
@@ -47,56 +48,59 @@ struct ReportScenario {
   bool automatic = false;  // label from --auto, not a person
   double accuracy_before = -1, accuracy_after = -1;  // held-out scenario accuracy, original vs chosen; -1 = not evaluated
   std::vector<ReportImage> samples, neighbours;      // decoded samples; nearest real images
+  std::vector<ReportImage> member_images;            // decodes of its member failures
+  // Validity (DESIGN §3): "" when the scenario was not judged.
+  std::string verdict;             // "genuine", "label-change", "ambiguous"
+  std::string judges_read;         // "7 (100% of its failures)"
+  double genuine_share = -1;       // share of its failures the judges call genuine
+  double knn_seed_share = -1;      // share of its failures' nearest training codes with the seed label
+  double realism = -1;             // median realism score of its failures
+  double draw_genuine_rate = -1;   // share of draws at its own spread that are genuine failures
 };
 
-struct ReportPoint {
-  float x = 0, y = 0;
-  int32_t label = 0;  // class index
-};
-
-// A 2-D embedding (t-SNE) of latent codes, in any scale: the map keeps the aspect ratio.
-struct ReportMap {
-  std::vector<ReportPoint> train, failures;  // failures: label = the seed label
-  std::vector<ReportPoint> scenario_means;   // label = scenario's seed label; drawn big, numbered by scenario id in order
-  std::vector<int64_t> scenario_ids;         // one per mean (missing ones are numbered 1, 2, ...)
-  std::string note;  // e.g. "t-SNE of 2,000 training codes, 1,000 failure codes, 12 scenario means (perplexity 30)"
-};
-
-struct ReportModel {
-  std::string name;  // "original", "lambda=<λ>", "baseline" (any other name is drawn as a reference line)
-  double lambda = -1;  // the sweep's λ (>= 0) for "lambda=..." models; -1 otherwise
-  double test_accuracy = 0, scenario_accuracy = 0, failure_accuracy = -1;  // failure: -1 = not evaluated
-  bool chosen = false;  // the model `correct` picked
+// What the report opens with (DESIGN §3, "Validity"): how many scenarios are genuine, how
+// faithful the generator is, and what the correction did on the genuine scenarios. Negative
+// numbers: not measured.
+struct ReportFindings {
+  int64_t scenarios = -1;                               // -1: not distilled yet
+  int64_t genuine = -1, label_change = -1, ambiguous = -1;  // -1: not judged
+  std::string judges;                                   // "2 judges: cnn (99.30%), resnet (99.41%)"
+  int64_t failing_decodes = -1, failing_genuine = -1, failing_label_change = -1, failing_ambiguous = -1;
+  int64_t failures = -1;                                // kept
+  std::string gate;                                     // identify's gate
+  double test_accuracy = -1, reconstruction_accuracy = -1;  // the classifier on test images and on their reconstructions
+  int64_t seeds_checked = -1, seeds_bad_reconstruction = -1;
+  std::string labels_from;                              // who labelled the scenarios, in words
+  std::string chosen;                                   // the chosen model
+  double chosen_test_accuracy = -1;
+  double original_genuine = -1, chosen_genuine = -1;    // genuine-scenario accuracy before / after
+  double original_scenario = -1, chosen_scenario = -1;  // all labelled scenarios
 };
 
 struct ReportData {
   std::string title;         // "defuse report: runs/default"
   std::string generated_at;  // ISO time
   std::vector<std::string> class_names;
-  std::vector<ReportSection> summary;
+  std::vector<ReportSection> summary;  // settings and timings of every stage, in words (shown last)
   std::vector<ReportScenario> scenarios;  // ranked
   ReportMap map;                          // empty vectors = section says "not available"
   std::vector<ReportModel> models;  // original first ("original"), then "lambda=<λ>"..., "baseline"; empty = not evaluated
   std::string choice_rule;          // how λ was chosen
   std::optional<ReportImage> failure_grid, interpolation;
+  std::optional<ReportImage> label_change_grid;  // what identify's gate left out
+  ReportFindings findings;
   std::vector<std::string> notes;  // warnings shown at the top (e.g. "labels were automatic")
 };
 
 // The whole page as one HTML5 string (UTF-8). Sections (with these ids, linked from the
-// table of contents): summary, scenarios (one "scenario-<id>" per scenario), latent-map,
-// lambda-curves, before-after, interpolation, failure-grid.
+// table of contents), in this order: findings, scenarios (one "scenario-<id>" per scenario;
+// genuine ones first, label changes apart), before-after, lambda-curves, latent-map,
+// interpolation, failure-grid, summary (the settings and timings of every stage).
 std::string render_report(const ReportData& data);
 
-// Pieces, exposed for tests: an SVG scatter and an SVG line chart. Both are inline SVG for
-// an HTML page (no xmlns, so no URL), with a <title> and <desc>, and never contain NaN.
-std::string svg_latent_map(const ReportMap& map, const std::vector<std::string>& class_names);
-std::string svg_lambda_curves(const std::vector<ReportModel>& models);
-
-// Helpers, exposed for tests (html_escape and base64_encode come from defuse/base/html.h).
+// Helpers, exposed for tests (html_escape and base64_encode come from defuse/base/html.h;
+// the charts and class colours from svg_charts.h).
 // "data:image/png;base64,..." for raw PNG bytes.
 std::string png_data_uri(std::string_view png);
-// The categorical colour of class `index` ("#rrggbb"): 20 colours, the first 10 strongly
-// distinct (D3's category10), then their light variants; cycles beyond 20.
-std::string class_colour(int64_t index);
 
 }  // namespace defuse

@@ -117,6 +117,31 @@ function statsLine(s) {
     el('span', { class: 'stat', title }, el('b', { text: value }), ` ${label}`)));
 }
 
+// What the judges (classifiers other than the one under test) and the latent neighbourhood
+// say about the scenario: is it a bug of the classifier, or did the decodes turn into the
+// class the classifier names?
+function validityLine(s) {
+  const v = s.validity;
+  if (!v) return el('div', { class: 'validity unknown', text: 'Not checked by judges: look closely before labelling.' });
+  const verdicts = {
+    genuine: ['genuine', 'Genuine failure: the judges read these as ' + className(s.seed_label) + ', the classifier does not'],
+    'label-change': ['label-change', 'Probably not a bug: the judges read these as ' + className(v.judge_label) + ', as the classifier does'],
+    ambiguous: ['ambiguous', 'Ambiguous: the judges disagree or are unsure'],
+  };
+  const [cls, text] = verdicts[v.verdict] || ['ambiguous', v.verdict];
+  const parts = [el('b', { text })];
+  if (v.judge_label >= 0)
+    parts.push(` · ${v.judges} judge${v.judges === 1 ? '' : 's'} read ${percent(v.judge_agreement)} of its failures as ${className(v.judge_label)}`);
+  if (v.knn_label >= 0)
+    parts.push(` · nearest real images: ${percent(v.knn_seed_share)} ${className(s.seed_label)}, ${percent(v.knn_predicted_share)} ${className(s.predicted_label)}`);
+  if (v.realism >= 0) parts.push(` · realism ${percent(v.realism)}`);
+  return el('div', { class: `validity ${cls}`, title: 'The judges are classifiers other than the one under test' }, parts);
+}
+
+function judged(img) {
+  return img.judge !== undefined ? `judges: ${className(img.judge)}` : null;
+}
+
 function renderCard(s, index) {
   const n = page.state.class_names.length;
   const labelButtons = [];
@@ -137,6 +162,9 @@ function renderCard(s, index) {
       onclick: () => decide(s.id, { reject: 'unrealistic' }) }, el('kbd', { text: 'r' }), ' Reject: unrealistic'),
     el('button', { type: 'button', class: 'reject-btn', 'data-reject': 'ambiguous', title: 'No single class fits these images (key a)',
       onclick: () => decide(s.id, { reject: 'ambiguous' }) }, el('kbd', { text: 'a' }), ' Reject: ambiguous'),
+    el('button', { type: 'button', class: 'reject-btn', 'data-reject': 'not-a-bug',
+      title: 'The images are what the classifier says they are: it is right, not a bug (key b)',
+      onclick: () => decide(s.id, { reject: 'not-a-bug' }) }, el('kbd', { text: 'b' }), ' Classifier is right: not a bug'),
   ];
   const note = el('textarea', {
     class: 'note', rows: 1, maxlength: page.state.limits.note, placeholder: 'Note (optional): saved with your decision',
@@ -154,13 +182,17 @@ function renderCard(s, index) {
     el('div', { class: 'title' },
       el('h2', {}, el('span', { class: 'seed', text: className(s.seed_label) }), el('span', { class: 'arrow', text: ' → ' }),
         el('span', { class: 'pred', text: className(s.predicted_label) })),
-      statsLine(s)),
+      statsLine(s), validityLine(s)),
     resolution),
   el('div', { class: 'card-body' },
+    (s.members_shown || []).length ? el('section', { class: 'members' },
+      el('h3', {}, 'Its failures ', el('small', { text: "classifier's prediction under each" })),
+      el('div', { class: 'grid' }, s.members_shown.map((img) => imageFigure(img, className(img.predicted),
+        `seed: ${className(img.label)} · classifier: ${className(img.predicted)}`, judged(img))))) : null,
     el('section', { class: 'samples' },
-      el('h3', {}, 'Decoded samples ', el('small', { text: "classifier's prediction under each" })),
+      el('h3', {}, 'Draws at its own spread ', el('small', { text: "classifier's prediction under each" })),
       el('div', { class: 'grid' }, s.samples.map((img) => imageFigure(img, className(img.predicted),
-        `classifier: ${className(img.predicted)}`)))),
+        `classifier: ${className(img.predicted)}`, judged(img))))),
     s.neighbours.length ? el('section', { class: 'neighbours' },
       el('h3', {}, 'Nearest real training images ', el('small', { text: 'true label' })),
       el('div', { class: 'grid' }, s.neighbours.map((img) => {
@@ -361,6 +393,8 @@ function onKey(event) {
     decide(s.id, { reject: 'unrealistic' });
   } else if (key === 'a' || key === 'A') {
     decide(s.id, { reject: 'ambiguous' });
+  } else if (key === 'b' || key === 'B') {
+    decide(s.id, { reject: 'not-a-bug' });
   } else if (key === 'ArrowDown' || key === 'ArrowRight' || key === 'j') {
     setActive(page.active + 1);
   } else if (key === 'ArrowUp' || key === 'ArrowLeft' || key === 'k') {
