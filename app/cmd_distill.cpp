@@ -50,22 +50,6 @@ std::string scenario_table(const ScenarioSet& set) {
   return out;
 }
 
-json validity_json(const ScenarioValidity& v) {
-  if (!v.known() && v.knn_label < 0) return nullptr;
-  return {{"verdict", v.known() ? json(v.verdict) : json(nullptr)},
-          {"judges", v.judges},
-          {"genuine_share", v.genuine_share},
-          {"label_change_share", v.label_change_share},
-          {"ambiguous_share", v.ambiguous_share},
-          {"judge_label", v.judge_label},
-          {"judge_agreement", v.judge_agreement},
-          {"knn_label", v.knn_label},
-          {"knn_seed_share", v.knn_seed_share},
-          {"knn_predicted_share", v.knn_predicted_share},
-          {"realism", v.realism},
-          {"draw_genuine_rate", v.draw_genuine_rate}};
-}
-
 const Registrar registrar(
     "distill", "Cluster the identified failures (DP-GMM) into ranked failure scenarios with thumbnails",
     [](CLI::App& app, Context& ctx) -> Action {

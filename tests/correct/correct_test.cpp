@@ -330,13 +330,7 @@ TEST(ScoreModel, GenuineScenarioAccuracyCountsOnlyTheGenuineScenariosDraws) {
   test::TempDir tmp;
   // A classifier that always answers 1: right on scenario 0's draws (label 1), wrong on
   // scenario 1's (label 0).
-  torch::jit::Module module("One");
-  module.register_buffer("logits", torch::tensor({{0.0f, 5.0f}}));
-  module.define(R"(
-    def forward(self, x):
-        return self.logits.expand(x.size(0), self.logits.size(1))
-  )");
-  module.save((tmp.path() / "one.pt").string());
+  test::write_torchscript_constant(tmp.path() / "one.pt", {0.0f, 5.0f});
   auto model = load_classifier(tmp.path() / "one.pt", torch::kCPU);
   LabelledImages held_out;
   held_out.images = torch::zeros({6, 1, 4, 4}, torch::kUInt8);
@@ -358,13 +352,7 @@ TEST(ScoreModel, GenuineScenarioAccuracyCountsOnlyTheGenuineScenariosDraws) {
 
 TEST(ConfirmedDraws, KeepOnlyTheDrawsWhoseLabelTheJudgesConfirm) {
   test::TempDir tmp;
-  torch::jit::Module module("One");
-  module.register_buffer("logits", torch::tensor({{0.0f, 5.0f}}));
-  module.define(R"(
-    def forward(self, x):
-        return self.logits.expand(x.size(0), self.logits.size(1))
-  )");
-  module.save((tmp.path() / "one.pt").string());
+  test::write_torchscript_constant(tmp.path() / "one.pt", {0.0f, 5.0f});
   JudgePanel panel;
   panel.add(load_classifier(tmp.path() / "one.pt", torch::kCPU), {"judge-1", "one.pt", "torchscript"});
   LabelledImages draws;

@@ -12,6 +12,7 @@
 #include "defuse/model/classifier.h"
 #include "defuse/model/vae.h"
 #include "support/test_support.h"
+#include "support/torch_support.h"
 
 namespace defuse {
 namespace {
@@ -183,13 +184,7 @@ TEST(Distill, VerdictsOfTheMembersMakeTheScenariosVerdictAndRankGenuineFirst) {
   v.realism = torch::full({100}, 0.5f);
   test::TempDir tmp;
   // A judge that reads every image as class 0.
-  torch::jit::Module judge("Zero");
-  judge.register_buffer("logits", torch::tensor({{5.0f, 0.0f, 0.0f, 0.0f}}));
-  judge.define(R"(
-    def forward(self, x):
-        return self.logits.expand(x.size(0), self.logits.size(1))
-  )");
-  judge.save((tmp.path() / "zero.pt").string());
+  test::write_torchscript_constant(tmp.path() / "zero.pt", {5.0f, 0.0f, 0.0f, 0.0f});
   JudgePanel panel;
   panel.add(load_classifier(tmp.path() / "zero.pt", torch::kCPU), {"judge-1", "zero.pt", "torchscript"});
   auto r = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels,

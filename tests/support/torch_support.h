@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 namespace defuse {
 class Vae;
@@ -14,6 +15,10 @@ namespace defuse::test {
 // Writes a TorchScript module (flatten + linear layer, `in_features` -> `classes`) built in
 // C++ with torch::jit, as a user's exported classifier would be.
 void write_torchscript_linear(const std::filesystem::path& path, int64_t in_features, int64_t classes);
+
+// Writes a TorchScript classifier that returns the same `logits` for every image (a judge
+// or classifier whose answer a test knows).
+void write_torchscript_constant(const std::filesystem::path& path, const std::vector<float>& logits);
 
 // An untrained VAE for 1-channel side x side images (initialised from the global torch seed):
 // small enough for unit tests of the stages that decode.

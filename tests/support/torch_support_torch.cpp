@@ -19,6 +19,16 @@ void write_torchscript_linear(const std::filesystem::path& path, int64_t in_feat
   module.save(path.string());
 }
 
+void write_torchscript_constant(const std::filesystem::path& path, const std::vector<float>& logits) {
+  torch::jit::Module module("Constant");
+  module.register_buffer("logits", torch::tensor(logits).view({1, -1}));
+  module.define(R"(
+    def forward(self, x):
+        return self.logits.expand(x.size(0), self.logits.size(1))
+  )");
+  module.save(path.string());
+}
+
 std::unique_ptr<Vae> make_tiny_vae(int64_t side, int64_t latent, int64_t filters) {
   VaeSpec spec;
   spec.channels = 1;

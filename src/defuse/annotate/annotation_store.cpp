@@ -507,20 +507,8 @@ void upgrade_annotations(Database& db) {
 void ensure_annotation_tables(Database& db) {
   ensure_scenario_tables(db);
   upgrade_annotations(db);
+  db.exec(std::string("CREATE TABLE IF NOT EXISTS annotations (") + kAnnotationsTable + ");");
   db.exec(R"sql(
-    CREATE TABLE IF NOT EXISTS annotations (
-      id INTEGER PRIMARY KEY,
-      distill_run_id INTEGER NOT NULL,
-      scenario_id INTEGER NOT NULL,
-      annotator TEXT NOT NULL CHECK (length(annotator) > 0),
-      label INTEGER,
-      reject TEXT CHECK (reject IN ('unrealistic', 'ambiguous', 'not-a-bug')),
-      note TEXT NOT NULL DEFAULT '',
-      automatic INTEGER NOT NULL DEFAULT 0 CHECK (automatic IN (0, 1)),
-      created_at TEXT NOT NULL,
-      CHECK ((label IS NULL) <> (reject IS NULL)),
-      FOREIGN KEY (distill_run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
-    );
     -- Each annotator's current vote per scenario (rule 1), kept by a trigger on every insert
     -- so that reading the votes costs O(voters), not O(history): the page reads them after
     -- every write.

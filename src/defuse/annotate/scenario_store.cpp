@@ -84,6 +84,19 @@ bool is_normalised_relative_path(std::string_view path) {
   return true;
 }
 
+constexpr const char* kScenarioImagesTable = R"sql(
+      run_id INTEGER NOT NULL,
+      scenario_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('sample', 'member', 'neighbour')),
+      idx INTEGER NOT NULL,
+      path TEXT NOT NULL,
+      predicted INTEGER NOT NULL,
+      label INTEGER NOT NULL,
+      judge INTEGER NOT NULL DEFAULT -1,
+      PRIMARY KEY (run_id, scenario_id, kind, idx),
+      FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
+)sql";
+
 // Workspaces written before member thumbnails and judge readings have a scenario_images
 // table whose CHECK allows only 'sample' and 'neighbour' and that has no judge column.
 // SQLite cannot alter a CHECK: rebuild the table with its rows (the standard procedure), in
@@ -98,19 +111,8 @@ void upgrade_scenario_images(Database& db) {
   if (sql.find("'member'") != std::string::npos) return;
   db.transaction([&] {
     db.exec("ALTER TABLE scenario_images RENAME TO scenario_images_old");
+    db.exec(std::string("CREATE TABLE scenario_images (") + kScenarioImagesTable + ");");
     db.exec(R"sql(
-      CREATE TABLE scenario_images (
-        run_id INTEGER NOT NULL,
-        scenario_id INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('sample', 'member', 'neighbour')),
-        idx INTEGER NOT NULL,
-        path TEXT NOT NULL,
-        predicted INTEGER NOT NULL,
-        label INTEGER NOT NULL,
-        judge INTEGER NOT NULL DEFAULT -1,
-        PRIMARY KEY (run_id, scenario_id, kind, idx),
-        FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
-      );
       INSERT INTO scenario_images (run_id, scenario_id, kind, idx, path, predicted, label)
         SELECT run_id, scenario_id, kind, idx, path, predicted, label FROM scenario_images_old;
       DROP TABLE scenario_images_old;
@@ -120,6 +122,7 @@ void upgrade_scenario_images(Database& db) {
 
 void ensure_scenario_tables(Database& db) {
   upgrade_scenario_images(db);
+  db.exec(std::string("CREATE TABLE IF NOT EXISTS scenario_images (") + kScenarioImagesTable + ");");
   db.exec(R"sql(
     CREATE TABLE IF NOT EXISTS scenario_sets (
       run_id INTEGER PRIMARY KEY REFERENCES stage_runs (id) ON DELETE CASCADE,
@@ -142,18 +145,6 @@ void ensure_scenario_tables(Database& db) {
       mean BLOB NOT NULL,
       covariance BLOB NOT NULL,
       PRIMARY KEY (run_id, id)
-    );
-    CREATE TABLE IF NOT EXISTS scenario_images (
-      run_id INTEGER NOT NULL,
-      scenario_id INTEGER NOT NULL,
-      kind TEXT NOT NULL CHECK (kind IN ('sample', 'member', 'neighbour')),
-      idx INTEGER NOT NULL,
-      path TEXT NOT NULL,
-      predicted INTEGER NOT NULL,
-      label INTEGER NOT NULL,
-      judge INTEGER NOT NULL DEFAULT -1,
-      PRIMARY KEY (run_id, scenario_id, kind, idx),
-      FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
     );
     CREATE TABLE IF NOT EXISTS scenario_validity (
       run_id INTEGER NOT NULL,
@@ -181,6 +172,22 @@ void ensure_scenario_tables(Database& db) {
       FOREIGN KEY (run_id, scenario_id) REFERENCES scenarios (run_id, id) ON DELETE CASCADE
     );
   )sql");
+}
+
+nlohmann::json validity_json(const ScenarioValidity& v) {
+  if (!v.known() && v.knn_label < 0) return nullptr;
+  return {{"verdict", v.known() ? json(v.verdict) : json(nullptr)},
+          {"judges", v.judges},
+          {"genuine_share", v.genuine_share},
+          {"label_change_share", v.label_change_share},
+          {"ambiguous_share", v.ambiguous_share},
+          {"judge_label", v.judge_label},
+          {"judge_agreement", v.judge_agreement},
+          {"knn_label", v.knn_label},
+          {"knn_seed_share", v.knn_seed_share},
+          {"knn_predicted_share", v.knn_predicted_share},
+          {"realism", v.realism},
+          {"draw_genuine_rate", v.draw_genuine_rate}};
 }
 
 void validate_scenarios(const ScenarioSet& set) {

@@ -33,6 +33,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace defuse {
 
 class Database;
@@ -100,6 +102,10 @@ struct ScenarioSet {
   const Scenario* find(int64_t id) const;
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
 };
+
+// A scenario's validity as JSON (the page's API, distill's metrics): null when neither the
+// judges nor the neighbourhood were measured; -1 for what was not.
+nlohmann::json validity_json(const ScenarioValidity& validity);
 
 // Whether `path` is a normalised relative path: not empty, no leading '/', no '\\', no
 // control characters, and no empty, "." or ".." segment. (Used for thumbnail paths here and

@@ -126,23 +126,6 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
   send_json(res, status, {{"error", message}});
 }
 
-// A scenario's validity for the page (null when nobody judged it).
-json validity_json(const ScenarioValidity& v) {
-  if (!v.known()) return nullptr;
-  return {{"verdict", v.verdict},
-          {"judges", v.judges},
-          {"genuine_share", v.genuine_share},
-          {"label_change_share", v.label_change_share},
-          {"ambiguous_share", v.ambiguous_share},
-          {"judge_label", v.judge_label},
-          {"judge_agreement", v.judge_agreement},
-          {"knn_label", v.knn_label},
-          {"knn_seed_share", v.knn_seed_share},
-          {"knn_predicted_share", v.knn_predicted_share},
-          {"realism", v.realism},
-          {"draw_genuine_rate", v.draw_genuine_rate}};
-}
-
 json scenario_json(const Scenario& s, const ScenarioSet& set) {
   const std::string prefix = std::string(kScenarioImageDir) + "/";
   auto images = [&](const std::vector<ScenarioImage>& list) {

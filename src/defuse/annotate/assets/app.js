@@ -122,7 +122,7 @@ function statsLine(s) {
 // class the classifier names?
 function validityLine(s) {
   const v = s.validity;
-  if (!v) return el('div', { class: 'validity unknown', text: 'Not checked by judges: look closely before labelling.' });
+  if (!v || !v.verdict) return el('div', { class: 'validity unknown', text: 'Not checked by judges: look closely before labelling.' });
   const verdicts = {
     genuine: ['genuine', 'Genuine failure: the judges read these as ' + className(s.seed_label) + ', the classifier does not'],
     'label-change': ['label-change', 'Probably not a bug: the judges read these as ' + className(v.judge_label) + ', as the classifier does'],
