@@ -1,6 +1,7 @@
 #include "figures.h"
 
 #include "defuse/model/classifier.h"
+#include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
 #include "defuse/model/vae.h"
 #include "defuse/report/grid.h"
@@ -9,17 +10,15 @@ namespace defuse::cli {
 
 InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const at::Tensor& ends, int64_t label_from,
                                        int64_t label_to, int64_t steps, c10::Device device) {
-  at::Tensor decoded, predicted, probability;
-  {
-    torch::NoGradGuard no_grad;
-    auto mu = encode_means(vae, ends, 2);                                         // [2, Z]
-    auto t = torch::linspace(0.0, 1.0, steps, torch::kFloat32).unsqueeze(1);      // [S, 1]
-    auto z = (mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t).to(device);  // [S, Z]
-    vae.set_training(false);
-    decoded = quantize_images(vae.decode(z)).to(torch::kCPU).contiguous();  // [S, C, H, W]
-    auto logits = predict_logits(classifier, decoded, 256, device);
-    std::tie(probability, predicted) = torch::softmax(logits, 1).max(1);
-  }
+  auto mu = encode_means(vae, ends, 2);                                // [2, Z]
+  auto t = torch::linspace(0.0, 1.0, steps, torch::kFloat32).unsqueeze(1);  // [S, 1]
+  auto z = mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t;          // [S, Z]
+  DecodeOptions d;
+  d.keep_probabilities = true;
+  Decoded out_codes = decode_and_classify(vae, &classifier, z, device, d);
+  const at::Tensor& decoded = out_codes.images;  // [S, C, H, W]
+  at::Tensor probability, predicted;
+  std::tie(probability, predicted) = out_codes.probability.max(1);
   InterpolationStrip out;
   out.predictions = nlohmann::json::array();
   std::vector<GridTile> tiles;

@@ -13,6 +13,7 @@
 #include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/device.h"
+#include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
 #include "defuse/model/vae.h"
 
@@ -123,22 +124,14 @@ LabelledImages sample_scenarios(Vae& vae, const std::vector<LabelledScenario>& s
     if (z != vae.spec().latent)
       throw StateError(fmt::format("{}: scenario {} lives in a {}-dimensional latent space but the VAE's has {}: run "
                                    "distill again with this VAE", kStage, s.id, z, vae.spec().latent));
-    // Float64 Cholesky of τ·cov (+ a jitter that only matters for singular covariances).
-    auto cov = s.covariance.to(torch::kFloat64) * tau + torch::eye(z, torch::kFloat64) * 1e-12;
-    auto chol = torch::linalg_cholesky(cov);
-    auto eps = torch::randn({per_scenario, z}, gen, torch::kFloat64);
-    codes.push_back((s.mean.to(torch::kFloat64).unsqueeze(0) + eps.mm(chol.t())).to(torch::kFloat32));
+    codes.push_back(scenario_codes(s.mean, s.covariance, tau, per_scenario, gen));
     labels.push_back(torch::full({per_scenario}, s.label, torch::kLong));
     index.push_back(torch::full({per_scenario}, static_cast<int64_t>(i), torch::kLong));
   }
   LabelledImages out;
-  auto all = torch::cat(codes);
-  std::vector<at::Tensor> images;
-  for (int64_t r0 = 0; r0 < all.size(0); r0 += batch_size) {
-    auto batch = all.slice(0, r0, std::min(all.size(0), r0 + batch_size)).to(device);
-    images.push_back(quantize_images(vae.decode(batch)).to(torch::kCPU).contiguous());
-  }
-  out.images = torch::cat(images);
+  DecodeOptions d;
+  d.batch_size = batch_size;
+  out.images = decode_and_classify(vae, nullptr, torch::cat(codes), device, d).images;
   out.labels = torch::cat(labels);
   out.scenario = torch::cat(index);
   return out;

@@ -69,14 +69,6 @@ std::pair<int64_t, double> mode_and_share(const at::Tensor& values) {
   return {best, counts[best].item<double>() / static_cast<double>(values.numel())};
 }
 
-// N(mean, τ·cov) draws: [n, Z] float32. Float64 Cholesky with a jitter that only matters for
-// singular covariances.
-at::Tensor gaussian_draws(const at::Tensor& mean, const at::Tensor& cov64, double tau, int64_t n, at::Generator& gen) {
-  const int64_t z = mean.size(0);
-  auto chol = torch::linalg_cholesky(cov64 * tau + torch::eye(z, torch::kFloat64) * 1e-12);
-  auto eps = torch::randn({n, z}, gen, torch::kFloat64);
-  return (mean.to(torch::kFloat64) + eps.matmul(chol.t())).to(torch::kFloat32);
-}
 
 }  // namespace
 
@@ -217,11 +209,11 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
     // 3. Fresh samples from N(mean, τ·cov): decode, classify.
     DecodeOptions d;
     d.batch_size = options.batch_size;
-    auto tau_draws = decode_and_classify(vae, &classifier, gaussian_draws(s.mean, cov, options.tau, options.samples, gen),
+    auto tau_draws = decode_and_classify(vae, &classifier, scenario_codes(s.mean, cov, options.tau, options.samples, gen),
                                          device, d);
     s.failure_rate = tau_draws.predicted.ne(s.seed_label).to(torch::kFloat64).mean().item<double>();
     // Draws at the scenario's own spread (show_tau): what annotators see, read by the judges.
-    auto own = decode_and_classify(vae, &classifier, gaussian_draws(s.mean, cov, options.show_tau, options.samples, gen),
+    auto own = decode_and_classify(vae, &classifier, scenario_codes(s.mean, cov, options.show_tau, options.samples, gen),
                                    device, d);
     const int64_t shown = std::min(options.shown, options.samples);
     s.sample_images = own.images.slice(0, 0, shown).contiguous();

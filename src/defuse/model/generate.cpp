@@ -10,6 +10,13 @@
 
 namespace defuse {
 
+at::Tensor scenario_codes(const at::Tensor& mean, const at::Tensor& cov, double tau, int64_t n, at::Generator& gen) {
+  const int64_t z = mean.size(0);
+  auto chol = torch::linalg_cholesky(cov.to(torch::kFloat64) * tau + torch::eye(z, torch::kFloat64) * 1e-12);
+  auto eps = torch::randn({n, z}, gen, torch::kFloat64);
+  return (mean.to(torch::kFloat64).unsqueeze(0) + eps.mm(chol.t())).to(torch::kFloat32);
+}
+
 Decoded decode_and_classify(Vae& vae, Classifier* classifier, const at::Tensor& codes, c10::Device device,
                             const DecodeOptions& options) {
   const int64_t n = codes.size(0);

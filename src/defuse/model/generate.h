@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/Generator.h>
 #include <c10/core/Device.h>
 
 #include <cstdint>
@@ -25,6 +26,12 @@ struct DecodeOptions {
   bool keep_images = true;            // return the decoded uint8 images
   bool keep_probabilities = false;    // return the classifier's softmax
 };
+
+// `n` codes [n, Z] float32 drawn from N(mean, τ·cov) — a failure scenario's Gaussian
+// (DESIGN §3, "Distillation"), the one sampler distill, correct and evaluate share. `mean` [Z]
+// and `cov` [Z, Z] of any float type; the Cholesky factor is taken in float64, with a jitter
+// that only matters for singular covariances. Deterministic for the generator's state.
+at::Tensor scenario_codes(const at::Tensor& mean, const at::Tensor& cov, double tau, int64_t n, at::Generator& gen);
 
 // Decodes `codes` [N, Z] (float32, any device) with `vae`, rounds to uint8, classifies with
 // `classifier` (if not null), in eval mode, without gradients, in batches on `device`.
