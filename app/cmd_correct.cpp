@@ -27,6 +27,7 @@ json options_json(const CorrectOptions& o) {
           {"lr", o.lr},
           {"momentum", o.momentum},
           {"weight_decay", o.weight_decay},
+          {"freeze_batch_norm", o.freeze_batch_norm},
           {"samples_per_scenario", o.samples_per_scenario},
           {"tau", o.tau},
           {"seed", o.seed}};
@@ -59,6 +60,9 @@ const Registrar registrar(
       app.add_option("--lr", o->lr, "Learning rate")->capture_default_str();
       app.add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
       app.add_option("--weight-decay", o->weight_decay, "L2 weight decay")->capture_default_str();
+      app.add_flag("--freeze-batch-norm,!--train-batch-norm", o->freeze_batch_norm,
+                   "Keep batch norm's running statistics as trained (the decoded scenario images would shift them)")
+          ->capture_default_str();
       app.add_option("--samples-per-scenario", o->samples_per_scenario,
                      "Training samples drawn from each labelled scenario's Gaussian")
           ->capture_default_str();

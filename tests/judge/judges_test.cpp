@@ -42,7 +42,8 @@ TEST(Verdicts, GenuineWhenTheJudgesReadTheSeedLabelLabelChangeWhenTheyReadThePre
   // Seeds are 3, the classifier said 5 every time.
   auto r = reading({3, 5, 3, 3, 7, 5}, {1, 1, 0.5, 1, 1, 1}, {0.9f, 0.95f, 0.9f, 0.3f, 0.9f, 0.4f});
   auto seed = torch::full({6}, 3, torch::kLong), pred = torch::full({6}, 5, torch::kLong);
-  VerdictRule rule;  // unanimous, mean probability >= 0.5
+  VerdictRule rule;
+  rule.min_confidence = 0.5;  // unanimous, mean probability >= 0.5
   auto v = failure_verdicts(r, seed, pred, rule);
   auto g = static_cast<int8_t>(Verdict::kGenuine), c = static_cast<int8_t>(Verdict::kLabelChange),
        a = static_cast<int8_t>(Verdict::kAmbiguous);

@@ -292,6 +292,7 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
     auto model = original.clone();
     model->to(device);
     model->set_training(true);
+    if (options.freeze_batch_norm) model->freeze_batch_norm();
     auto optimizer = make_optimizer(options, model->parameters());
     double loss_sum = 0, train_sum = 0, extra_sum = 0;
     int64_t step = 0;

@@ -123,6 +123,8 @@ struct CorrectOptions {
   double lr = 1e-3;                 // learning rate (the reference's SGD 0.001)
   double momentum = 0.9;            // SGD momentum (the reference's)
   double weight_decay = 0;          // L2 weight decay
+  bool freeze_batch_norm = true;    // keep batch norm's running statistics as trained: the decoded scenario
+                                    // images in every batch would shift them (docs/benchmarks.md, "Correction")
   int64_t samples_per_scenario = 512;  // scenario samples drawn for training, per labelled scenario
   double tau = 0.01;                // scenario samples come from N(mean, τ·cov) (distill's τ)
   uint64_t seed = 0;                // scenario samples, batch order, dropout

@@ -27,7 +27,9 @@ inline const ChoiceNames<Verdict>& verdict_names() {
 // independent reader (docs/benchmarks.md, "Validity").
 struct VerdictRule {
   double min_agreement = 1.0;   // share of the judges that must pick the consensus class (1: all of them)
-  double min_confidence = 0.5;  // the consensus class's mean probability over the judges
+  double min_confidence = 0.9;  // the consensus class's mean probability over the judges: at 0.9 the
+                                // independent reader confirms 84% of MNIST's "genuine" failures
+                                // confidently (97% by its argmax), at 0.5 only 52%
 
   void validate(const std::string& stage) const {
     check_option(min_agreement > 0 && min_agreement <= 1, stage, "--judge-agreement must be in (0, 1]");

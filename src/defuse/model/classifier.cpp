@@ -236,6 +236,10 @@ class ZooClassifier : public Classifier {
   at::Tensor forward(const at::Tensor& images) override { return net_->forward(images); }
   std::vector<at::Tensor> parameters() override { return net_->parameters(); }
   void set_training(bool training) override { net_->train(training); }
+  void freeze_batch_norm() override {
+    for (const auto& m : net_->modules(/*include_self=*/false))
+      if (auto* bn = dynamic_cast<nn::BatchNorm2dImpl*>(m.get())) bn->eval();
+  }
   void to(c10::Device device) override {
     net_->to(device);
     device_ = device;
@@ -296,6 +300,14 @@ class ScriptedClassifier : public Classifier {
     return out;
   }
   void set_training(bool training) override { module_.train(training); }
+  void freeze_batch_norm() override {
+    // TorchScript keeps no C++ types: recognise batch norm by its qualified type name
+    // (torch.nn.modules.batchnorm.BatchNorm1d/2d/3d, SyncBatchNorm).
+    for (auto m : module_.modules()) {  // Module is a handle: the copy refers to the same module
+      const auto type = m.type()->name();
+      if (type && type->qualifiedName().find("BatchNorm") != std::string::npos) m.train(false);
+    }
+  }
   void to(c10::Device device) override { module_.to(device); }
   void save(const std::filesystem::path& path) override { module_.save(path.string()); }
   std::unique_ptr<Classifier> clone() const override {

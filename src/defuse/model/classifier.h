@@ -31,6 +31,10 @@ class Classifier {
   virtual at::Tensor forward(const at::Tensor& images) = 0;
   virtual std::vector<at::Tensor> parameters() = 0;
   virtual void set_training(bool training) = 0;
+  // Puts every batch-norm layer in eval mode (running statistics used and left unchanged),
+  // the rest as it is: fine-tuning on a mix of real and decoded images would otherwise shift
+  // the statistics the model was trained with.
+  virtual void freeze_batch_norm() = 0;
   virtual void to(c10::Device device) = 0;
   // Writes the checkpoint to `path` (callers make it atomic with write_atomic_via).
   virtual void save(const std::filesystem::path& path) = 0;
