@@ -37,22 +37,8 @@
 #include <utility>
 
 #include "defuse/base/error.h"
+#include "defuse/base/simd.h"
 #include "defuse/distill/dpgmm_engine.h"
-
-// Hot loops are compiled for AVX-512 and AVX2 as well as the baseline, picked at load time
-// (the build targets generic x86-64; GEMM is OpenBLAS's, dispatched by OpenBLAS itself).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DEFUSE_CLONES
-#endif
-// The kernels below are written once and inlined into each clone, so that every clone
-// compiles them for its own instruction set.
-#if defined(__GNUC__)
-#define DEFUSE_KERNEL inline __attribute__((always_inline))
-#else
-#define DEFUSE_KERNEL inline
-#endif
 
 namespace defuse {
 namespace {

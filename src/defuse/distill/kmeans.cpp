@@ -10,6 +10,7 @@
 #include <random>
 
 #include "defuse/base/error.h"
+#include "defuse/base/simd.h"
 
 namespace defuse {
 namespace {
@@ -23,12 +24,6 @@ int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, om
 // A uniform double in [0, 1) from 53 random bits (independent of the standard library's
 // distributions, whose output is implementation-defined).
 double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DEFUSE_CLONES
-#endif
 
 // Index of the smallest of v[c] + offset[c] over c < k (the first on ties), and that value:
 // vectorised minima of 16-wide chunks, then a scan of the first chunk holding the minimum.

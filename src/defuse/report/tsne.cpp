@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "defuse/base/error.h"
+#include "defuse/base/simd.h"
 #include "defuse/distill/kmeans.h"
 
 namespace defuse {
@@ -27,12 +28,6 @@ constexpr double kFloat32Tiny = static_cast<double>(std::numeric_limits<float>::
 constexpr int kSearchSteps = 100;
 constexpr double kInitScale = 1e-4;  // std of the initial embedding (scikit-learn, issue #18018)
 constexpr int64_t kExactLimit = 20000;  // N² doubles: 3 GiB at 20k points
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DEFUSE_CLONES
-#endif
 
 int thread_count(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
 
