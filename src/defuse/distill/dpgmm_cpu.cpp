@@ -24,7 +24,6 @@
 // Every sum is taken in a fixed order (blocks, rows, chunks), so the result does not depend
 // on the thread count or on scheduling.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -38,6 +37,7 @@
 
 #include "defuse/base/error.h"
 #include "defuse/base/simd.h"
+#include "defuse/base/threads.h"
 #include "defuse/distill/dpgmm_engine.h"
 
 namespace defuse {
@@ -49,15 +49,6 @@ constexpr int64_t kBoundRows = 256;  // points per product of the bound screen (
 constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one thread is used
 constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
-
-int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
-
-// Called first in every parallel region that calls BLAS: the products there are per block
-// and must run on the calling thread. OpenBLAS's OpenMP build runs single-threaded inside
-// an active parallel region, but a team of one is not active, and it would then start
-// omp_get_max_threads() threads of its own for every small product (ruinous when the
-// machine is busy). Setting this task's nthreads ICV makes it use one.
-inline void blas_on_this_thread() { omp_set_num_threads(1); }
 
 // e^x for x ≤ 0, written so that the compiler vectorises it (glibc's exp is scalar): Cody–
 // Waite reduction x = n·ln2 + r, |r| ≤ ½ln2, a degree-12 Taylor polynomial for e^r (error

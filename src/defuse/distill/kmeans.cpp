@@ -1,7 +1,6 @@
 #include "defuse/distill/kmeans.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 
 #include "defuse/base/error.h"
 #include "defuse/base/simd.h"
+#include "defuse/base/threads.h"
 
 namespace defuse {
 namespace {
@@ -18,8 +18,6 @@ namespace {
 constexpr int64_t kAssignRows = 512;   // points per assignment block (one GEMM each)
 constexpr int64_t kChunkRows = 8192;   // points per partial sum of the centre update
 constexpr int64_t kSeedChunkRows = 4096;  // k-means++: points per chunk of a candidate's potential (at least)
-
-int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
 
 // A uniform double in [0, 1) from 53 random bits (independent of the standard library's
 // distributions, whose output is implementation-defined).
@@ -110,8 +108,7 @@ double assign(const float* x, int64_t n, int64_t d, const double* weight, const 
   std::vector<double> partial(blocks);
 #pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads)))
   {
-    // BLAS on this thread only (see blas_on_this_thread in dpgmm_cpu.cpp).
-    omp_set_num_threads(1);
+    blas_on_this_thread();
     std::vector<float> dots(kAssignRows * k);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -188,7 +185,7 @@ class HamerlyAssigner {
     const int64_t blocks = (count + kAssignRows - 1) / kAssignRows;
 #pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads_)))
     {
-      omp_set_num_threads(1);  // BLAS on this thread only (see dpgmm_cpu.cpp)
+      blas_on_this_thread();
       std::vector<float> rows(kAssignRows * d), dots(kAssignRows * k);
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < blocks; ++b) {
@@ -337,7 +334,7 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
     }
 #pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads)))
     for (int64_t c = 0; c < chunks; ++c) {
-      omp_set_num_threads(1);  // BLAS on this thread only
+      blas_on_this_thread();
       const int64_t r0 = m * c / chunks, r1 = m * (c + 1) / chunks;
       gemm_nt(r1 - r0, trials, d, -2.0, xs.data() + r0 * d, centres.data(), 0.0, dots.data() + r0 * trials);
       for (int t = 0; t < trials; ++t) {
