@@ -9,8 +9,6 @@
 // stored "covariance" is C_k = W_k⁻¹/ν_k = E[Λ_k]⁻¹ and its Cholesky-based precision factor.
 #include "defuse/distill/dpgmm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -22,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "defuse/base/error.h"
+#include "defuse/base/timing.h"
 #include "defuse/distill/dpgmm_engine.h"
 #include "defuse/distill/kmeans.h"
 
@@ -53,7 +52,6 @@ constexpr double kLog2Pi = 1.8378770664093454836;
 constexpr double kLog2 = 0.69314718055994530942;
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // ψ(x) for x > 0: recurrence up to x ≥ 10, then the asymptotic series (error < 1e-15).
 double digamma(double x) {
@@ -790,7 +788,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
     std::vector<int64_t> index(k0);
     std::iota(index.begin(), index.end(), 0);
     Params params = m_step(stats, pr, o, index);
-    result.init_seconds += since(fit_start);
+    result.init_seconds += seconds_since(fit_start);
 
     // Coordinate ascent (scikit-learn's fit loop): E-step under the current factors, M-step,
     // lower bound; stop when it changes by less than tol.
@@ -836,7 +834,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
       bounds.push_back(value);
       iterations = it;
       const double change = value - previous;
-      if (o.on_iteration) o.on_iteration({init, it, value, change, params.k, since(fit_start)});
+      if (o.on_iteration) o.on_iteration({init, it, value, change, params.k, seconds_since(fit_start)});
       // After pruning, the bound of the smaller model is not comparable with the last one:
       // the convergence test starts again.
       bound = pruned ? -std::numeric_limits<double>::infinity() : value;
@@ -865,7 +863,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
   result.labels.resize(n);
   result.probabilities.resize(n);
   engine->responsibilities(make_terms(best, type, shift), result.labels.data(), result.probabilities.data(), nullptr);
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
   result.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return result;
 }

@@ -14,6 +14,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/simd.h"
 #include "defuse/base/threads.h"
+#include "defuse/base/timing.h"
 #include "defuse/distill/kmeans.h"
 
 namespace defuse {
@@ -34,10 +35,6 @@ constexpr int64_t kExactLimit = 20000;  // N² doubles: 3 GiB at 20k points
 // machine). Results never depend on the thread count.
 int threads_for(int threads, int64_t chunks) {
   return static_cast<int>(std::clamp<int64_t>(chunks, 1, resolve_threads(threads)));
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // ---- Affinities ----
