@@ -17,6 +17,7 @@
 
 #include "defuse/base/error.h"
 #include "defuse/distill/dpgmm_engine.h"
+#include "defuse/distill/dpgmm_precision_bound.h"
 #include "defuse/distill/kmeans.h"
 #include "support/test_support.h"
 
