@@ -39,10 +39,13 @@
 #include "defuse/base/simd.h"
 #include "defuse/base/threads.h"
 #include "defuse/distill/dpgmm_engine.h"
+#include "defuse/distill/dpgmm_kernels.h"
 #include "defuse/distill/dpgmm_precision_bound.h"
 
 namespace defuse {
 namespace {
+
+using namespace dpgmm_cpu;  // the engine's kernels and blocks
 
 constexpr int64_t kBlockRows = 1024;  // points per E-step block (F and log ρ stay in L2)
 constexpr int64_t kGatherRows = 64;  // rows gathered per SYRK in the scatter
@@ -50,149 +53,6 @@ constexpr int64_t kBoundRows = 256;  // points per product of the bound screen (
 constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one thread is used
 constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
-
-// e^x for x ≤ 0, written so that the compiler vectorises it (glibc's exp is scalar): Cody–
-// Waite reduction x = n·ln2 + r, |r| ≤ ½ln2, a degree-12 Taylor polynomial for e^r (error
-// < 2^-52 on that interval), and 2^n built in the exponent bits. Maximum relative error
-// 4e-16 against std::exp; 0 below −708 (where e^x is subnormal, < 3e-308).
-DEFUSE_KERNEL double exp_nonpositive(double x) {
-  constexpr double kLog2e = 1.4426950408889634;
-  constexpr double kLn2Hi = 6.93147180369123816490e-01;
-  constexpr double kLn2Lo = 1.90821492927058770002e-10;
-  constexpr double kShifter = 6755399441055744.0;  // 1.5·2^52: adding it rounds to an integer
-  const double xc = x < -708.0 ? -708.0 : x;
-  const double t = xc * kLog2e + kShifter;
-  const double n = t - kShifter;
-  const double r = xc - n * kLn2Hi - n * kLn2Lo;
-  double p = 1.0 / 479001600;
-  p = p * r + 1.0 / 39916800;
-  p = p * r + 1.0 / 3628800;
-  p = p * r + 1.0 / 362880;
-  p = p * r + 1.0 / 40320;
-  p = p * r + 1.0 / 5040;
-  p = p * r + 1.0 / 720;
-  p = p * r + 1.0 / 120;
-  p = p * r + 1.0 / 24;
-  p = p * r + 1.0 / 6;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  int64_t bits;
-  std::memcpy(&bits, &t, sizeof bits);
-  const int64_t exponent = (bits - 0x4338000000000000LL + 1023) << 52;
-  double scale;
-  std::memcpy(&scale, &exponent, sizeof scale);
-  return x < -708.0 ? 0.0 : p * scale;
-}
-
-// One point's row of log ρ [K] (plus the per-component offsets c) to responsibilities
-// r [K] (Bishop (10.49), normalised with log-sum-exp so nothing overflows). Returns
-// log Σ_k ρ_k and stores Σ_k r_k log r_k in *entropy, computed as
-// Σ_k e_k (l_k − m) / s − log s with e_k = exp(l_k − m), s = Σ e_k, m = max l (Σ r = 1).
-template <typename T>
-DEFUSE_KERNEL double normalise_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* r,
-                                 double* entropy) {
-  double m = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double l = static_cast<double>(log_rho[k]) + offset[k];
-    r[k] = l;
-    m = l > m ? l : m;
-  }
-  double s = 0, t = 0;
-#pragma omp simd reduction(+ : s, t)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double centred = r[k] - m;
-    const double e = exp_nonpositive(centred);
-    r[k] = e;
-    s += e;
-    t += e * centred;
-  }
-  const double inv = 1.0 / s;
-#pragma omp simd
-  for (int64_t k = 0; k < k_count; ++k) r[k] *= inv;
-  const double log_s = std::log(s);
-  *entropy = t * inv - log_s;
-  return m + log_s;
-}
-
-DEFUSE_CLONES double normalise_row_f64(const double* log_rho, const double* offset, int64_t k_count, double* r,
-                                       double* entropy) {
-  return normalise_row_impl(log_rho, offset, k_count, r, entropy);
-}
-DEFUSE_CLONES double normalise_row_f32(const float* log_rho, const double* offset, int64_t k_count, double* r,
-                                       double* entropy) {
-  return normalise_row_impl(log_rho, offset, k_count, r, entropy);
-}
-inline double normalise_row(const double* l, const double* c, int64_t k, double* r, double* e) {
-  return normalise_row_f64(l, c, k, r, e);
-}
-inline double normalise_row(const float* l, const double* c, int64_t k, double* r, double* e) {
-  return normalise_row_f32(l, c, k, r, e);
-}
-
-// F(x − shift) for `rows` points (layout in dpgmm_engine.h).
-template <typename T>
-DEFUSE_KERNEL void build_features_impl(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                                T* f, int64_t p_count, double* centred) {
-  for (int64_t i = 0; i < rows; ++i) {
-    const double* xi = x + i * d;
-    T* fi = f + i * p_count;
-    for (int64_t j = 0; j < d; ++j) centred[j] = xi[j] - shift[j];
-    switch (type) {
-      case CovarianceType::kFull:
-      case CovarianceType::kTied: {
-        int64_t p = 0;
-        for (int64_t a = 0; a < d; ++a) {
-          const double xa = centred[a];
-          for (int64_t b = a; b < d; ++b) fi[p + b - a] = static_cast<T>(xa * centred[b]);
-          p += d - a;
-        }
-        for (int64_t j = 0; j < d; ++j) fi[p + j] = static_cast<T>(centred[j]);
-        break;
-      }
-      case CovarianceType::kDiag:
-        for (int64_t j = 0; j < d; ++j) {
-          fi[j] = static_cast<T>(centred[j] * centred[j]);
-          fi[d + j] = static_cast<T>(centred[j]);
-        }
-        break;
-      case CovarianceType::kSpherical: {
-        double sq = 0;
-        for (int64_t j = 0; j < d; ++j) sq += centred[j] * centred[j];
-        fi[0] = static_cast<T>(sq);
-        for (int64_t j = 0; j < d; ++j) fi[1 + j] = static_cast<T>(centred[j]);
-        break;
-      }
-    }
-  }
-}
-DEFUSE_CLONES void build_features_f64(const double* x, int64_t rows, int64_t d, const double* shift,
-                                      CovarianceType type, double* f, int64_t p, double* centred) {
-  build_features_impl(x, rows, d, shift, type, f, p, centred);
-}
-DEFUSE_CLONES void build_features_f32(const double* x, int64_t rows, int64_t d, const double* shift,
-                                      CovarianceType type, float* f, int64_t p, double* centred) {
-  build_features_impl(x, rows, d, shift, type, f, p, centred);
-}
-inline void build_features(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                           double* f, int64_t p, double* centred) {
-  build_features_f64(x, rows, d, shift, type, f, p, centred);
-}
-inline void build_features(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                           float* f, int64_t p, double* centred) {
-  build_features_f32(x, rows, d, shift, type, f, p, centred);
-}
-
-// C [m, n] = A [m, k] · B [k, n], row-major.
-inline void gemm(int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0, a, static_cast<int>(k), b, static_cast<int>(n), 0.0, c, static_cast<int>(n));
-}
-inline void gemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c, static_cast<int>(n));
-}
 
 // The responsibilities of one block of points that exceed the floor, sorted by component:
 // component k's entries are [offsets[k], offsets[k+1]).
@@ -337,71 +197,6 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
       for (int64_t j = 0; j < i; ++j) scatter[i * d + j] = scatter[j * d + i];
 }
 
-// S += AᵀA for A [m, stride] (rows zero-padded to `stride`, a multiple of 8), S [stride,
-// stride], upper 8×8 tiles only: each tile's 64 sums stay in registers over the m rows and
-// S is written once per call (m rank-one updates would load and store S m times).
-DEFUSE_KERNEL void accumulate_gram_impl(double* s, const double* a, int64_t m, int64_t stride) {
-  for (int64_t i0 = 0; i0 < stride; i0 += 8)
-    for (int64_t j0 = i0; j0 < stride; j0 += 8) {
-      double acc[8][8] = {};
-      for (int64_t r = 0; r < m; ++r) {
-        const double* ar = a + r * stride;
-        for (int ii = 0; ii < 8; ++ii) {
-          const double ai = ar[i0 + ii];
-#pragma omp simd
-          for (int jj = 0; jj < 8; ++jj) acc[ii][jj] += ai * ar[j0 + jj];
-        }
-      }
-      for (int ii = 0; ii < 8; ++ii)
-#pragma omp simd
-        for (int jj = 0; jj < 8; ++jj) s[(i0 + ii) * stride + j0 + jj] += acc[ii][jj];
-    }
-}
-DEFUSE_CLONES void accumulate_gram(double* s, const double* a, int64_t m, int64_t stride) {
-  accumulate_gram_impl(s, a, m, stride);
-}
-
-// q_r = ‖Uᵀa_r‖² for 8 rows a_r of A [8, stride] (zero-padded) and an upper-triangular
-// U [d, stride] (zero-padded): (Uᵀa)_j = Σ_{i≤j} a_i U_ij in tiles of 8 outputs × 8 rows held
-// in registers (8 independent accumulators keep the FMA units busy), each tile of U loaded
-// once for the 8 rows, the squares summed per lane and reduced once per row. With `limit`
-// [8], it returns false as soon as the partial sums (lower bounds of q_r, the terms being
-// squares) exceed limit_r for all 8 rows, q then unset; true with q otherwise.
-DEFUSE_CLONES bool upper_quadratic8(const double* u, const double* a, int64_t d, int64_t stride, const double* limit,
-                                    double* q) {
-  double sum[8][8] = {};
-  for (int64_t j0 = 0; j0 < d; j0 += 8) {
-    double acc[8][8] = {};
-    const int64_t rows = std::min(d, j0 + 8);
-    for (int64_t i = 0; i < rows; ++i) {
-      const double* ui = u + i * stride + j0;
-      for (int r = 0; r < 8; ++r) {
-        const double ai = a[r * stride + i];
-#pragma omp simd
-        for (int t = 0; t < 8; ++t) acc[r][t] += ai * ui[t];
-      }
-    }
-    for (int r = 0; r < 8; ++r)
-#pragma omp simd
-      for (int t = 0; t < 8; ++t) sum[r][t] += acc[r][t] * acc[r][t];
-    if (limit && j0 + 8 < d) {
-      bool out = true;
-      for (int r = 0; r < 8 && out; ++r) {
-        double total = 0;
-        for (int t = 0; t < 8; ++t) total += sum[r][t];
-        out = total > limit[r];
-      }
-      if (out) return false;
-    }
-  }
-  for (int r = 0; r < 8; ++r) {
-    double total = 0;
-    for (int t = 0; t < 8; ++t) total += sum[r][t];
-    q[r] = total;
-  }
-  return true;
-}
-
 // The bound screen's row (CpuEngine::prepare_bounds has the per-component terms): for each
 // component k, with y = x̃ − m_k, ‖y‖² from g_k = x̃·m_k and t = v_k·y from h_k = x̃·v_k,
 // both from float32 products and loosened by their rounding (d² down, |t| up; `slack`
@@ -429,88 +224,6 @@ DEFUSE_CLONES int64_t bound_row(const float* g, const float* h, double x_norm2, 
   while (at < k_count - 1 && !(u[at] == best)) ++at;
   return at;
 }
-
-// x̃ = x − shift for `rows` rows [rows, d] into `out` (float32 for the bound screen's
-// product) and their squared norms (float64, from the float64 differences).
-template <typename T>
-DEFUSE_KERNEL void centre_rows_impl(const double* x, int64_t rows, int64_t d, const double* shift, T* out,
-                                    double* norms) {
-  for (int64_t i = 0; i < rows; ++i) {
-    double sq = 0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - shift[j];
-      out[i * d + j] = static_cast<T>(v);
-      sq += v * v;
-    }
-    norms[i] = sq;
-  }
-}
-DEFUSE_CLONES void centre_rows(const double* x, int64_t rows, int64_t d, const double* shift, float* out,
-                               double* norms) {
-  centre_rows_impl(x, rows, d, shift, out, norms);
-}
-
-// out = x − y [d].
-DEFUSE_CLONES void subtract(const double* x, const double* y, int64_t d, double* out) {
-#pragma omp simd
-  for (int64_t j = 0; j < d; ++j) out[j] = x[j] - y[j];
-}
-
-// One entry of the M-step sums: diff = x − offset, linear += wr·diff, g = √wr·diff.
-DEFUSE_CLONES void accumulate_row(const double* x, const double* offset, int64_t d, double wr, double* linear,
-                                  double* g) {
-  const double root = std::sqrt(wr);
-#pragma omp simd
-  for (int64_t j = 0; j < d; ++j) {
-    const double diff = x[j] - offset[j];
-    linear[j] += wr * diff;
-    g[j] = root * diff;
-  }
-}
-
-// Appends base + k to `pairs` and u_k to `values` for every k with u_k ≥ cut (in order);
-// returns how many. Most components are far below the cut: a vectorised maximum per 16
-// skips those chunks, the others are scanned.
-DEFUSE_CLONES int64_t select_candidates(const double* u, int64_t k_count, double cut, int32_t base, int32_t* pairs,
-                                        double* values) {
-  int64_t count = 0;
-  for (int64_t k0 = 0; k0 < k_count; k0 += 16) {
-    const int64_t k1 = std::min<int64_t>(k0 + 16, k_count);
-    double top = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : top)
-    for (int64_t k = k0; k < k1; ++k) top = u[k] > top ? u[k] : top;
-    if (!(top >= cut)) continue;
-    for (int64_t k = k0; k < k1; ++k)
-      if (u[k] >= cut) {
-        pairs[count] = base + static_cast<int32_t>(k);
-        values[count] = u[k];
-        ++count;
-      }
-  }
-  return count;
-}
-
-// log ρ̃ = log_rho + offset for one row, into out [K] (float64), and its maximum.
-template <typename T>
-DEFUSE_KERNEL double shifted_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* out) {
-  double m = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double l = static_cast<double>(log_rho[k]) + offset[k];
-    out[k] = l;
-    m = l > m ? l : m;
-  }
-  return m;
-}
-DEFUSE_CLONES double shifted_row_f64(const double* l, const double* c, int64_t k, double* out) {
-  return shifted_row_impl(l, c, k, out);
-}
-DEFUSE_CLONES double shifted_row_f32(const float* l, const double* c, int64_t k, double* out) {
-  return shifted_row_impl(l, c, k, out);
-}
-inline double shifted_row(const double* l, const double* c, int64_t k, double* out) { return shifted_row_f64(l, c, k, out); }
-inline double shifted_row(const float* l, const double* c, int64_t k, double* out) { return shifted_row_f32(l, c, k, out); }
 
 class CpuEngine final : public DpgmmEngine {
  public:
@@ -1280,19 +993,6 @@ class CpuEngine final : public DpgmmEngine {
 };
 
 }  // namespace
-
-int64_t dpgmm_feature_count(CovarianceType type, int64_t dims) {
-  switch (type) {
-    case CovarianceType::kFull:
-    case CovarianceType::kTied:
-      return dims * (dims + 1) / 2 + dims;
-    case CovarianceType::kDiag:
-      return 2 * dims;
-    case CovarianceType::kSpherical:
-      return dims + 1;
-  }
-  return 0;
-}
 
 std::unique_ptr<DpgmmEngine> make_cpu_dpgmm_engine(const double* points, int64_t n, int64_t d,
                                                    const double* sample_weight, const DpgmmOptions& options) {
