@@ -7,7 +7,7 @@
 //   blocks; BLAS single-threaded inside), each block (bounded_pass):
 //   (A) a certified upper bound u_nk ≥ log ρ_nk for every pair from one [rows, D]·[D, 2K]
 //       float32 product, its rounding allowed for (‖x − m_k‖² and the component's
-//       flattest direction; dpgmm_precision_bound);
+//       flattest direction; dpgmm_screen.h, dpgmm_precision_bound.h);
 //   (B) the exact log ρ of each point's best-bounded component, ℓ*; candidates are the pairs
 //       with u ≥ ℓ* − margin (about 1–5 per point instead of K);
 //   (C) every candidate exactly in float64, in centred form; (D) pairs more than
@@ -28,75 +28,31 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "defuse/base/error.h"
-#include "defuse/base/simd.h"
 #include "defuse/base/threads.h"
+#include "defuse/distill/dpgmm_blocks.h"
 #include "defuse/distill/dpgmm_engine.h"
 #include "defuse/distill/dpgmm_kernels.h"
-#include "defuse/distill/dpgmm_precision_bound.h"
+#include "defuse/distill/dpgmm_screen.h"
 
 namespace defuse {
 namespace {
 
 using namespace dpgmm_cpu;  // the engine's kernels and blocks
 
-constexpr int64_t kBlockRows = 1024;  // points per E-step block (F and log ρ stay in L2)
 constexpr int64_t kGatherRows = 64;  // rows gathered per SYRK in the scatter
-constexpr int64_t kBoundRows = 256;  // points per product of the bound screen (its [rows, K] stays in L2)
 constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one thread is used
 constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
-
-// The responsibilities of one block of points that exceed the floor, sorted by component:
-// component k's entries are [offsets[k], offsets[k+1]).
-struct BlockEntries {
-  std::vector<int32_t> offsets;  // [K + 1]
-  std::vector<uint16_t> rows;    // row within the block
-  std::vector<double> values;    // r_nk
-  std::vector<int32_t> cursor;   // scratch
-};
-
-// Sorts pairs q = row·K + k (in row order) into `out` by component (counting sort, stable),
-// with their values value(j) for the j-th pair.
-template <typename Value>
-void sort_pairs(const int32_t* pairs, int64_t count, int64_t k_count, BlockEntries& out, Value&& value) {
-  out.offsets.assign(k_count + 1, 0);
-  for (int64_t j = 0; j < count; ++j) ++out.offsets[pairs[j] % k_count + 1];
-  for (int64_t k = 0; k < k_count; ++k) out.offsets[k + 1] += out.offsets[k];
-  out.rows.resize(count);
-  out.values.resize(count);
-  std::vector<int32_t>& cursor = out.cursor;
-  cursor.assign(out.offsets.begin(), out.offsets.end() - 1);
-  for (int64_t j = 0; j < count; ++j) {
-    const int32_t q = pairs[j];
-    const int32_t at = cursor[q % k_count]++;
-    out.rows[at] = static_cast<uint16_t>(q / k_count);
-    out.values[at] = value(j);
-  }
-}
-
-// Sorts a block's responsibilities R [rows, K] into `out` by component, keeping values
-// > floor (or > row_floor[i] per row): one scan of R collecting the pairs, then a scatter
-// of the (few) kept pairs into component order.
-void collect_entries(const double* resp, int64_t rows, int64_t k_count, double floor, BlockEntries& out,
-                     std::vector<int32_t>& pairs, const double* row_floor = nullptr) {
-  pairs.clear();
-  for (int64_t i = 0; i < rows; ++i) {
-    const double* ri = resp + i * k_count;
-    const double cut = row_floor ? row_floor[i] : floor;
-    for (int64_t k = 0; k < k_count; ++k)
-      if (ri[k] > cut) pairs.push_back(static_cast<int32_t>(i * k_count + k));
-  }
-  sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out,
-             [&](int64_t j) { return resp[pairs[j]]; });
-}
 
 // N_k, Σ w r (x − shift) and the centred scatter Σ w r (x − x̄_k)(x − x̄_k)ᵀ of one
 // component, from the blocks' entries above `floor`, in block and row order.
@@ -195,34 +151,6 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
   if (full)
     for (int64_t i = 0; i < d; ++i)
       for (int64_t j = 0; j < i; ++j) scatter[i * d + j] = scatter[j * d + i];
-}
-
-// The bound screen's row (CpuEngine::prepare_bounds has the per-component terms): for each
-// component k, with y = x̃ − m_k, ‖y‖² from g_k = x̃·m_k and t = v_k·y from h_k = x̃·v_k,
-// both from float32 products and loosened by their rounding (d² down, |t| up; `slack`
-// relative to ‖x̃‖² + ‖m_k‖² and ‖x̃‖ + ‖m_k‖),
-//   q_k ≥ max(flat_k·d², λ_k·d² − (λ_k − flat_k)·t²)  and  u_k = c_k − ½q_k ≥ log ρ_k,
-// into u [K]; returns the first k with the largest u_k.
-DEFUSE_CLONES int64_t bound_row(const float* g, const float* h, double x_norm2, double x_norm, const double* mean_norm2,
-                                const double* mean_norm, const double* mean_dot, const double* half_lambda,
-                                const double* half_excess, const double* constant, int64_t k_count, double slack,
-                                double* u) {
-  double best = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : best)
-  for (int64_t k = 0; k < k_count; ++k) {
-    double d2 = x_norm2 - 2.0 * static_cast<double>(g[k]) + mean_norm2[k] - slack * (x_norm2 + mean_norm2[k]);
-    d2 = d2 > 0.0 ? d2 : 0.0;
-    const double t = std::fabs(static_cast<double>(h[k]) - mean_dot[k]) + slack * (x_norm + mean_norm[k]);
-    const double flat = (half_lambda[k] - half_excess[k]) * d2;
-    double half_q = half_lambda[k] * d2 - half_excess[k] * (t * t);
-    half_q = half_q > flat ? half_q : flat;
-    const double v = constant[k] - half_q;
-    u[k] = v;
-    best = v > best ? v : best;
-  }
-  int64_t at = 0;
-  while (at < k_count - 1 && !(u[at] == best)) ++at;
-  return at;
 }
 
 class CpuEngine final : public DpgmmEngine {
@@ -543,34 +471,6 @@ class CpuEngine final : public DpgmmEngine {
     return false;
   }
 
-  // Scratch of one thread in the screened passes.
-  struct Scratch {
-    Scratch(int64_t d, int64_t k_count) : stride((d + 7) / 8 * 8) {
-      offset.resize(d);
-      rows8.assign(8 * stride, 0.0);
-      cut.resize(kBlockRows);
-      row_max.resize(kBlockRows);
-      row_sum.resize(kBlockRows);
-      row_t.resize(kBlockRows);
-      centred.resize(kBoundRows * d);
-      norms.resize(kBoundRows);
-      dots.resize(kBoundRows * 2 * k_count);
-      bound.resize(kBoundRows * k_count);
-      gather.assign(kBlockRows * stride, 0.0);
-      pairs.resize(kBlockRows * k_count);
-      values.resize(kBlockRows * k_count);
-      best.resize(kBoundRows);
-      order.resize(kBoundRows);
-      by_best.resize(k_count + 1);
-      exact.resize(kBoundRows);
-    }
-    int64_t stride;
-    std::vector<double> offset, rows8, cut, row_max, row_sum, row_t, norms, bound, gather, values;
-    std::vector<float> centred, dots;  // the bound screen's product, in float32
-    std::vector<int32_t> pairs, best, order, by_best;
-    std::vector<double> exact;
-  };
-
   // The factors U_k with rows padded to a multiple of 8 (zeros), for upper_quadratic*.
   void pad_factors(const DpgmmTerms& terms) {
     const bool tied = terms.covariance_type == CovarianceType::kTied;
@@ -582,110 +482,6 @@ class CpuEngine final : public DpgmmEngine {
                   padded_.begin() + (f * d + i) * stride);
   }
 
-  // Per component, the terms of bound_row: ‖m_k‖², ‖m_k‖, the certified
-  // U_kU_kᵀ ⪰ λ_k(I − v_kv_kᵀ) + flat_k·v_kv_kᵀ of dpgmm_precision_bound (warm-started from
-  // the last E-step's eigenvectors) as ½λ_k and ½(λ_k − flat_k), v_k·m_k, and the matrix
-  // [m_1 … m_K, v_1 … v_K]ᵀ [2K, D] of the screen's product.
-  void prepare_bounds(const DpgmmTerms& terms) {
-    const bool tied = terms.covariance_type == CovarianceType::kTied;
-    const int64_t k_count = terms.components, d = d_, factor_count = tied ? 1 : k_count;
-    if (static_cast<int64_t>(eigen_guess_.size()) != factor_count * 2 * d) eigen_guess_.assign(factor_count * 2 * d, 0.0);
-    std::vector<DpgmmPrecisionBound> found(factor_count);
-    const int team = static_cast<int>(std::clamp<int64_t>(factor_count / 8, 1, threads_));
-#pragma omp parallel for schedule(static) num_threads(team)
-    for (int64_t f = 0; f < factor_count; ++f)
-      found[f] = dpgmm_precision_bound(terms.factors.data() + f * d * d, d, eigen_guess_.data() + f * 2 * d);
-    mean_norm2_.resize(k_count);
-    mean_norm_.resize(k_count);
-    mean_dot_.resize(k_count);
-    half_lambda_.resize(k_count);
-    half_excess_.resize(k_count);
-    bound_matrix_.resize(2 * k_count * d);
-    for (int64_t k = 0; k < k_count; ++k) {
-      const DpgmmPrecisionBound& pb = found[tied ? 0 : k];
-      const double* m = terms.means.data() + k * d;
-      mean_norm2_[k] = std::inner_product(m, m + d, m, 0.0);
-      mean_norm_[k] = std::sqrt(mean_norm2_[k]);
-      mean_dot_[k] = std::inner_product(m, m + d, pb.direction.begin(), 0.0);
-      half_lambda_[k] = 0.5 * pb.lambda;
-      half_excess_[k] = 0.5 * (pb.lambda - pb.flat);
-      std::copy(m, m + d, bound_matrix_.begin() + k * d);
-      std::copy(pb.direction.begin(), pb.direction.end(), bound_matrix_.begin() + (k_count + k) * d);
-    }
-  }
-
-  // (A)–(B) of the bound screen for block b: for each point the bound u_k ≥ log ρ_k of every
-  // component (bound_row, from one float32 [rows, D]·[D, 2K] product), the exact log ρ of the
-  // component with the highest bound (ℓ*),
-  // and as candidates every component with u_k ≥ ℓ* − margin: any other has
-  // log ρ_k ≤ u_k < ℓ* − margin ≤ max_j log ρ_j − margin. The block's entries get the
-  // candidates (values: their bounds). Returns the number of candidates.
-  int64_t bound_block(int64_t b, const DpgmmTerms& terms, double margin, Scratch& s, std::atomic<int64_t>& bad_row) {
-    const bool tied = terms.covariance_type == CovarianceType::kTied;
-    const int64_t k_count = terms.components, d = d_, stride = s.stride;
-    const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-    // Rounding of the float32 products x̃·m_k (inputs rounded to float32, sums of d terms):
-    // at most (d + 2)·2^-24·‖x̃‖‖m_k‖ each; doubled for safety, relative to ‖x̃‖² + ‖m_k‖²
-    // (for d²) and to ‖x̃‖ + ‖m_k‖ (for t, ‖v_k‖ = 1).
-    const double slack = 0x1.0p-23 * static_cast<double>(d + 4);
-    int64_t count = 0;
-    for (int64_t i0 = 0; i0 < rows; i0 += kBoundRows) {
-      const int64_t m = std::min(kBoundRows, rows - i0);
-      centre_rows(x_ + (r0 + i0) * d, m, d, terms.shift.data(), s.centred.data(), s.norms.data());
-      // [x̃·m_k | x̃·v_k] for the sub-block's rows.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(2 * k_count),
-                  static_cast<int>(d), 1.0f, s.centred.data(), static_cast<int>(d), bound_matrix_.data(),
-                  static_cast<int>(d), 0.0f, s.dots.data(), static_cast<int>(2 * k_count));
-      // Each row's bounds and best-bounded component, rows counted by that component.
-      std::fill(s.by_best.begin(), s.by_best.end(), 0);
-      for (int64_t i = 0; i < m; ++i) {
-        const float* g = s.dots.data() + i * 2 * k_count;
-        s.best[i] = static_cast<int32_t>(bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
-                                                   mean_norm_.data(), mean_dot_.data(), half_lambda_.data(),
-                                                   half_excess_.data(), terms.constant.data(), k_count, slack,
-                                                   s.bound.data() + i * k_count));
-        ++s.by_best[s.best[i] + 1];
-      }
-      // ℓ* of every row: the rows grouped by best component, eight at a time through the
-      // same kernel as the candidates (each factor loaded once per group).
-      for (int64_t k = 0; k < k_count; ++k) s.by_best[k + 1] += s.by_best[k];
-      for (int64_t i = 0; i < m; ++i) s.order[s.by_best[s.best[i]]++] = static_cast<int32_t>(i);
-      double q[8];
-      for (int64_t g0 = 0; g0 < m;) {
-        // A group: up to 8 consecutive rows of the order with the same best component.
-        const int32_t k = s.best[s.order[g0]];
-        int64_t group = 1;
-        while (group < 8 && g0 + group < m && s.best[s.order[g0 + group]] == k) ++group;
-        const double* mean = terms.means.data() + k * d;
-        for (int64_t j = 0; j < d; ++j) s.offset[j] = terms.shift[j] + mean[j];
-        for (int64_t r = 0; r < 8; ++r) {
-          double* a = s.rows8.data() + r * stride;
-          if (r < group)
-            subtract(x_ + (r0 + i0 + s.order[g0 + r]) * d, s.offset.data(), d, a);
-          else
-            std::fill(a, a + d, 0.0);
-        }
-        upper_quadratic8(padded_.data() + (tied ? 0 : k * d * stride), s.rows8.data(), d, stride, nullptr, q);
-        for (int64_t r = 0; r < group; ++r) s.exact[s.order[g0 + r]] = terms.constant[k] - 0.5 * q[r];
-        g0 += group;
-      }
-      for (int64_t i = 0; i < m; ++i) {
-        const double* u = s.bound.data() + i * k_count;
-        const double exact = s.exact[i];
-        if (!std::isfinite(exact)) {
-          int64_t expected = -1;
-          bad_row.compare_exchange_strong(expected, r0 + i0 + i);
-        }
-        const double cut = std::nextafter(exact - margin, -std::numeric_limits<double>::infinity());
-        s.cut[i0 + i] = cut;
-        count += select_candidates(u, k_count, cut, static_cast<int32_t>((i0 + i) * k_count), s.pairs.data() + count,
-                                   s.values.data() + count);
-      }
-    }
-    sort_pairs(s.pairs.data(), count, k_count, blocks_[b], [&](int64_t j) { return s.values[j]; });
-    return count;
-  }
-
   // (C) of both screens for block b: every candidate's log ρ again, exactly, in the centred
   // form c_k − ½‖U_kᵀ(x̃ − m_k)‖² (eight rows of a component at a time), in place of the
   // screen's value. With `cut` [rows] (the bound screen's ℓ* − margin per row), a group of
@@ -693,7 +489,7 @@ class CpuEngine final : public DpgmmEngine {
   // pairs get −∞ (normalise_block drops them, as it would have anyway since
   // cut < max − keep_margin). Returns the largest |exact − screen| and the largest
   // exact − screen relative to 1 + |exact| (> 0 would mean a bound that is not one).
-  std::pair<double, double> exact_block(int64_t b, const DpgmmTerms& terms, Scratch& s, const double* cut) {
+  std::pair<double, double> exact_block(int64_t b, const DpgmmTerms& terms, BlockScratch& s, const double* cut) {
     const bool tied = terms.covariance_type == CovarianceType::kTied;
     const int64_t k_count = terms.components, d = d_, stride = s.stride;
     BlockEntries& e = blocks_[b];
@@ -736,7 +532,7 @@ class CpuEngine final : public DpgmmEngine {
   // (D) of both screens for block b: per row, the candidates more than keep_margin below
   // the row's exact maximum are dropped, then log-sum-exp over the rest, responsibilities
   // in their place, and the block's weighted entropy and log-likelihood.
-  void normalise_block(int64_t b, Scratch& s) {
+  void normalise_block(int64_t b, BlockScratch& s) {
     BlockEntries& e = blocks_[b];
     const int64_t k_count = static_cast<int64_t>(e.offsets.size()) - 1;
     const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
@@ -785,7 +581,7 @@ class CpuEngine final : public DpgmmEngine {
     block_likelihood_[b] = like;
   }
 
-  // The bound screen, one pass over the points: per block (A)–(B) bound_block, (C)
+  // The bound screen, one pass over the points: per block (A)–(B) BoundScreen::screen_block, (C)
   // exact_block, (D) normalise_block and, with `stats`, the M-step statistics of the block
   // into its chunk's accumulators while its rows are in cache (finish_statistics after).
   // Costs 2·K·D flops per point for the bounds plus ~D² per candidate, instead of the
@@ -795,7 +591,7 @@ class CpuEngine final : public DpgmmEngine {
   void bounded_pass(const DpgmmTerms& terms, DpgmmStats* stats) {
     const int64_t k_count = terms.components;
     pad_factors(terms);
-    prepare_bounds(terms);
+    bound_screen_.prepare(terms, d_, threads_);
     const int64_t blocks = static_cast<int64_t>(blocks_.size());
     const int64_t chunks = std::min<int64_t>(kStatisticsChunks, blocks);
     const int64_t width = accumulator_width(true);
@@ -808,11 +604,12 @@ class CpuEngine final : public DpgmmEngine {
 #pragma omp parallel num_threads(team)
     {
       blas_on_this_thread();
-      Scratch s(d_, k_count);
+      BlockScratch s(d_, k_count);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c = 0; c < chunks; ++c)
         for (int64_t b = blocks * c / chunks; b < blocks * (c + 1) / chunks; ++b) {
-          candidates[c] += bound_block(b, terms, margin, s, bad_row);
+          candidates[c] +=
+              bound_screen_.screen_block(x_, n_, d_, b, terms, padded_.data(), margin, s, blocks_[b], bad_row);
           above[c] = std::max(above[c], exact_block(b, terms, s, s.cut.data()).second);
           normalise_block(b, s);
           if (stats)
@@ -870,7 +667,7 @@ class CpuEngine final : public DpgmmEngine {
     const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
 #pragma omp parallel num_threads(team)
     {
-      Scratch s(d_, 0);
+      BlockScratch s(d_, 0);
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < count; ++b) normalise_block(b, s);
     }
@@ -922,7 +719,7 @@ class CpuEngine final : public DpgmmEngine {
       const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
 #pragma omp parallel num_threads(team)
       {
-        Scratch s(d_, 0);
+        BlockScratch s(d_, 0);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < count; ++b) block_error[b] = exact_block(b, terms, s, nullptr).first;
       }
@@ -986,10 +783,7 @@ class CpuEngine final : public DpgmmEngine {
   int product_steps_left_ = 0;           // auto: E-steps to run with the product screen before the bounds again
   double last_candidates_per_point_ = 0;  // of the last bound screen
   std::vector<double> padded_;           // factors U_k, rows padded to a multiple of 8
-  // The bound screen's terms (prepare_bounds).
-  std::vector<double> mean_norm2_, mean_norm_, mean_dot_, half_lambda_, half_excess_;  // [K] each
-  std::vector<float> bound_matrix_;   // [2K, D] means, then flattest directions
-  std::vector<double> eigen_guess_;   // [K or 1, 2, D] eigenvector estimates, kept between E-steps
+  BoundScreen bound_screen_;            // its terms, kept between E-steps (eigenvector estimates)
 };
 
 }  // namespace
