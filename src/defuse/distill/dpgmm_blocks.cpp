@@ -1,5 +1,9 @@
 #include "defuse/distill/dpgmm_blocks.h"
 
+#include <string>
+
+#include "defuse/base/error.h"
+
 namespace defuse::dpgmm_cpu {
 
 void collect_entries(const double* resp, int64_t rows, int64_t k_count, double floor, BlockEntries& out,
@@ -13,6 +17,12 @@ void collect_entries(const double* resp, int64_t rows, int64_t k_count, double f
   }
   sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out,
              [&](int64_t j) { return resp[pairs[j]]; });
+}
+
+void throw_if_bad_row(const std::atomic<int64_t>& bad_row, bool float32) {
+  if (bad_row >= 0)
+    throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
+                    " is not finite (values too large" + (float32 ? std::string(" for float32?)") : std::string(")")));
 }
 
 }  // namespace defuse::dpgmm_cpu

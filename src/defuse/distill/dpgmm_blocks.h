@@ -3,6 +3,7 @@
 // thread uses on a block in the screened E-steps. Internal to the distill module.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -44,6 +45,17 @@ void sort_pairs(const int32_t* pairs, int64_t count, int64_t k_count, BlockEntri
 // of the (few) kept pairs into component order.
 void collect_entries(const double* resp, int64_t rows, int64_t k_count, double floor, BlockEntries& out,
                      std::vector<int32_t>& pairs, const double* row_floor = nullptr);
+
+// A parallel pass notes a point whose log-probability is not finite (the first that a thread
+// meets) and throws after its threads are done, since an exception must not leave an OpenMP
+// region.
+inline void note_bad_row(std::atomic<int64_t>& bad_row, int64_t row) {
+  int64_t expected = -1;
+  bad_row.compare_exchange_strong(expected, row);
+}
+// DataError naming the point when one was noted (`float32`: the E-step ran in float32, which
+// may be why).
+void throw_if_bad_row(const std::atomic<int64_t>& bad_row, bool float32 = false);
 
 // Scratch of one thread in the screened passes (both screens; the bound screen's own
 // buffers are sized by kBoundRows).

@@ -178,22 +178,10 @@ class CpuEngine final : public DpgmmEngine {
     if (screening(terms)) {
       have_statistics = screened_pass(terms, &stats);
     } else {
-      auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
-                          std::vector<int32_t>& cursor) {
-        double ent = 0, like = 0;
-        for (int64_t i = 0; i < rows; ++i) {
-          const double w = weight_ ? weight_[b * kBlockRows + i] : 1.0;
-          ent += w * entropy[i];
-          like += w * lse[i];
-        }
-        block_entropy_[b] = ent;
-        block_likelihood_[b] = like;
-        collect_entries(resp, rows, k_count, floor_, blocks_[b], cursor);
-      };
       if (precision_ == DpgmmPrecision::kFloat32)
-        pass<float>(terms, on_block);
+        dense_pass<float>(terms, floor_);
       else
-        pass<double>(terms, on_block);
+        dense_pass<double>(terms, floor_);
     }
     for (size_t b = 0; b < blocks_.size(); ++b) {
       stats.entropy += block_entropy_[b];
@@ -617,9 +605,7 @@ class CpuEngine final : public DpgmmEngine {
                              chunk_accumulators_.data() + c * k_count * width, s.offset, s.gather);
         }
     }
-    if (bad_row >= 0)
-      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
-                      " is not finite (values too large)");
+    throw_if_bad_row(bad_row);
     // A bound below an exact value would be a defect here, not a property of the data.
     if (*std::max_element(above.begin(), above.end()) > 1e-9)
       throw std::logic_error("dpgmm: an E-step bound fell below the exact log-probability");
@@ -648,19 +634,7 @@ class CpuEngine final : public DpgmmEngine {
         continue;
       }
       dense_only_ = true;  // the caller's next E-steps are dense; this one too
-      auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
-                          std::vector<int32_t>& cursor) {
-        double ent = 0, like = 0;
-        for (int64_t i = 0; i < rows; ++i) {
-          const double w = weight_ ? weight_[b * kBlockRows + i] : 1.0;
-          ent += w * entropy[i];
-          like += w * lse[i];
-        }
-        block_entropy_[b] = ent;
-        block_likelihood_[b] = like;
-        collect_entries(resp, rows, terms.components, 0.0, blocks_[b], cursor);
-      };
-      pass<double>(terms, on_block);
+      dense_pass<double>(terms, 0.0);
       return;
     }
     const int64_t count = static_cast<int64_t>(blocks_.size());
@@ -699,10 +673,7 @@ class CpuEngine final : public DpgmmEngine {
           for (int64_t i = 0; i < rows; ++i) {
             const double m = shifted_row(log_rho.data() + i * k_count, terms.offset.data(), k_count,
                                          shifted.data() + i * k_count);
-            if (!std::isfinite(m)) {
-              int64_t expected = -1;
-              bad_row.compare_exchange_strong(expected, r0 + i);
-            }
+            if (!std::isfinite(m)) note_bad_row(bad_row, r0 + i);
             // Candidates: ≥ m − margin (the maximum itself always is one).
             cut[i] = std::nextafter(m - margin, -std::numeric_limits<double>::infinity());
           }
@@ -710,9 +681,7 @@ class CpuEngine final : public DpgmmEngine {
         }
       }
     }
-    if (bad_row >= 0)
-      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
-                      " is not finite (values too large)");
+    throw_if_bad_row(bad_row);
     pad_factors(terms);
     std::vector<double> block_error(count, 0.0);
     {
@@ -725,6 +694,25 @@ class CpuEngine final : public DpgmmEngine {
       }
     }
     return *std::max_element(block_error.begin(), block_error.end());
+  }
+
+  // The dense E-step over every block: each block's responsibilities above `floor` as its
+  // entries, and its weighted entropy and log-likelihood.
+  template <typename T>
+  void dense_pass(const DpgmmTerms& terms, double floor) {
+    auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
+                        std::vector<int32_t>& cursor) {
+      double ent = 0, like = 0;
+      for (int64_t i = 0; i < rows; ++i) {
+        const double w = weight_ ? weight_[b * kBlockRows + i] : 1.0;
+        ent += w * entropy[i];
+        like += w * lse[i];
+      }
+      block_entropy_[b] = ent;
+      block_likelihood_[b] = like;
+      collect_entries(resp, rows, terms.components, floor, blocks_[b], cursor);
+    };
+    pass<T>(terms, on_block);
   }
 
   // Runs the dense E-step over every block in parallel and hands each block's
@@ -754,18 +742,12 @@ class CpuEngine final : public DpgmmEngine {
         for (int64_t i = 0; i < rows; ++i) {
           lse[i] = normalise_row(log_rho.data() + i * k_count, terms.offset.data(), k_count,
                                  resp.data() + i * k_count, &entropy[i]);
-          if (!std::isfinite(lse[i])) {
-            int64_t expected = -1;
-            bad_row.compare_exchange_strong(expected, r0 + i);
-          }
+          if (!std::isfinite(lse[i])) note_bad_row(bad_row, r0 + i);
         }
         on_block(b, rows, resp.data(), entropy.data(), lse.data(), cursor);
       }
     }
-    if (bad_row >= 0)
-      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
-                      " is not finite (values too large" +
-                      (precision_ == DpgmmPrecision::kFloat32 ? std::string(" for float32?)") : std::string(")")));
+    throw_if_bad_row(bad_row, precision_ == DpgmmPrecision::kFloat32);
   }
 
   const double* x_;

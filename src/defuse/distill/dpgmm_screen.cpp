@@ -127,10 +127,7 @@ int64_t BoundScreen::screen_block(const double* x, int64_t n, int64_t d, int64_t
     for (int64_t i = 0; i < m; ++i) {
       const double* u = s.bound.data() + i * k_count;
       const double exact = s.exact[i];
-      if (!std::isfinite(exact)) {
-        int64_t expected = -1;
-        bad_row.compare_exchange_strong(expected, r0 + i0 + i);
-      }
+      if (!std::isfinite(exact)) note_bad_row(bad_row, r0 + i0 + i);
       const double cut = std::nextafter(exact - margin, -std::numeric_limits<double>::infinity());
       s.cut[i0 + i] = cut;
       count += select_candidates(u, k_count, cut, static_cast<int32_t>((i0 + i) * k_count), s.pairs.data() + count,
