@@ -11,6 +11,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/hash.h"
 #include "defuse/base/sqlite.h"
+#include "defuse/base/utf8.h"
 #include "defuse/base/workspace.h"
 
 namespace defuse {
@@ -70,14 +71,6 @@ std::optional<std::string> normalise_timestamp(std::string_view t) {
   if (rest != "Z" && rest != "z" && rest != "+00:00") return std::nullopt;
   fraction = (fraction + "000").substr(0, 3);
   return std::string(date) + "T" + std::string(time) + "." + fraction + "Z";
-}
-
-bool has_control(std::string_view text, bool allow_tab_newline) {
-  for (unsigned char c : text) {
-    if (c == 0x7f) return true;
-    if (c < 0x20 && !(allow_tab_newline && (c == '\t' || c == '\n' || c == '\r'))) return true;
-  }
-  return false;
 }
 
 std::string scenario_range(const ScenarioSet& set) {
@@ -426,41 +419,6 @@ AnnotationProgress annotation_progress(const std::vector<ResolvedScenario>& reso
   return p;
 }
 
-bool is_valid_utf8(std::string_view text) {
-  size_t i = 0;
-  const size_t n = text.size();
-  while (i < n) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int extra;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) extra = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) extra = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) extra = 3, cp = c & 0x07;
-    else return false;
-    if (i + static_cast<size_t>(extra) >= n) return false;  // truncated sequence
-    for (int k = 1; k <= extra; ++k) {
-      unsigned char d = static_cast<unsigned char>(text[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000)) return false;
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
-
-size_t utf8_length(std::string_view text) {
-  size_t count = 0;
-  for (unsigned char c : text)
-    if ((c & 0xC0) != 0x80) ++count;
-  return count;
-}
-
 namespace {
 
 constexpr const char* kAnnotationsTable = R"sql(
@@ -552,14 +510,14 @@ void validate_annotation(const ScenarioSet& set, const Annotation& a) {
   if (utf8_length(a.annotator) > kMaxAnnotatorChars)
     invalid("the annotator's name has " + std::to_string(utf8_length(a.annotator)) + " characters, at most " +
             std::to_string(kMaxAnnotatorChars));
-  if (has_control(a.annotator, false)) invalid("the annotator's name contains control characters");
+  if (has_control_characters(a.annotator, false)) invalid("the annotator's name contains control characters");
   if (a.annotator.front() == ' ' || a.annotator.back() == ' ')
     invalid("the annotator's name starts or ends with a space");
   if (!is_valid_utf8(a.note)) invalid("the note is not valid UTF-8");
   if (utf8_length(a.note) > kMaxNoteChars)
     invalid("the note has " + std::to_string(utf8_length(a.note)) + " characters, at most " +
             std::to_string(kMaxNoteChars));
-  if (has_control(a.note, true)) invalid("the note contains control characters");
+  if (has_control_characters(a.note, true)) invalid("the note contains control characters");
   if (!a.created_at.empty() && !normalise_timestamp(a.created_at))
     invalid("created_at '" + a.created_at + "' is not an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS[.mmm]Z)");
 }

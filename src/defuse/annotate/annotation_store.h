@@ -192,9 +192,4 @@ std::optional<AutoDecision> judges_decision(const Scenario& scenario, const std:
 int64_t auto_label(Database& db, const ScenarioSet& scenarios, const std::string& source = "seed",
                    const std::string& annotator = "auto");
 
-// UTF-8 helpers used by validation: whether `text` is well-formed UTF-8 (no overlongs, no
-// surrogates), and its length in code points.
-bool is_valid_utf8(std::string_view text);
-size_t utf8_length(std::string_view text);
-
 }  // namespace defuse
