@@ -1,5 +1,5 @@
 // Tests of the text checks (src/defuse/base/utf8.h) that annotations and the labelling
-// server apply to annotator names and notes.
+// server apply to annotator names and notes, and of the byte order mark's removal.
 #include "defuse/base/utf8.h"
 
 #include <gtest/gtest.h>
@@ -25,6 +25,13 @@ TEST(Utf8, FindsControlCharacters) {
   EXPECT_TRUE(has_control_characters("del\x7f", true));
   EXPECT_TRUE(has_control_characters("two\nlines", false));
   EXPECT_FALSE(has_control_characters("two\nlines\tand a tab\r\n", true));
+}
+
+TEST(Utf8, StripsTheByteOrderMark) {
+  EXPECT_EQ(strip_utf8_bom("\xEF\xBB\xBFtext"), "text");
+  EXPECT_EQ(strip_utf8_bom("text"), "text");
+  EXPECT_EQ(strip_utf8_bom("\xEF\xBB"), "\xEF\xBB");
+  EXPECT_EQ(strip_utf8_bom(""), "");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "defuse/base/csv.h"
 #include "defuse/base/error.h"
 #include "defuse/base/hash.h"
 #include "defuse/base/sqlite.h"
@@ -100,85 +101,6 @@ bool later(const Annotation& a, const Annotation& b) {
   return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
 }
 
-// ---- CSV (RFC 4180) ----
-
-std::string csv_field(const std::string& value) {
-  bool quote = value.find_first_of(",\"\r\n") != std::string::npos ||
-               (!value.empty() && (value.front() == ' ' || value.back() == ' '));
-  if (!quote) return value;
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-struct CsvRecord {
-  int64_t line = 0;  // where the record starts, 1-based
-  std::vector<std::string> fields;
-};
-
-std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& source) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a spreadsheet's BOM
-  std::vector<CsvRecord> records;
-  CsvRecord record;
-  std::string field;
-  int64_t line = 1;
-  record.line = 1;
-  bool quoted = false, field_started = false, after_quote = false;
-  auto end_field = [&] {
-    record.fields.push_back(std::move(field));
-    field.clear();
-    field_started = false;
-    after_quote = false;
-  };
-  auto end_record = [&] {
-    end_field();
-    // A line with nothing on it is not a record.
-    if (!(record.fields.size() == 1 && record.fields[0].empty())) records.push_back(std::move(record));
-    record = CsvRecord{};
-    record.line = line;
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          quoted = false;
-          after_quote = true;
-        }
-      } else {
-        if (c == '\n') ++line;
-        field += c;
-      }
-      continue;
-    }
-    if (c == ',') {
-      end_field();
-    } else if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      ++line;
-      end_record();
-    } else if (c == '"' && !field_started) {
-      quoted = true;
-      field_started = true;
-    } else {
-      if (after_quote)
-        throw DataError("annotate: " + source + ": line " + std::to_string(line) +
-                        ": text after a closing quote (write a quote inside a quoted field as \"\")");
-      field += c;
-      field_started = true;
-    }
-  }
-  if (quoted) throw DataError("annotate: " + source + ": line " + std::to_string(record.line) + ": unterminated quote");
-  if (field_started || !record.fields.empty()) end_record();
-  return records;
-}
-
 // ---- import rows ----
 
 // One row of an import file before validation: what the file said.
@@ -256,7 +178,7 @@ std::optional<Annotation> row_annotation(const ScenarioSet& set, const ImportRow
 }
 
 std::vector<ImportRow> rows_from_csv(std::string_view text, const std::string& source) {
-  auto records = parse_csv(text, source);
+  auto records = read_csv(text, "annotate: " + source);
   if (records.empty()) throw DataError("annotate: " + source + ": empty file (expected a header row)");
   std::map<std::string, size_t> column;
   for (size_t i = 0; i < records[0].fields.size(); ++i) {
@@ -713,21 +635,23 @@ std::string export_annotations(Database& db, const ScenarioSet& set, AnnotationF
                 {"scenarios", std::move(scenarios)}, {"annotations", std::move(annotations)}};
     return doc.dump(2) + "\n";
   }
-  std::string out;
-  for (size_t i = 0; i < kCsvColumns.size(); ++i) out += (i ? "," : "") + kCsvColumns[i];
-  out += "\r\n";
+  std::string out = csv_record(kCsvColumns);
   std::set<int64_t> annotated;
   for (const auto& a : history) {
     annotated.insert(a.scenario_id);
     std::string label = a.label ? std::to_string(*a.label) : "";
     std::string name = a.label ? set.class_names[*a.label] : "";
-    std::vector<std::string> fields = {std::to_string(a.distill_run_id), std::to_string(a.scenario_id), a.annotator,
-                                       label, name, a.reject, a.note, a.automatic ? "true" : "false", a.created_at};
-    for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
-    out += "\r\n";
+    out += csv_record({std::to_string(a.distill_run_id), std::to_string(a.scenario_id), a.annotator, label, name,
+                       a.reject, a.note, a.automatic ? "true" : "false", a.created_at});
   }
-  for (const auto& s : set.scenarios)
-    if (!annotated.count(s.id)) out += std::to_string(set.run_id) + "," + std::to_string(s.id) + ",,,,,,,\r\n";
+  // One blank row per scenario nobody has annotated: its run and id, every other field empty.
+  for (const auto& s : set.scenarios) {
+    if (annotated.count(s.id)) continue;
+    std::vector<std::string> blank(kCsvColumns.size());
+    blank[0] = std::to_string(set.run_id);
+    blank[1] = std::to_string(s.id);
+    out += csv_record(blank);
+  }
   return out;
 }
 

@@ -47,4 +47,9 @@ bool has_control_characters(std::string_view text, bool allow_tab_newline) {
   return false;
 }
 
+std::string_view strip_utf8_bom(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  return text;
+}
+
 }  // namespace defuse
