@@ -137,7 +137,7 @@ std::string resolution_fingerprint(int64_t distill_run_id, const std::vector<Res
 nlohmann::json resolution_json(const ResolvedScenario& resolved);
 nlohmann::json annotation_json(const Annotation& annotation, const ScenarioSet& scenarios);
 
-// Export / import, for labelling elsewhere.
+// Export / import, for labelling elsewhere (annotation_io.cpp).
 //   JSON: {"format": "defuse-annotations", "version": 1, "distill_run_id", "class_names",
 //          "scenarios": [{id, seed_label, predicted_label, failure_rate, members, samples:
 //          [paths], resolution}], "annotations": [{scenario, annotator, label, label_name,
