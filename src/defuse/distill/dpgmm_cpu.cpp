@@ -647,41 +647,59 @@ class CpuEngine final : public DpgmmEngine {
     }
   }
 
+  // The expanded product over every block in parallel: per block, log ρ − c = F(x̃)·W
+  // [rows, K] in T, handed to on_block(state, b, rows, log_rho, bad_row), where `state` is
+  // the thread's own, made by make_state(); then a DataError for a point that on_block noted
+  // as not finite (`float32`: the message suggests float32 as the cause).
+  template <typename T, typename MakeState, typename OnBlock>
+  void for_each_product_block(const DpgmmTerms& terms, bool float32, MakeState&& make_state, OnBlock&& on_block) {
+    const int64_t k_count = terms.components;
+    const int64_t p_count = dpgmm_feature_count(terms.covariance_type, d_);
+    std::vector<T> matrix(terms.matrix.begin(), terms.matrix.end());  // [P, K] in T
+    const int64_t count = static_cast<int64_t>(blocks_.size());
+    std::atomic<int64_t> bad_row{-1};
+    const int team = static_cast<int>(std::clamp<int64_t>(count, 1, threads_));
+#pragma omp parallel num_threads(team)
+    {
+      blas_on_this_thread();
+      std::vector<T> features(kBlockRows * p_count);
+      std::vector<T> log_rho(kBlockRows * k_count);
+      std::vector<double> centred(d_);
+      auto state = make_state();
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < count; ++b) {
+        const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
+        build_features(x_ + r0 * d_, rows, d_, terms.shift.data(), terms.covariance_type, features.data(), p_count,
+                       centred.data());
+        gemm(rows, k_count, p_count, features.data(), matrix.data(), log_rho.data());  // log ρ − c
+        on_block(state, b, rows, log_rho.data(), bad_row);
+      }
+    }
+    throw_if_bad_row(bad_row, float32);
+  }
+
   // (A) and (B) of the product screen; returns the largest |screen − exact| over candidates.
   template <typename T>
   double screen_candidates(const DpgmmTerms& terms, double margin) {
     const int64_t k_count = terms.components;
-    const int64_t p_count = dpgmm_feature_count(terms.covariance_type, d_);
-    std::vector<T> matrix(terms.matrix.begin(), terms.matrix.end());
     const int64_t count = static_cast<int64_t>(blocks_.size());
-    std::atomic<int64_t> bad_row{-1};
-    {
-      const int team = static_cast<int>(std::clamp<int64_t>(count, 1, threads_));
-#pragma omp parallel num_threads(team)
-      {
-        blas_on_this_thread();
-        std::vector<T> features(kBlockRows * p_count);
-        std::vector<T> log_rho(kBlockRows * k_count);
-        std::vector<double> shifted(kBlockRows * k_count), cut(kBlockRows), centred(d_);
-        std::vector<int32_t> pairs;
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < count; ++b) {
-          const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-          build_features(x_ + r0 * d_, rows, d_, terms.shift.data(), terms.covariance_type, features.data(), p_count,
-                         centred.data());
-          gemm(rows, k_count, p_count, features.data(), matrix.data(), log_rho.data());
+    struct State {
+      std::vector<double> shifted, cut;
+      std::vector<int32_t> pairs;
+    };
+    for_each_product_block<T>(
+        terms, false,
+        [&] { return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows), {}}; },
+        [&](State& s, int64_t b, int64_t rows, const T* log_rho, std::atomic<int64_t>& bad_row) {
           for (int64_t i = 0; i < rows; ++i) {
-            const double m = shifted_row(log_rho.data() + i * k_count, terms.offset.data(), k_count,
-                                         shifted.data() + i * k_count);
-            if (!std::isfinite(m)) note_bad_row(bad_row, r0 + i);
+            const double m =
+                shifted_row(log_rho + i * k_count, terms.offset.data(), k_count, s.shifted.data() + i * k_count);
+            if (!std::isfinite(m)) note_bad_row(bad_row, b * kBlockRows + i);
             // Candidates: ≥ m − margin (the maximum itself always is one).
-            cut[i] = std::nextafter(m - margin, -std::numeric_limits<double>::infinity());
+            s.cut[i] = std::nextafter(m - margin, -std::numeric_limits<double>::infinity());
           }
-          collect_entries(shifted.data(), rows, k_count, 0.0, blocks_[b], pairs, cut.data());
-        }
-      }
-    }
-    throw_if_bad_row(bad_row);
+          collect_entries(s.shifted.data(), rows, k_count, 0.0, blocks_[b], s.pairs, s.cut.data());
+        });
     pad_factors(terms);
     std::vector<double> block_error(count, 0.0);
     {
@@ -720,34 +738,24 @@ class CpuEngine final : public DpgmmEngine {
   template <typename T, typename OnBlock>
   void pass(const DpgmmTerms& terms, OnBlock&& on_block) {
     const int64_t k_count = terms.components;
-    const int64_t p_count = dpgmm_feature_count(terms.covariance_type, d_);
-    std::vector<T> matrix(terms.matrix.begin(), terms.matrix.end());  // [P, K] in T
-    const int64_t count = static_cast<int64_t>(blocks_.size());
-    std::atomic<int64_t> bad_row{-1};
-    const int team = static_cast<int>(std::clamp<int64_t>(count, 1, threads_));
-#pragma omp parallel num_threads(team)
-    {
-      blas_on_this_thread();
-      std::vector<T> features(kBlockRows * p_count);
-      std::vector<T> log_rho(kBlockRows * k_count);
-      std::vector<double> resp(kBlockRows * k_count);
-      std::vector<double> entropy(kBlockRows), lse(kBlockRows), centred(d_);
+    struct State {
+      std::vector<double> resp, entropy, lse;
       std::vector<int32_t> cursor;
-#pragma omp for schedule(static)
-      for (int64_t b = 0; b < count; ++b) {
-        const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-        build_features(x_ + r0 * d_, rows, d_, terms.shift.data(), terms.covariance_type, features.data(), p_count,
-                       centred.data());
-        gemm(rows, k_count, p_count, features.data(), matrix.data(), log_rho.data());  // log ρ − c
-        for (int64_t i = 0; i < rows; ++i) {
-          lse[i] = normalise_row(log_rho.data() + i * k_count, terms.offset.data(), k_count,
-                                 resp.data() + i * k_count, &entropy[i]);
-          if (!std::isfinite(lse[i])) note_bad_row(bad_row, r0 + i);
-        }
-        on_block(b, rows, resp.data(), entropy.data(), lse.data(), cursor);
-      }
-    }
-    throw_if_bad_row(bad_row, precision_ == DpgmmPrecision::kFloat32);
+    };
+    for_each_product_block<T>(
+        terms, precision_ == DpgmmPrecision::kFloat32,
+        [&] {
+          return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows),
+                       std::vector<double>(kBlockRows), {}};
+        },
+        [&](State& s, int64_t b, int64_t rows, const T* log_rho, std::atomic<int64_t>& bad_row) {
+          for (int64_t i = 0; i < rows; ++i) {
+            s.lse[i] = normalise_row(log_rho + i * k_count, terms.offset.data(), k_count, s.resp.data() + i * k_count,
+                                     &s.entropy[i]);
+            if (!std::isfinite(s.lse[i])) note_bad_row(bad_row, b * kBlockRows + i);
+          }
+          on_block(b, rows, s.resp.data(), s.entropy.data(), s.lse.data(), s.cursor);
+        });
   }
 
   const double* x_;

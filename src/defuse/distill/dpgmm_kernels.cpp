@@ -26,15 +26,27 @@ int64_t dpgmm_feature_count(CovarianceType type, int64_t dims) {
 namespace dpgmm_cpu {
 
 template <typename T>
-DEFUSE_KERNEL double normalise_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* r,
-                                 double* entropy) {
+DEFUSE_KERNEL double shifted_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* out) {
   double m = -std::numeric_limits<double>::infinity();
 #pragma omp simd reduction(max : m)
   for (int64_t k = 0; k < k_count; ++k) {
     const double l = static_cast<double>(log_rho[k]) + offset[k];
-    r[k] = l;
+    out[k] = l;
     m = l > m ? l : m;
   }
+  return m;
+}
+DEFUSE_CLONES double shifted_row_f64(const double* l, const double* c, int64_t k, double* out) {
+  return shifted_row_impl(l, c, k, out);
+}
+DEFUSE_CLONES double shifted_row_f32(const float* l, const double* c, int64_t k, double* out) {
+  return shifted_row_impl(l, c, k, out);
+}
+
+template <typename T>
+DEFUSE_KERNEL double normalise_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* r,
+                                 double* entropy) {
+  const double m = shifted_row_impl(log_rho, offset, k_count, r);
   double s = 0, t = 0;
 #pragma omp simd reduction(+ : s, t)
   for (int64_t k = 0; k < k_count; ++k) {
@@ -213,24 +225,6 @@ DEFUSE_CLONES int64_t select_candidates(const double* u, int64_t k_count, double
       }
   }
   return count;
-}
-
-template <typename T>
-DEFUSE_KERNEL double shifted_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* out) {
-  double m = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double l = static_cast<double>(log_rho[k]) + offset[k];
-    out[k] = l;
-    m = l > m ? l : m;
-  }
-  return m;
-}
-DEFUSE_CLONES double shifted_row_f64(const double* l, const double* c, int64_t k, double* out) {
-  return shifted_row_impl(l, c, k, out);
-}
-DEFUSE_CLONES double shifted_row_f32(const float* l, const double* c, int64_t k, double* out) {
-  return shifted_row_impl(l, c, k, out);
 }
 
 }  // namespace dpgmm_cpu
