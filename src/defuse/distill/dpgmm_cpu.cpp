@@ -54,6 +54,20 @@ constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one t
 constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
 
+// Calls f(row, w·r) for each of component k's entries above `floor` in `blocks`, in block
+// and row order (w = the row's sample weight, or 1).
+template <typename F>
+void for_each_entry(int64_t k, const std::vector<BlockEntries>& blocks, const double* weight, double floor, F&& f) {
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockEntries& e = blocks[b];
+    for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
+      if (!(e.values[at] > floor)) continue;
+      const int64_t row = static_cast<int64_t>(b) * kBlockRows + e.rows[at];
+      f(row, weight ? weight[row] * e.values[at] : e.values[at]);
+    }
+  }
+}
+
 // N_k, Σ w r (x − shift) and the centred scatter Σ w r (x − x̄_k)(x − x̄_k)ᵀ of one
 // component, from the blocks' entries above `floor`, in block and row order.
 // With a `reference` point c near x̄_k (the component's current mean) it takes one pass over
@@ -72,17 +86,11 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
   // Pass 1 (two-pass mode only): N_k and Σ w r (x − shift), then x̄_k is the centre.
   double count = 0;
   if (!reference) {
-    for (size_t b = 0; b < blocks.size(); ++b) {
-      const BlockEntries& e = blocks[b];
-      for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
-        if (!(e.values[at] > floor)) continue;
-        const int64_t row = static_cast<int64_t>(b) * kBlockRows + e.rows[at];
-        const double wr = weight ? weight[row] * e.values[at] : e.values[at];
-        const double* xr = x + row * d;
-        count += wr;
-        for (int64_t j = 0; j < d; ++j) first[j] += wr * (xr[j] - shift[j]);
-      }
-    }
+    for_each_entry(k, blocks, weight, floor, [&](int64_t row, double wr) {
+      const double* xr = x + row * d;
+      count += wr;
+      for (int64_t j = 0; j < d; ++j) first[j] += wr * (xr[j] - shift[j]);
+    });
     // x̄_k as scikit-learn's _estimate_gaussian_parameters: Σ r x / (N_k + 10ε).
     for (int64_t j = 0; j < d; ++j) centre[j] = first[j] / (count + kCountEpsilon);
   } else {
@@ -102,32 +110,26 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
                 gather.data(), static_cast<int>(d), 1.0, scatter, static_cast<int>(d));
     pending = 0;
   };
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    const BlockEntries& e = blocks[b];
-    for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
-      if (!(e.values[at] > floor)) continue;
-      const int64_t row = static_cast<int64_t>(b) * kBlockRows + e.rows[at];
-      const double wr = weight ? weight[row] * e.values[at] : e.values[at];
-      const double* xr = x + row * d;
-      count2 += wr;
-      if (full) {
-        const double root = std::sqrt(wr);
-        double* a = gather.data() + pending * d;
-        for (int64_t j = 0; j < d; ++j) {
-          const double diff = xr[j] - offset[j];
-          linear[j] += wr * diff;
-          a[j] = root * diff;
-        }
-        if (++pending == kGatherRows) flush();
-      } else {
-        for (int64_t j = 0; j < d; ++j) {
-          const double diff = xr[j] - offset[j];
-          linear[j] += wr * diff;
-          scatter[j] += wr * diff * diff;
-        }
+  for_each_entry(k, blocks, weight, floor, [&](int64_t row, double wr) {
+    const double* xr = x + row * d;
+    count2 += wr;
+    if (full) {
+      const double root = std::sqrt(wr);
+      double* a = gather.data() + pending * d;
+      for (int64_t j = 0; j < d; ++j) {
+        const double diff = xr[j] - offset[j];
+        linear[j] += wr * diff;
+        a[j] = root * diff;
+      }
+      if (++pending == kGatherRows) flush();
+    } else {
+      for (int64_t j = 0; j < d; ++j) {
+        const double diff = xr[j] - offset[j];
+        linear[j] += wr * diff;
+        scatter[j] += wr * diff * diff;
       }
     }
-  }
+  });
   if (full) flush();
   if (!reference) {
     // Centred on x̄_k already: scikit-learn's two-pass result (the linear term is ~0).
