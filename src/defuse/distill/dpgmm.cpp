@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "defuse/base/error.h"
+#include "defuse/base/random.h"
 #include "defuse/base/timing.h"
 #include "defuse/distill/dpgmm_engine.h"
 #include "defuse/distill/kmeans.h"
@@ -733,10 +734,7 @@ void initial_assignment(const double* x, int64_t n, int64_t d, const double* wei
         for (int64_t i = 0; i < n; ++i)
           if (!weight || weight[i] > 0) pool.push_back(i);
         const int64_t m = std::min<int64_t>(o.kmeans_sample_size, pool.size());
-        for (int64_t i = 0; i < m; ++i) {
-          const int64_t j = i + static_cast<int64_t>((rng() >> 11) * 0x1.0p-53 * static_cast<double>(pool.size() - i));
-          std::swap(pool[i], pool[std::min<int64_t>(j, pool.size() - 1)]);
-        }
+        for (int64_t i = 0; i < m; ++i) swap_in_random(pool, i, rng);
         pool.resize(m);
         std::sort(pool.begin(), pool.end());
         std::vector<double> sample(m * d), sample_weight(weight ? m : 0);
@@ -770,8 +768,7 @@ void initial_assignment(const double* x, int64_t n, int64_t d, const double* wei
       const int64_t take = std::min<int64_t>(k0, pool.size());
       labels.assign(n, -1);
       for (int64_t c = 0; c < take; ++c) {
-        const int64_t j = c + static_cast<int64_t>((rng() >> 11) * 0x1.0p-53 * static_cast<double>(pool.size() - c));
-        std::swap(pool[c], pool[std::min<int64_t>(j, pool.size() - 1)]);
+        swap_in_random(pool, c, rng);
         labels[pool[c]] = static_cast<int32_t>(c);
       }
       break;
@@ -781,7 +778,7 @@ void initial_assignment(const double* x, int64_t n, int64_t d, const double* wei
       resp.resize(n * k0);
       for (int64_t i = 0; i < n; ++i) {
         double total = 0;
-        for (int64_t c = 0; c < k0; ++c) total += resp[i * k0 + c] = (rng() >> 11) * 0x1.0p-53;
+        for (int64_t c = 0; c < k0; ++c) total += resp[i * k0 + c] = uniform01(rng);
         for (int64_t c = 0; c < k0; ++c) resp[i * k0 + c] /= total;
       }
       break;

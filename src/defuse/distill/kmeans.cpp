@@ -9,6 +9,7 @@
 #include <random>
 
 #include "defuse/base/error.h"
+#include "defuse/base/random.h"
 #include "defuse/base/simd.h"
 #include "defuse/base/threads.h"
 
@@ -18,10 +19,6 @@ namespace {
 constexpr int64_t kAssignRows = 512;   // points per assignment block (one GEMM each)
 constexpr int64_t kChunkRows = 8192;   // points per partial sum of the centre update
 constexpr int64_t kSeedChunkRows = 4096;  // k-means++: points per chunk of a candidate's potential (at least)
-
-// A uniform double in [0, 1) from 53 random bits (independent of the standard library's
-// distributions, whose output is implementation-defined).
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
 // Index of the smallest of v[c] + offset[c] over c < k (the first on ties), and that value:
 // vectorised minima of 16-wide chunks, then a scan of the first chunk holding the minimum.
@@ -279,10 +276,7 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
   const int64_t limit = seeding_sample < 0 ? 0 : seeding_sample;
   if (limit > 0 && static_cast<int64_t>(pool.size()) > limit) {
     // Partial Fisher–Yates: the first `limit` entries become a uniform random subset.
-    for (int64_t i = 0; i < limit; ++i) {
-      const int64_t j = i + static_cast<int64_t>(uniform01(rng) * static_cast<double>(pool.size() - i));
-      std::swap(pool[i], pool[std::min<int64_t>(j, pool.size() - 1)]);
-    }
+    for (int64_t i = 0; i < limit; ++i) swap_in_random(pool, i, rng);
     pool.resize(limit);
     std::sort(pool.begin(), pool.end());
   }
