@@ -108,18 +108,6 @@ TEST_F(AnnotationStore, ValidatesEveryField) {
   EXPECT_EQ(count_rows(db()), 3);
 }
 
-TEST(Utf8, ValidatesAndCounts) {
-  EXPECT_TRUE(is_valid_utf8("plain"));
-  EXPECT_TRUE(is_valid_utf8("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
-  EXPECT_FALSE(is_valid_utf8("\xc3"));              // truncated
-  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));          // truncated
-  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate
-  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong
-  EXPECT_FALSE(is_valid_utf8("\x80"));
-  EXPECT_EQ(utf8_length("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), 6u);
-}
-
 // ---- the resolution rule ----
 
 class Resolve : public AnnotationStore {

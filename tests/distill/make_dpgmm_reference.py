@@ -2,7 +2,7 @@
 """Reference values for tests/distill/dpgmm_test.cpp, from scikit-learn's
 BayesianGaussianMixture (Debian's python3-sklearn, 1.2).
 
-Run once; paste its output into dpgmm_test.cpp between the "BEGIN GENERATED" and
+Run once; paste its output into tests/distill/dpgmm_reference.h between the "BEGIN GENERATED" and
 "END GENERATED" markers (or run with --check to compare with what is there):
 
     /usr/bin/python3 tests/distill/make_dpgmm_reference.py > /tmp/ref.inc

@@ -137,7 +137,7 @@ std::string resolution_fingerprint(int64_t distill_run_id, const std::vector<Res
 nlohmann::json resolution_json(const ResolvedScenario& resolved);
 nlohmann::json annotation_json(const Annotation& annotation, const ScenarioSet& scenarios);
 
-// Export / import, for labelling elsewhere.
+// Export / import, for labelling elsewhere (annotation_io.cpp).
 //   JSON: {"format": "defuse-annotations", "version": 1, "distill_run_id", "class_names",
 //          "scenarios": [{id, seed_label, predicted_label, failure_rate, members, samples:
 //          [paths], resolution}], "annotations": [{scenario, annotator, label, label_name,
@@ -191,10 +191,5 @@ std::optional<AutoDecision> judges_decision(const Scenario& scenario, const std:
 // Returns how many annotations were added. Throws ConfigError for another source.
 int64_t auto_label(Database& db, const ScenarioSet& scenarios, const std::string& source = "seed",
                    const std::string& annotator = "auto");
-
-// UTF-8 helpers used by validation: whether `text` is well-formed UTF-8 (no overlongs, no
-// surrogates), and its length in code points.
-bool is_valid_utf8(std::string_view text);
-size_t utf8_length(std::string_view text);
 
 }  // namespace defuse

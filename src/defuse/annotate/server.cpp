@@ -17,6 +17,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/html.h"
 #include "defuse/base/sqlite.h"
+#include "defuse/base/utf8.h"
 #include "defuse/base/workspace.h"
 
 namespace defuse {
@@ -217,8 +218,7 @@ struct AnnotationServer::Impl {
     if (options.require_token && options.token.empty()) options.token = random_hex(24);
     check_option(options.annotator.empty() ||
                      (is_valid_utf8(options.annotator) && utf8_length(options.annotator) <= kMaxAnnotatorChars &&
-                      std::none_of(options.annotator.begin(), options.annotator.end(),
-                                   [](unsigned char c) { return c < 0x20 || c == 0x7f; })),
+                      !has_control_characters(options.annotator, false)),
                  kStage, "--annotator must be at most 64 characters of text");
     csrf = random_hex(24);
     scenarios = load_scenarios(workspace);

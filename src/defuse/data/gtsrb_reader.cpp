@@ -6,9 +6,14 @@
 #include <charconv>
 #include <filesystem>
 #include <map>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "defuse/base/csv.h"
 #include "defuse/base/error.h"
 #include "defuse/base/image_io.h"
+#include "defuse/base/utf8.h"
 #include "defuse/data/dataset.h"
 #include "defuse/data/holdout.h"
 
@@ -19,16 +24,6 @@ namespace fs = std::filesystem;
 
 // Larger than any GTSRB image side; bounds the numbers a CSV may hold.
 constexpr int64_t kMaxCsvValue = 1 << 20;
-
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  for (size_t start = 0;;) {
-    const size_t end = line.find(';', start);
-    fields.push_back(line.substr(start, end - start));
-    if (end == std::string_view::npos) return fields;
-    start = end + 1;
-  }
-}
 
 // One split's rows with their image paths, ready to load.
 struct GtsrbFiles {
@@ -120,19 +115,16 @@ std::vector<GtsrbRow> parse_gtsrb_csv(std::string_view text, const std::string& 
   auto fail = [&](const std::string& problem) {
     throw DataError("data: " + what + " line " + std::to_string(line_number) + ": " + problem);
   };
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte order mark
+  // GTSRB's files are `;`-separated without quoting (a quote is part of its field), read line
+  // by line rather than as RFC 4180 CSV (base/csv.h).
+  LineReader lines(strip_utf8_bom(text));
   std::map<std::string_view, size_t> columns;
   size_t num_columns = 0;
   std::vector<GtsrbRow> rows;
-  for (size_t start = 0; start < text.size();) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  for (std::string_view line; lines.next(line);) {
+    line_number = static_cast<size_t>(lines.number());
     if (line.empty()) continue;
-    const std::vector<std::string_view> fields = split_fields(line);
+    const std::vector<std::string_view> fields = split_fields(line, ';');
     if (columns.empty()) {  // the header row
       for (size_t i = 0; i < fields.size(); ++i) columns.emplace(fields[i], i);
       num_columns = fields.size();

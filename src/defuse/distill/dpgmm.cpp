@@ -9,8 +9,6 @@
 // stored "covariance" is C_k = W_k⁻¹/ν_k = E[Λ_k]⁻¹ and its Cholesky-based precision factor.
 #include "defuse/distill/dpgmm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -22,6 +20,8 @@
 #include <fmt/format.h>
 
 #include "defuse/base/error.h"
+#include "defuse/base/random.h"
+#include "defuse/base/timing.h"
 #include "defuse/distill/dpgmm_engine.h"
 #include "defuse/distill/kmeans.h"
 
@@ -53,7 +53,6 @@ constexpr double kLog2Pi = 1.8378770664093454836;
 constexpr double kLog2 = 0.69314718055994530942;
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // ψ(x) for x > 0: recurrence up to x ≥ 10, then the asymptotic series (error < 1e-15).
 double digamma(double x) {
@@ -556,142 +555,341 @@ int64_t DpgmmModel::components_used(double min_weight) const {
 }
 
 // ---------------------------------------------------------------------------------------
-// Fitting.
+// Options.
 
-DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions& o, const double* weight) {
-  const auto start = Clock::now();
-  const std::clock_t cpu_start = std::clock();
-  const int64_t k0 = o.components;
-  const CovarianceType type = o.covariance_type;
-  // Options (ConfigError) and data (DataError).
+void DpgmmOptions::validate(int64_t n, int64_t d) const {
+  const int64_t k0 = components;
   check_option(n >= 1, "dpgmm", "no points to fit");
   check_option(d >= 1, "dpgmm", "points must have at least one feature");
   check_option(k0 >= 1, "dpgmm", "the number of components must be at least 1");
-  check_option(o.tol >= 0 && std::isfinite(o.tol), "dpgmm", "tol must be a non-negative number");
-  check_option(o.reg_covar >= 0 && std::isfinite(o.reg_covar), "dpgmm", "reg_covar must be a non-negative number");
-  check_option(o.max_iter >= 0, "dpgmm", "max_iter must be non-negative");
-  check_option(o.n_init >= 1, "dpgmm", "n_init must be at least 1");
-  check_option(o.prune_below >= 0 && o.prune_below < 1, "dpgmm", "prune_below must be in [0, 1)");
-  check_option(o.responsibility_floor >= 0 && o.responsibility_floor < 1, "dpgmm",
+  check_option(tol >= 0 && std::isfinite(tol), "dpgmm", "tol must be a non-negative number");
+  check_option(reg_covar >= 0 && std::isfinite(reg_covar), "dpgmm", "reg_covar must be a non-negative number");
+  check_option(max_iter >= 0, "dpgmm", "max_iter must be non-negative");
+  check_option(n_init >= 1, "dpgmm", "n_init must be at least 1");
+  check_option(prune_below >= 0 && prune_below < 1, "dpgmm", "prune_below must be in [0, 1)");
+  check_option(responsibility_floor >= 0 && responsibility_floor < 1, "dpgmm",
                "responsibility_floor must be in [0, 1)");
-  check_option(o.threads >= 0, "dpgmm", "threads must be non-negative");
-  check_option(o.kmeans_sample_size >= 0, "dpgmm", "kmeans_sample_size must be non-negative");
-  check_option(!o.weight_concentration_prior || *o.weight_concentration_prior > 0, "dpgmm",
+  check_option(threads >= 0, "dpgmm", "threads must be non-negative");
+  check_option(kmeans_sample_size >= 0, "dpgmm", "kmeans_sample_size must be non-negative");
+  check_option(!weight_concentration_prior || *weight_concentration_prior > 0, "dpgmm",
                "the weight concentration prior must be > 0");
-  check_option(!o.mean_precision_prior || *o.mean_precision_prior > 0, "dpgmm",
-               "the mean precision prior must be > 0");
-  check_option(!o.degrees_of_freedom_prior || *o.degrees_of_freedom_prior > static_cast<double>(d) - 1, "dpgmm",
+  check_option(!mean_precision_prior || *mean_precision_prior > 0, "dpgmm", "the mean precision prior must be > 0");
+  check_option(!degrees_of_freedom_prior || *degrees_of_freedom_prior > static_cast<double>(d) - 1, "dpgmm",
                fmt::format("the degrees of freedom prior must be > D − 1 = {}", d - 1));
-  check_option(o.mean_prior.empty() || static_cast<int64_t>(o.mean_prior.size()) == d, "dpgmm",
+  check_option(mean_prior.empty() || static_cast<int64_t>(mean_prior.size()) == d, "dpgmm",
                fmt::format("the mean prior must have {} values", d));
-  for (double v : o.mean_prior) check_option(std::isfinite(v), "dpgmm", "the mean prior must be finite");
-  check_points(x, n, d, "input");
-  double total_weight = static_cast<double>(n);
-  if (weight) {
-    total_weight = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      if (!(weight[i] >= 0) || !std::isfinite(weight[i]))
-        throw DataError(fmt::format("dpgmm: sample weight {} is {} (weights must be finite and ≥ 0)", i, weight[i]));
-      total_weight += weight[i];
-    }
-    if (!(total_weight > 0)) throw DataError("dpgmm: every sample weight is zero");
-  }
-  if (o.init == DpgmmInit::kGiven) {
-    const bool has_resp = !o.init_responsibilities.empty(), has_labels = !o.init_labels.empty();
+  for (double v : mean_prior) check_option(std::isfinite(v), "dpgmm", "the mean prior must be finite");
+  if (init == DpgmmInit::kGiven) {
+    const bool has_resp = !init_responsibilities.empty(), has_labels = !init_labels.empty();
     check_option(has_resp != has_labels, "dpgmm",
                  "initialisation 'given' needs exactly one of initial responsibilities and initial labels");
     if (has_resp) {
-      check_option(static_cast<int64_t>(o.init_responsibilities.size()) == n * k0, "dpgmm",
+      check_option(static_cast<int64_t>(init_responsibilities.size()) == n * k0, "dpgmm",
                    fmt::format("initial responsibilities must be {}×{}", n, k0));
-      for (double v : o.init_responsibilities)
+      for (double v : init_responsibilities)
         check_option(v >= 0 && std::isfinite(v), "dpgmm", "initial responsibilities must be finite and ≥ 0");
     } else {
-      check_option(static_cast<int64_t>(o.init_labels.size()) == n, "dpgmm",
+      check_option(static_cast<int64_t>(init_labels.size()) == n, "dpgmm",
                    fmt::format("initial labels must have {} values", n));
-      for (int32_t v : o.init_labels)
+      for (int32_t v : init_labels)
         check_option(v >= 0 && v < k0, "dpgmm", fmt::format("initial labels must be in [0, {})", k0));
     }
   }
-  DpgmmResult result;
-  if (n < k0) result.warnings.push_back(fmt::format("{} points for {} components: some components stay empty", n, k0));
+  if (!covariance_prior.empty()) {
+    const int64_t psi_size = is_full(covariance_type) ? d * d : covariance_type == CovarianceType::kDiag ? d : 1;
+    check_option(static_cast<int64_t>(covariance_prior.size()) == psi_size, "dpgmm",
+                 fmt::format("the covariance prior must have {} values for covariance type {}", psi_size,
+                             to_string(covariance_type)));
+    const std::vector<double>& psi = covariance_prior;
+    for (double v : psi) check_option(std::isfinite(v), "dpgmm", "the covariance prior must be finite");
+    if (is_full(covariance_type)) {
+      std::vector<double> l(d * d);
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t j = 0; j < i; ++j)
+          check_option(std::fabs(psi[i * d + j] - psi[j * d + i]) <=
+                           1e-10 * (std::fabs(psi[i * d + j]) + std::fabs(psi[j * d + i])),
+                       "dpgmm", "the covariance prior must be symmetric");
+      check_option(dpgmm_cholesky(psi.data(), d, l.data()), "dpgmm", "the covariance prior must be positive definite");
+    } else {
+      for (double v : psi) check_option(v > 0, "dpgmm", "the covariance prior must be positive");
+    }
+  }
+}
 
-  // Weighted mean (the shift every quadratic form is expanded around, and m0's default)
-  // and covariance (Ψ0's default, frequency weights with ddof 1 like np.cov).
+// ---------------------------------------------------------------------------------------
+// Fitting.
+
+namespace {
+
+// The sum of the sample weights (n without them), after checking that they are finite,
+// non-negative and not all zero (DataError).
+double total_weight(const double* weight, int64_t n) {
+  double total = static_cast<double>(n);
+  if (weight) {
+    total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!(weight[i] >= 0) || !std::isfinite(weight[i]))
+        throw DataError(fmt::format("dpgmm: sample weight {} is {} (weights must be finite and ≥ 0)", i, weight[i]));
+      total += weight[i];
+    }
+    if (!(total > 0)) throw DataError("dpgmm: every sample weight is zero");
+  }
+  return total;
+}
+
+// The weighted mean of the points: the shift every quadratic form is expanded around, and
+// m0's default.
+std::vector<double> weighted_mean(const double* x, int64_t n, int64_t d, const double* weight, double total_weight) {
   std::vector<double> shift(d, 0.0);
   for (int64_t i = 0; i < n; ++i) {
     const double w = weight ? weight[i] : 1.0;
     for (int64_t j = 0; j < d; ++j) shift[j] += w * x[i * d + j];
   }
   for (auto& v : shift) v /= total_weight;
+  return shift;
+}
 
+// Ψ0's default, shaped by covariance type: the weighted covariance of the points around
+// `shift` (frequency weights with ddof 1, like np.cov), reg_covar·I added when it is
+// singular; what was assumed goes to `warnings`.
+std::vector<double> data_covariance_prior(const double* x, int64_t n, int64_t d, const double* weight,
+                                          double total_weight, const std::vector<double>& shift, CovarianceType type,
+                                          double reg_covar, std::vector<std::string>& warnings) {
+  std::vector<double> cov(d * d, 0.0);
+  if (total_weight > 1) {
+    for (int64_t i = 0; i < n; ++i) {
+      const double w = weight ? weight[i] : 1.0;
+      if (w == 0) continue;
+      for (int64_t a = 0; a < d; ++a) {
+        const double da = x[i * d + a] - shift[a];
+        for (int64_t b = a; b < d; ++b) cov[a * d + b] += w * da * (x[i * d + b] - shift[b]);
+      }
+    }
+    for (int64_t a = 0; a < d; ++a)
+      for (int64_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b] /= (total_weight - 1);
+  } else {
+    // One point (or total weight ≤ 1): no covariance to estimate; np.cov would give NaN.
+    for (int64_t a = 0; a < d; ++a) cov[a * d + a] = 1.0;
+    warnings.push_back("a single point: the covariance prior is the identity");
+  }
+  // Rank-deficient data (duplicates, a constant feature, collinear points) make the
+  // data covariance singular, and with it the covariance of every component that
+  // holds no points: add reg_covar·I to it, as the components' own covariances get.
+  {
+    double largest = 0;
+    for (int64_t a = 0; a < d; ++a) largest = std::max(largest, cov[a * d + a]);
+    std::vector<double> l(d * d);
+    bool singular = !dpgmm_cholesky(cov.data(), d, l.data());
+    for (int64_t a = 0; a < d && !singular; ++a) singular = l[a * d + a] * l[a * d + a] <= 1e-10 * largest;
+    if (singular) {
+      for (int64_t a = 0; a < d; ++a) cov[a * d + a] += reg_covar;
+      warnings.push_back(fmt::format(
+          "the data covariance is singular (duplicate points, a constant feature or collinear points): "
+          "reg_covar = {:g} is added to its diagonal for the covariance prior", reg_covar));
+    }
+  }
+  if (is_full(type)) return cov;
+  std::vector<double> psi(d, 0.0);
+  for (int64_t j = 0; j < d; ++j) psi[j] = cov[j * d + j];
+  if (type == CovarianceType::kSpherical) psi = {std::accumulate(psi.begin(), psi.end(), 0.0) / static_cast<double>(d)};
+  return psi;
+}
+
+// The priors with their defaults resolved, in centred coordinates (m0 relative to `shift`).
+Priors resolve_priors(const DpgmmOptions& o, const double* x, int64_t n, int64_t d, const double* weight,
+                      double total_weight, const std::vector<double>& shift, std::vector<std::string>& warnings) {
   Priors pr;
-  pr.alpha = o.weight_concentration_prior.value_or(1.0 / static_cast<double>(k0));
+  pr.alpha = o.weight_concentration_prior.value_or(1.0 / static_cast<double>(o.components));
   pr.beta0 = o.mean_precision_prior.value_or(1.0);
   pr.nu0 = o.degrees_of_freedom_prior.value_or(static_cast<double>(d));
   pr.m0.assign(d, 0.0);
   if (!o.mean_prior.empty())
     for (int64_t j = 0; j < d; ++j) pr.m0[j] = o.mean_prior[j] - shift[j];
-  const int64_t psi_size = is_full(type) ? d * d : type == CovarianceType::kDiag ? d : 1;
-  if (!o.covariance_prior.empty()) {
-    check_option(static_cast<int64_t>(o.covariance_prior.size()) == psi_size, "dpgmm",
-                 fmt::format("the covariance prior must have {} values for covariance type {}", psi_size,
-                             to_string(type)));
-    pr.psi = o.covariance_prior;
-    for (double v : pr.psi) check_option(std::isfinite(v), "dpgmm", "the covariance prior must be finite");
-    if (is_full(type)) {
-      std::vector<double> l(d * d);
-      for (int64_t i = 0; i < d; ++i)
-        for (int64_t j = 0; j < i; ++j)
-          check_option(std::fabs(pr.psi[i * d + j] - pr.psi[j * d + i]) <=
-                           1e-10 * (std::fabs(pr.psi[i * d + j]) + std::fabs(pr.psi[j * d + i])),
-                       "dpgmm", "the covariance prior must be symmetric");
-      check_option(dpgmm_cholesky(pr.psi.data(), d, l.data()), "dpgmm", "the covariance prior must be positive definite");
-    } else {
-      for (double v : pr.psi) check_option(v > 0, "dpgmm", "the covariance prior must be positive");
-    }
-  } else {
-    std::vector<double> cov(d * d, 0.0);
-    if (total_weight > 1) {
-      for (int64_t i = 0; i < n; ++i) {
-        const double w = weight ? weight[i] : 1.0;
-        if (w == 0) continue;
-        for (int64_t a = 0; a < d; ++a) {
-          const double da = x[i * d + a] - shift[a];
-          for (int64_t b = a; b < d; ++b) cov[a * d + b] += w * da * (x[i * d + b] - shift[b]);
+  pr.psi = o.covariance_prior.empty() ? data_covariance_prior(x, n, d, weight, total_weight, shift, o.covariance_type,
+                                                              o.reg_covar, warnings)
+                                      : o.covariance_prior;
+  return pr;
+}
+
+// The labels (−1: no component) or the responsibilities [N, K] that start fit `init`, from
+// `seed` (scikit-learn's _initialize_parameters); for DpgmmInit::kGiven both stay empty (the
+// options hold them). What was assumed goes to `warnings`.
+void initial_assignment(const double* x, int64_t n, int64_t d, const double* weight, const DpgmmOptions& o, int init,
+                        uint64_t seed, std::vector<std::string>& warnings, std::vector<int32_t>& labels,
+                        std::vector<double>& resp) {
+  const int64_t k0 = o.components;
+  switch (o.init) {
+    case DpgmmInit::kKmeans: {
+      KMeansOptions ko;
+      ko.clusters = k0;
+      ko.max_iter = o.kmeans_max_iter;
+      ko.tol = o.kmeans_tol;
+      ko.seed = seed;
+      ko.threads = o.threads;
+      if (o.kmeans_sample_size > 0 && n > o.kmeans_sample_size) {
+        // k-means on a uniform random subset (of the points with weight), then every point
+        // to its nearest centre.
+        std::mt19937_64 rng(mix_seed(seed, 0x73616d70));
+        std::vector<int64_t> pool;
+        for (int64_t i = 0; i < n; ++i)
+          if (!weight || weight[i] > 0) pool.push_back(i);
+        const int64_t m = std::min<int64_t>(o.kmeans_sample_size, pool.size());
+        for (int64_t i = 0; i < m; ++i) swap_in_random(pool, i, rng);
+        pool.resize(m);
+        std::sort(pool.begin(), pool.end());
+        std::vector<double> sample(m * d), sample_weight(weight ? m : 0);
+        for (int64_t i = 0; i < m; ++i) {
+          std::copy(x + pool[i] * d, x + (pool[i] + 1) * d, sample.begin() + i * d);
+          if (weight) sample_weight[i] = weight[pool[i]];
         }
+        auto km = kmeans(sample.data(), m, d, ko, weight ? sample_weight.data() : nullptr);
+        labels = nearest_centers(x, n, d, km.centers, std::min<int64_t>(k0, km.distinct_seeds), o.threads);
+      } else {
+        auto km = kmeans(x, n, d, ko, weight);
+        if (km.distinct_seeds < k0 && init == 0)
+          warnings.push_back(
+              fmt::format("k-means found only {} distinct points for {} components", km.distinct_seeds, k0));
+        labels = std::move(km.labels);
       }
-      for (int64_t a = 0; a < d; ++a)
-        for (int64_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b] /= (total_weight - 1);
-    } else {
-      // One point (or total weight ≤ 1): no covariance to estimate; np.cov would give NaN.
-      for (int64_t a = 0; a < d; ++a) cov[a * d + a] = 1.0;
-      result.warnings.push_back("a single point: the covariance prior is the identity");
+      break;
     }
-    // Rank-deficient data (duplicates, a constant feature, collinear points) make the
-    // data covariance singular, and with it the covariance of every component that
-    // holds no points: add reg_covar·I to it, as the components' own covariances get.
-    {
-      double largest = 0;
-      for (int64_t a = 0; a < d; ++a) largest = std::max(largest, cov[a * d + a]);
-      std::vector<double> l(d * d);
-      bool singular = !dpgmm_cholesky(cov.data(), d, l.data());
-      for (int64_t a = 0; a < d && !singular; ++a) singular = l[a * d + a] * l[a * d + a] <= 1e-10 * largest;
-      if (singular) {
-        for (int64_t a = 0; a < d; ++a) cov[a * d + a] += o.reg_covar;
-        result.warnings.push_back(fmt::format(
-            "the data covariance is singular (duplicate points, a constant feature or collinear points): "
-            "reg_covar = {:g} is added to its diagonal for the covariance prior", o.reg_covar));
+    case DpgmmInit::kKmeansPlusPlus: {
+      auto seeds = kmeans_plusplus(x, n, d, weight, k0, seed, 0, o.threads);
+      labels.assign(n, -1);
+      for (size_t c = 0; c < seeds.size(); ++c) labels[seeds[c]] = static_cast<int32_t>(c);
+      break;
+    }
+    case DpgmmInit::kRandomFromData: {
+      // K distinct points with positive weight, uniformly.
+      std::mt19937_64 rng(seed);
+      std::vector<int64_t> pool;
+      for (int64_t i = 0; i < n; ++i)
+        if (!weight || weight[i] > 0) pool.push_back(i);
+      const int64_t take = std::min<int64_t>(k0, pool.size());
+      labels.assign(n, -1);
+      for (int64_t c = 0; c < take; ++c) {
+        swap_in_random(pool, c, rng);
+        labels[pool[c]] = static_cast<int32_t>(c);
       }
+      break;
     }
-    if (is_full(type)) {
-      pr.psi = cov;
-    } else {
-      pr.psi.assign(d, 0.0);
-      for (int64_t j = 0; j < d; ++j) pr.psi[j] = cov[j * d + j];
-      if (type == CovarianceType::kSpherical)
-        pr.psi = {std::accumulate(pr.psi.begin(), pr.psi.end(), 0.0) / static_cast<double>(d)};
+    case DpgmmInit::kRandom: {
+      std::mt19937_64 rng(seed);
+      resp.resize(n * k0);
+      for (int64_t i = 0; i < n; ++i) {
+        double total = 0;
+        for (int64_t c = 0; c < k0; ++c) total += resp[i * k0 + c] = uniform01(rng);
+        for (int64_t c = 0; c < k0; ++c) resp[i * k0 + c] /= total;
+      }
+      break;
+    }
+    case DpgmmInit::kGiven:
+      break;
+  }
+}
+
+// The parameters fit `init` starts from: the M-step from the statistics (into `stats`) of
+// its initial assignment.
+Params initial_params(const double* x, int64_t n, int64_t d, const double* weight, const std::vector<double>& shift,
+                      const Priors& pr, const DpgmmOptions& o, int init, uint64_t seed,
+                      std::vector<std::string>& warnings, DpgmmStats& stats) {
+  const int64_t k0 = o.components;
+  std::vector<int32_t> labels;
+  std::vector<double> resp;
+  initial_assignment(x, n, d, weight, o, init, seed, warnings, labels, resp);
+  const double* init_resp = o.init == DpgmmInit::kGiven && !o.init_responsibilities.empty()
+                                ? o.init_responsibilities.data()
+                                : resp.empty() ? nullptr : resp.data();
+  const int32_t* init_labels = o.init == DpgmmInit::kGiven ? (o.init_labels.empty() ? nullptr : o.init_labels.data())
+                               : labels.empty()            ? nullptr
+                                                           : labels.data();
+  dpgmm_statistics(x, n, d, weight, shift, o.covariance_type, k0, init_resp, init_labels, o.threads, stats);
+  std::vector<int64_t> index(k0);
+  std::iota(index.begin(), index.end(), 0);
+  return m_step(stats, pr, o, index);
+}
+
+// Drops the components whose expected weight fell below o.prune_below (keeping at least
+// the heaviest) and re-estimates the rest from the same statistics (the sticks depend on
+// which remain); returns whether any was dropped.
+bool prune_components(Params& params, DpgmmStats& stats, const Priors& pr, const DpgmmOptions& o, int64_t d) {
+  const auto w = expected_weights(params.a, params.b);
+  std::vector<int64_t> keep;
+  for (int64_t c = 0; c < params.k; ++c)
+    if (w[c] >= o.prune_below) keep.push_back(c);
+  if (keep.empty()) keep.push_back(std::max_element(w.begin(), w.end()) - w.begin());
+  if (static_cast<int64_t>(keep.size()) == params.k) return false;
+  const bool full = is_full(o.covariance_type);
+  const int64_t cs = full ? d * d : d;
+  DpgmmStats kept;
+  kept.components = static_cast<int64_t>(keep.size());
+  kept.dims = d;
+  kept.entropy = stats.entropy;
+  kept.log_likelihood = stats.log_likelihood;
+  std::vector<int64_t> kept_index;
+  for (int64_t c : keep) {
+    kept.counts.push_back(stats.counts[c]);
+    kept.sums.insert(kept.sums.end(), stats.sums.begin() + c * d, stats.sums.begin() + (c + 1) * d);
+    kept.scatter.insert(kept.scatter.end(), stats.scatter.begin() + c * cs, stats.scatter.begin() + (c + 1) * cs);
+    kept_index.push_back(params.index[c]);
+  }
+  stats = std::move(kept);
+  params = m_step(stats, pr, o, kept_index);
+  return true;
+}
+
+// One fit from its initial parameters.
+struct Fit {
+  Params params;
+  std::vector<double> bounds;  // the lower bound after each iteration
+  bool converged = false;      // met tol before max_iter
+  int iterations = 0;
+};
+
+// Coordinate ascent (scikit-learn's fit loop) from `params`: E-step under the current
+// factors, M-step, lower bound; stop when it changes by less than tol. `stats` holds the
+// initial statistics and is the E-steps' scratch.
+Fit coordinate_ascent(DpgmmEngine& engine, Params params, DpgmmStats& stats, const std::vector<double>& shift,
+                      const Priors& pr, const DpgmmOptions& o, int64_t d, int init, Clock::time_point fit_start) {
+  Fit fit;
+  double bound = -std::numeric_limits<double>::infinity();
+  for (int it = 1; it <= o.max_iter; ++it) {
+    const double previous = bound;
+    engine.expectation(make_terms(params, o.covariance_type, shift), stats);
+    params = m_step(stats, pr, o, params.index);
+    const bool pruned = o.prune_below > 0 && params.k > 1 && prune_components(params, stats, pr, o, d);
+    const double value = lower_bound(params, stats.entropy);
+    fit.bounds.push_back(value);
+    fit.iterations = it;
+    const double change = value - previous;
+    if (o.on_iteration) o.on_iteration({init, it, value, change, params.k, seconds_since(fit_start)});
+    // After pruning, the bound of the smaller model is not comparable with the last one:
+    // the convergence test starts again.
+    bound = pruned ? -std::numeric_limits<double>::infinity() : value;
+    if (!pruned && std::fabs(change) < o.tol) {
+      fit.converged = true;
+      break;
     }
   }
+  fit.params = std::move(params);
+  return fit;
+}
+
+}  // namespace
+
+DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions& o, const double* weight) {
+  const auto start = Clock::now();
+  const std::clock_t cpu_start = std::clock();
+  const int64_t k0 = o.components;
+  const CovarianceType type = o.covariance_type;
+  // Options (ConfigError), then data (DataError).
+  o.validate(n, d);
+  check_points(x, n, d, "input");
+  const double total = total_weight(weight, n);
+  DpgmmResult result;
+  if (n < k0) result.warnings.push_back(fmt::format("{} points for {} components: some components stay empty", n, k0));
+  const std::vector<double> shift = weighted_mean(x, n, d, weight, total);
+  const Priors pr = resolve_priors(o, x, n, d, weight, total, shift, result.warnings);
 
   std::unique_ptr<DpgmmEngine> engine =
       o.engine ? o.engine(x, n, d, weight, o) : make_cpu_dpgmm_engine(x, n, d, weight, o);
@@ -702,159 +900,20 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
   for (int init = 0; init < o.n_init; ++init) {
     const auto fit_start = Clock::now();
     const uint64_t seed = mix_seed(o.seed, static_cast<uint64_t>(init));
-    // Initial responsibilities (scikit-learn's _initialize_parameters), then the M-step.
     DpgmmStats stats;
-    std::vector<int32_t> labels;
-    std::vector<double> resp;
-    switch (o.init) {
-      case DpgmmInit::kKmeans: {
-        KMeansOptions ko;
-        ko.clusters = k0;
-        ko.max_iter = o.kmeans_max_iter;
-        ko.tol = o.kmeans_tol;
-        ko.seed = seed;
-        ko.threads = o.threads;
-        if (o.kmeans_sample_size > 0 && n > o.kmeans_sample_size) {
-          // k-means on a uniform random subset (of the points with weight), then every point
-          // to its nearest centre.
-          std::mt19937_64 rng(mix_seed(seed, 0x73616d70));
-          std::vector<int64_t> pool;
-          for (int64_t i = 0; i < n; ++i)
-            if (!weight || weight[i] > 0) pool.push_back(i);
-          const int64_t m = std::min<int64_t>(o.kmeans_sample_size, pool.size());
-          for (int64_t i = 0; i < m; ++i) {
-            const int64_t j = i + static_cast<int64_t>((rng() >> 11) * 0x1.0p-53 * static_cast<double>(pool.size() - i));
-            std::swap(pool[i], pool[std::min<int64_t>(j, pool.size() - 1)]);
-          }
-          pool.resize(m);
-          std::sort(pool.begin(), pool.end());
-          std::vector<double> sample(m * d), sample_weight(weight ? m : 0);
-          for (int64_t i = 0; i < m; ++i) {
-            std::copy(x + pool[i] * d, x + (pool[i] + 1) * d, sample.begin() + i * d);
-            if (weight) sample_weight[i] = weight[pool[i]];
-          }
-          auto km = kmeans(sample.data(), m, d, ko, weight ? sample_weight.data() : nullptr);
-          labels = nearest_centers(x, n, d, km.centers, std::min<int64_t>(k0, km.distinct_seeds), o.threads);
-        } else {
-          auto km = kmeans(x, n, d, ko, weight);
-          if (km.distinct_seeds < k0 && init == 0)
-            result.warnings.push_back(fmt::format("k-means found only {} distinct points for {} components",
-                                                  km.distinct_seeds, k0));
-          labels = std::move(km.labels);
-        }
-        break;
-      }
-      case DpgmmInit::kKmeansPlusPlus: {
-        auto seeds = kmeans_plusplus(x, n, d, weight, k0, seed, 0, o.threads);
-        labels.assign(n, -1);
-        for (size_t c = 0; c < seeds.size(); ++c) labels[seeds[c]] = static_cast<int32_t>(c);
-        break;
-      }
-      case DpgmmInit::kRandomFromData: {
-        // K distinct points with positive weight, uniformly.
-        std::mt19937_64 rng(seed);
-        std::vector<int64_t> pool;
-        for (int64_t i = 0; i < n; ++i)
-          if (!weight || weight[i] > 0) pool.push_back(i);
-        const int64_t take = std::min<int64_t>(k0, pool.size());
-        labels.assign(n, -1);
-        for (int64_t c = 0; c < take; ++c) {
-          const int64_t j = c + static_cast<int64_t>((rng() >> 11) * 0x1.0p-53 * static_cast<double>(pool.size() - c));
-          std::swap(pool[c], pool[std::min<int64_t>(j, pool.size() - 1)]);
-          labels[pool[c]] = static_cast<int32_t>(c);
-        }
-        break;
-      }
-      case DpgmmInit::kRandom: {
-        std::mt19937_64 rng(seed);
-        resp.resize(n * k0);
-        for (int64_t i = 0; i < n; ++i) {
-          double total = 0;
-          for (int64_t c = 0; c < k0; ++c) total += resp[i * k0 + c] = (rng() >> 11) * 0x1.0p-53;
-          for (int64_t c = 0; c < k0; ++c) resp[i * k0 + c] /= total;
-        }
-        break;
-      }
-      case DpgmmInit::kGiven:
-        break;
-    }
-    const double* init_resp = o.init == DpgmmInit::kGiven && !o.init_responsibilities.empty()
-                                  ? o.init_responsibilities.data()
-                                  : resp.empty() ? nullptr : resp.data();
-    const int32_t* init_labels = o.init == DpgmmInit::kGiven ? (o.init_labels.empty() ? nullptr : o.init_labels.data())
-                                 : labels.empty()            ? nullptr
-                                                             : labels.data();
-    dpgmm_statistics(x, n, d, weight, shift, type, k0, init_resp, init_labels, o.threads, stats);
-    resp = {};
-    labels = {};
-    std::vector<int64_t> index(k0);
-    std::iota(index.begin(), index.end(), 0);
-    Params params = m_step(stats, pr, o, index);
-    result.init_seconds += since(fit_start);
-
-    // Coordinate ascent (scikit-learn's fit loop): E-step under the current factors, M-step,
-    // lower bound; stop when it changes by less than tol.
-    std::vector<double> bounds;
-    double bound = -std::numeric_limits<double>::infinity();
-    bool converged = false;
-    int iterations = 0;
-    for (int it = 1; it <= o.max_iter; ++it) {
-      const double previous = bound;
-      engine->expectation(make_terms(params, type, shift), stats);
-      params = m_step(stats, pr, o, params.index);
-      bool pruned = false;
-      if (o.prune_below > 0 && params.k > 1) {
-        // Drop components whose expected weight fell below the threshold; the rest are
-        // re-estimated from the same statistics (the sticks depend on which remain).
-        const auto w = expected_weights(params.a, params.b);
-        std::vector<int64_t> keep;
-        for (int64_t c = 0; c < params.k; ++c)
-          if (w[c] >= o.prune_below) keep.push_back(c);
-        if (keep.empty()) keep.push_back(std::max_element(w.begin(), w.end()) - w.begin());
-        if (static_cast<int64_t>(keep.size()) < params.k) {
-          const bool full = is_full(type);
-          const int64_t cs = full ? d * d : d;
-          DpgmmStats kept;
-          kept.components = static_cast<int64_t>(keep.size());
-          kept.dims = d;
-          kept.entropy = stats.entropy;
-          kept.log_likelihood = stats.log_likelihood;
-          std::vector<int64_t> kept_index;
-          for (int64_t c : keep) {
-            kept.counts.push_back(stats.counts[c]);
-            kept.sums.insert(kept.sums.end(), stats.sums.begin() + c * d, stats.sums.begin() + (c + 1) * d);
-            kept.scatter.insert(kept.scatter.end(), stats.scatter.begin() + c * cs,
-                                stats.scatter.begin() + (c + 1) * cs);
-            kept_index.push_back(params.index[c]);
-          }
-          stats = std::move(kept);
-          params = m_step(stats, pr, o, kept_index);
-          pruned = true;
-        }
-      }
-      const double value = lower_bound(params, stats.entropy);
-      bounds.push_back(value);
-      iterations = it;
-      const double change = value - previous;
-      if (o.on_iteration) o.on_iteration({init, it, value, change, params.k, since(fit_start)});
-      // After pruning, the bound of the smaller model is not comparable with the last one:
-      // the convergence test starts again.
-      bound = pruned ? -std::numeric_limits<double>::infinity() : value;
-      if (!pruned && std::fabs(change) < o.tol) {
-        converged = true;
-        break;
-      }
-    }
-    const double final_bound = bounds.empty() ? -std::numeric_limits<double>::infinity() : bounds.back();
+    Params params = initial_params(x, n, d, weight, shift, pr, o, init, seed, result.warnings, stats);
+    result.init_seconds += seconds_since(fit_start);
+    Fit fit = coordinate_ascent(*engine, std::move(params), stats, shift, pr, o, d, init, fit_start);
+    const double final_bound = fit.bounds.empty() ? -std::numeric_limits<double>::infinity() : fit.bounds.back();
     result.init_lower_bounds.push_back(final_bound);
     // Keep the fit with the highest final bound (the first on ties, as scikit-learn).
     if (!have_best || final_bound > best_bound) {
       have_best = true;
       best_bound = final_bound;
-      best = std::move(params);
-      result.lower_bounds = std::move(bounds);
-      result.converged = converged;
-      result.iterations = iterations;
+      best = std::move(fit.params);
+      result.lower_bounds = std::move(fit.bounds);
+      result.converged = fit.converged;
+      result.iterations = fit.iterations;
       result.best_init = init;
     }
   }
@@ -865,7 +924,7 @@ DpgmmResult fit_dpgmm(const double* x, int64_t n, int64_t d, const DpgmmOptions&
   result.labels.resize(n);
   result.probabilities.resize(n);
   engine->responsibilities(make_terms(best, type, shift), result.labels.data(), result.probabilities.data(), nullptr);
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
   result.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   return result;
 }

@@ -166,6 +166,12 @@ struct DpgmmOptions {
   std::function<void(const DpgmmIteration&)> on_iteration;
   // Where the E-steps run; empty = built-in CPU engine.
   DpgmmEngineFactory engine;
+
+  // Throws ConfigError("dpgmm: ...") for an option out of range or one that does not fit a
+  // fit of n points of d features (n, d ≥ 1; the sizes of the priors and of a given
+  // initialisation; a covariance prior that is not symmetric positive definite). fit_dpgmm
+  // calls it before it looks at the points.
+  void validate(int64_t n, int64_t d) const;
 };
 
 // The fitted variational posterior. Shapes use K = components (after pruning) and

@@ -7,7 +7,7 @@
 //   blocks; BLAS single-threaded inside), each block (bounded_pass):
 //   (A) a certified upper bound u_nk ≥ log ρ_nk for every pair from one [rows, D]·[D, 2K]
 //       float32 product, its rounding allowed for (‖x − m_k‖² and the component's
-//       flattest direction; dpgmm_precision_bound);
+//       flattest direction; dpgmm_screen.h, dpgmm_precision_bound.h);
 //   (B) the exact log ρ of each point's best-bounded component, ℓ*; candidates are the pairs
 //       with u ≥ ℓ* − margin (about 1–5 per point instead of K);
 //   (C) every candidate exactly in float64, in centred form; (D) pairs more than
@@ -24,240 +24,48 @@
 // Every sum is taken in a fixed order (blocks, rows, chunks), so the result does not depend
 // on the thread count or on scheduling.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "defuse/base/error.h"
+#include "defuse/base/threads.h"
+#include "defuse/distill/dpgmm_blocks.h"
 #include "defuse/distill/dpgmm_engine.h"
-
-// Hot loops are compiled for AVX-512 and AVX2 as well as the baseline, picked at load time
-// (the build targets generic x86-64; GEMM is OpenBLAS's, dispatched by OpenBLAS itself).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DEFUSE_CLONES
-#endif
-// The kernels below are written once and inlined into each clone, so that every clone
-// compiles them for its own instruction set.
-#if defined(__GNUC__)
-#define DEFUSE_KERNEL inline __attribute__((always_inline))
-#else
-#define DEFUSE_KERNEL inline
-#endif
+#include "defuse/distill/dpgmm_kernels.h"
+#include "defuse/distill/dpgmm_screen.h"
 
 namespace defuse {
 namespace {
 
-constexpr int64_t kBlockRows = 1024;  // points per E-step block (F and log ρ stay in L2)
+using namespace dpgmm_cpu;  // the engine's kernels and blocks
+
 constexpr int64_t kGatherRows = 64;  // rows gathered per SYRK in the scatter
-constexpr int64_t kBoundRows = 256;  // points per product of the bound screen (its [rows, K] stays in L2)
 constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one thread is used
 constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
 
-int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
-
-// Called first in every parallel region that calls BLAS: the products there are per block
-// and must run on the calling thread. OpenBLAS's OpenMP build runs single-threaded inside
-// an active parallel region, but a team of one is not active, and it would then start
-// omp_get_max_threads() threads of its own for every small product (ruinous when the
-// machine is busy). Setting this task's nthreads ICV makes it use one.
-inline void blas_on_this_thread() { omp_set_num_threads(1); }
-
-// e^x for x ≤ 0, written so that the compiler vectorises it (glibc's exp is scalar): Cody–
-// Waite reduction x = n·ln2 + r, |r| ≤ ½ln2, a degree-12 Taylor polynomial for e^r (error
-// < 2^-52 on that interval), and 2^n built in the exponent bits. Maximum relative error
-// 4e-16 against std::exp; 0 below −708 (where e^x is subnormal, < 3e-308).
-DEFUSE_KERNEL double exp_nonpositive(double x) {
-  constexpr double kLog2e = 1.4426950408889634;
-  constexpr double kLn2Hi = 6.93147180369123816490e-01;
-  constexpr double kLn2Lo = 1.90821492927058770002e-10;
-  constexpr double kShifter = 6755399441055744.0;  // 1.5·2^52: adding it rounds to an integer
-  const double xc = x < -708.0 ? -708.0 : x;
-  const double t = xc * kLog2e + kShifter;
-  const double n = t - kShifter;
-  const double r = xc - n * kLn2Hi - n * kLn2Lo;
-  double p = 1.0 / 479001600;
-  p = p * r + 1.0 / 39916800;
-  p = p * r + 1.0 / 3628800;
-  p = p * r + 1.0 / 362880;
-  p = p * r + 1.0 / 40320;
-  p = p * r + 1.0 / 5040;
-  p = p * r + 1.0 / 720;
-  p = p * r + 1.0 / 120;
-  p = p * r + 1.0 / 24;
-  p = p * r + 1.0 / 6;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  int64_t bits;
-  std::memcpy(&bits, &t, sizeof bits);
-  const int64_t exponent = (bits - 0x4338000000000000LL + 1023) << 52;
-  double scale;
-  std::memcpy(&scale, &exponent, sizeof scale);
-  return x < -708.0 ? 0.0 : p * scale;
-}
-
-// One point's row of log ρ [K] (plus the per-component offsets c) to responsibilities
-// r [K] (Bishop (10.49), normalised with log-sum-exp so nothing overflows). Returns
-// log Σ_k ρ_k and stores Σ_k r_k log r_k in *entropy, computed as
-// Σ_k e_k (l_k − m) / s − log s with e_k = exp(l_k − m), s = Σ e_k, m = max l (Σ r = 1).
-template <typename T>
-DEFUSE_KERNEL double normalise_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* r,
-                                 double* entropy) {
-  double m = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double l = static_cast<double>(log_rho[k]) + offset[k];
-    r[k] = l;
-    m = l > m ? l : m;
-  }
-  double s = 0, t = 0;
-#pragma omp simd reduction(+ : s, t)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double centred = r[k] - m;
-    const double e = exp_nonpositive(centred);
-    r[k] = e;
-    s += e;
-    t += e * centred;
-  }
-  const double inv = 1.0 / s;
-#pragma omp simd
-  for (int64_t k = 0; k < k_count; ++k) r[k] *= inv;
-  const double log_s = std::log(s);
-  *entropy = t * inv - log_s;
-  return m + log_s;
-}
-
-DEFUSE_CLONES double normalise_row_f64(const double* log_rho, const double* offset, int64_t k_count, double* r,
-                                       double* entropy) {
-  return normalise_row_impl(log_rho, offset, k_count, r, entropy);
-}
-DEFUSE_CLONES double normalise_row_f32(const float* log_rho, const double* offset, int64_t k_count, double* r,
-                                       double* entropy) {
-  return normalise_row_impl(log_rho, offset, k_count, r, entropy);
-}
-inline double normalise_row(const double* l, const double* c, int64_t k, double* r, double* e) {
-  return normalise_row_f64(l, c, k, r, e);
-}
-inline double normalise_row(const float* l, const double* c, int64_t k, double* r, double* e) {
-  return normalise_row_f32(l, c, k, r, e);
-}
-
-// F(x − shift) for `rows` points (layout in dpgmm_engine.h).
-template <typename T>
-DEFUSE_KERNEL void build_features_impl(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                                T* f, int64_t p_count, double* centred) {
-  for (int64_t i = 0; i < rows; ++i) {
-    const double* xi = x + i * d;
-    T* fi = f + i * p_count;
-    for (int64_t j = 0; j < d; ++j) centred[j] = xi[j] - shift[j];
-    switch (type) {
-      case CovarianceType::kFull:
-      case CovarianceType::kTied: {
-        int64_t p = 0;
-        for (int64_t a = 0; a < d; ++a) {
-          const double xa = centred[a];
-          for (int64_t b = a; b < d; ++b) fi[p + b - a] = static_cast<T>(xa * centred[b]);
-          p += d - a;
-        }
-        for (int64_t j = 0; j < d; ++j) fi[p + j] = static_cast<T>(centred[j]);
-        break;
-      }
-      case CovarianceType::kDiag:
-        for (int64_t j = 0; j < d; ++j) {
-          fi[j] = static_cast<T>(centred[j] * centred[j]);
-          fi[d + j] = static_cast<T>(centred[j]);
-        }
-        break;
-      case CovarianceType::kSpherical: {
-        double sq = 0;
-        for (int64_t j = 0; j < d; ++j) sq += centred[j] * centred[j];
-        fi[0] = static_cast<T>(sq);
-        for (int64_t j = 0; j < d; ++j) fi[1 + j] = static_cast<T>(centred[j]);
-        break;
-      }
+// Calls f(row, w·r) for each of component k's entries above `floor` in `blocks`, in block
+// and row order (w = the row's sample weight, or 1).
+template <typename F>
+void for_each_entry(int64_t k, const std::vector<BlockEntries>& blocks, const double* weight, double floor, F&& f) {
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockEntries& e = blocks[b];
+    for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
+      if (!(e.values[at] > floor)) continue;
+      const int64_t row = static_cast<int64_t>(b) * kBlockRows + e.rows[at];
+      f(row, weight ? weight[row] * e.values[at] : e.values[at]);
     }
   }
-}
-DEFUSE_CLONES void build_features_f64(const double* x, int64_t rows, int64_t d, const double* shift,
-                                      CovarianceType type, double* f, int64_t p, double* centred) {
-  build_features_impl(x, rows, d, shift, type, f, p, centred);
-}
-DEFUSE_CLONES void build_features_f32(const double* x, int64_t rows, int64_t d, const double* shift,
-                                      CovarianceType type, float* f, int64_t p, double* centred) {
-  build_features_impl(x, rows, d, shift, type, f, p, centred);
-}
-inline void build_features(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                           double* f, int64_t p, double* centred) {
-  build_features_f64(x, rows, d, shift, type, f, p, centred);
-}
-inline void build_features(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                           float* f, int64_t p, double* centred) {
-  build_features_f32(x, rows, d, shift, type, f, p, centred);
-}
-
-// C [m, n] = A [m, k] · B [k, n], row-major.
-inline void gemm(int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0, a, static_cast<int>(k), b, static_cast<int>(n), 0.0, c, static_cast<int>(n));
-}
-inline void gemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c, static_cast<int>(n));
-}
-
-// The responsibilities of one block of points that exceed the floor, sorted by component:
-// component k's entries are [offsets[k], offsets[k+1]).
-struct BlockEntries {
-  std::vector<int32_t> offsets;  // [K + 1]
-  std::vector<uint16_t> rows;    // row within the block
-  std::vector<double> values;    // r_nk
-  std::vector<int32_t> cursor;   // scratch
-};
-
-// Sorts pairs q = row·K + k (in row order) into `out` by component (counting sort, stable),
-// with their values value(j) for the j-th pair.
-template <typename Value>
-void sort_pairs(const int32_t* pairs, int64_t count, int64_t k_count, BlockEntries& out, Value&& value) {
-  out.offsets.assign(k_count + 1, 0);
-  for (int64_t j = 0; j < count; ++j) ++out.offsets[pairs[j] % k_count + 1];
-  for (int64_t k = 0; k < k_count; ++k) out.offsets[k + 1] += out.offsets[k];
-  out.rows.resize(count);
-  out.values.resize(count);
-  std::vector<int32_t>& cursor = out.cursor;
-  cursor.assign(out.offsets.begin(), out.offsets.end() - 1);
-  for (int64_t j = 0; j < count; ++j) {
-    const int32_t q = pairs[j];
-    const int32_t at = cursor[q % k_count]++;
-    out.rows[at] = static_cast<uint16_t>(q / k_count);
-    out.values[at] = value(j);
-  }
-}
-
-// Sorts a block's responsibilities R [rows, K] into `out` by component, keeping values
-// > floor (or > row_floor[i] per row): one scan of R collecting the pairs, then a scatter
-// of the (few) kept pairs into component order.
-void collect_entries(const double* resp, int64_t rows, int64_t k_count, double floor, BlockEntries& out,
-                     std::vector<int32_t>& pairs, const double* row_floor = nullptr) {
-  pairs.clear();
-  for (int64_t i = 0; i < rows; ++i) {
-    const double* ri = resp + i * k_count;
-    const double cut = row_floor ? row_floor[i] : floor;
-    for (int64_t k = 0; k < k_count; ++k)
-      if (ri[k] > cut) pairs.push_back(static_cast<int32_t>(i * k_count + k));
-  }
-  sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out,
-             [&](int64_t j) { return resp[pairs[j]]; });
 }
 
 // N_k, Σ w r (x − shift) and the centred scatter Σ w r (x − x̄_k)(x − x̄_k)ᵀ of one
@@ -278,17 +86,11 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
   // Pass 1 (two-pass mode only): N_k and Σ w r (x − shift), then x̄_k is the centre.
   double count = 0;
   if (!reference) {
-    for (size_t b = 0; b < blocks.size(); ++b) {
-      const BlockEntries& e = blocks[b];
-      for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
-        if (!(e.values[at] > floor)) continue;
-        const int64_t row = static_cast<int64_t>(b) * kBlockRows + e.rows[at];
-        const double wr = weight ? weight[row] * e.values[at] : e.values[at];
-        const double* xr = x + row * d;
-        count += wr;
-        for (int64_t j = 0; j < d; ++j) first[j] += wr * (xr[j] - shift[j]);
-      }
-    }
+    for_each_entry(k, blocks, weight, floor, [&](int64_t row, double wr) {
+      const double* xr = x + row * d;
+      count += wr;
+      for (int64_t j = 0; j < d; ++j) first[j] += wr * (xr[j] - shift[j]);
+    });
     // x̄_k as scikit-learn's _estimate_gaussian_parameters: Σ r x / (N_k + 10ε).
     for (int64_t j = 0; j < d; ++j) centre[j] = first[j] / (count + kCountEpsilon);
   } else {
@@ -308,32 +110,26 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
                 gather.data(), static_cast<int>(d), 1.0, scatter, static_cast<int>(d));
     pending = 0;
   };
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    const BlockEntries& e = blocks[b];
-    for (int32_t at = e.offsets[k]; at < e.offsets[k + 1]; ++at) {
-      if (!(e.values[at] > floor)) continue;
-      const int64_t row = static_cast<int64_t>(b) * kBlockRows + e.rows[at];
-      const double wr = weight ? weight[row] * e.values[at] : e.values[at];
-      const double* xr = x + row * d;
-      count2 += wr;
-      if (full) {
-        const double root = std::sqrt(wr);
-        double* a = gather.data() + pending * d;
-        for (int64_t j = 0; j < d; ++j) {
-          const double diff = xr[j] - offset[j];
-          linear[j] += wr * diff;
-          a[j] = root * diff;
-        }
-        if (++pending == kGatherRows) flush();
-      } else {
-        for (int64_t j = 0; j < d; ++j) {
-          const double diff = xr[j] - offset[j];
-          linear[j] += wr * diff;
-          scatter[j] += wr * diff * diff;
-        }
+  for_each_entry(k, blocks, weight, floor, [&](int64_t row, double wr) {
+    const double* xr = x + row * d;
+    count2 += wr;
+    if (full) {
+      const double root = std::sqrt(wr);
+      double* a = gather.data() + pending * d;
+      for (int64_t j = 0; j < d; ++j) {
+        const double diff = xr[j] - offset[j];
+        linear[j] += wr * diff;
+        a[j] = root * diff;
+      }
+      if (++pending == kGatherRows) flush();
+    } else {
+      for (int64_t j = 0; j < d; ++j) {
+        const double diff = xr[j] - offset[j];
+        linear[j] += wr * diff;
+        scatter[j] += wr * diff * diff;
       }
     }
-  }
+  });
   if (full) flush();
   if (!reference) {
     // Centred on x̄_k already: scikit-learn's two-pass result (the linear term is ~0).
@@ -358,181 +154,6 @@ void component_statistics(int64_t k, const std::vector<BlockEntries>& blocks, co
     for (int64_t i = 0; i < d; ++i)
       for (int64_t j = 0; j < i; ++j) scatter[i * d + j] = scatter[j * d + i];
 }
-
-// S += AᵀA for A [m, stride] (rows zero-padded to `stride`, a multiple of 8), S [stride,
-// stride], upper 8×8 tiles only: each tile's 64 sums stay in registers over the m rows and
-// S is written once per call (m rank-one updates would load and store S m times).
-DEFUSE_KERNEL void accumulate_gram_impl(double* s, const double* a, int64_t m, int64_t stride) {
-  for (int64_t i0 = 0; i0 < stride; i0 += 8)
-    for (int64_t j0 = i0; j0 < stride; j0 += 8) {
-      double acc[8][8] = {};
-      for (int64_t r = 0; r < m; ++r) {
-        const double* ar = a + r * stride;
-        for (int ii = 0; ii < 8; ++ii) {
-          const double ai = ar[i0 + ii];
-#pragma omp simd
-          for (int jj = 0; jj < 8; ++jj) acc[ii][jj] += ai * ar[j0 + jj];
-        }
-      }
-      for (int ii = 0; ii < 8; ++ii)
-#pragma omp simd
-        for (int jj = 0; jj < 8; ++jj) s[(i0 + ii) * stride + j0 + jj] += acc[ii][jj];
-    }
-}
-DEFUSE_CLONES void accumulate_gram(double* s, const double* a, int64_t m, int64_t stride) {
-  accumulate_gram_impl(s, a, m, stride);
-}
-
-// q_r = ‖Uᵀa_r‖² for 8 rows a_r of A [8, stride] (zero-padded) and an upper-triangular
-// U [d, stride] (zero-padded): (Uᵀa)_j = Σ_{i≤j} a_i U_ij in tiles of 8 outputs × 8 rows held
-// in registers (8 independent accumulators keep the FMA units busy), each tile of U loaded
-// once for the 8 rows, the squares summed per lane and reduced once per row. With `limit`
-// [8], it returns false as soon as the partial sums (lower bounds of q_r, the terms being
-// squares) exceed limit_r for all 8 rows, q then unset; true with q otherwise.
-DEFUSE_CLONES bool upper_quadratic8(const double* u, const double* a, int64_t d, int64_t stride, const double* limit,
-                                    double* q) {
-  double sum[8][8] = {};
-  for (int64_t j0 = 0; j0 < d; j0 += 8) {
-    double acc[8][8] = {};
-    const int64_t rows = std::min(d, j0 + 8);
-    for (int64_t i = 0; i < rows; ++i) {
-      const double* ui = u + i * stride + j0;
-      for (int r = 0; r < 8; ++r) {
-        const double ai = a[r * stride + i];
-#pragma omp simd
-        for (int t = 0; t < 8; ++t) acc[r][t] += ai * ui[t];
-      }
-    }
-    for (int r = 0; r < 8; ++r)
-#pragma omp simd
-      for (int t = 0; t < 8; ++t) sum[r][t] += acc[r][t] * acc[r][t];
-    if (limit && j0 + 8 < d) {
-      bool out = true;
-      for (int r = 0; r < 8 && out; ++r) {
-        double total = 0;
-        for (int t = 0; t < 8; ++t) total += sum[r][t];
-        out = total > limit[r];
-      }
-      if (out) return false;
-    }
-  }
-  for (int r = 0; r < 8; ++r) {
-    double total = 0;
-    for (int t = 0; t < 8; ++t) total += sum[r][t];
-    q[r] = total;
-  }
-  return true;
-}
-
-// The bound screen's row (CpuEngine::prepare_bounds has the per-component terms): for each
-// component k, with y = x̃ − m_k, ‖y‖² from g_k = x̃·m_k and t = v_k·y from h_k = x̃·v_k,
-// both from float32 products and loosened by their rounding (d² down, |t| up; `slack`
-// relative to ‖x̃‖² + ‖m_k‖² and ‖x̃‖ + ‖m_k‖),
-//   q_k ≥ max(flat_k·d², λ_k·d² − (λ_k − flat_k)·t²)  and  u_k = c_k − ½q_k ≥ log ρ_k,
-// into u [K]; returns the first k with the largest u_k.
-DEFUSE_CLONES int64_t bound_row(const float* g, const float* h, double x_norm2, double x_norm, const double* mean_norm2,
-                                const double* mean_norm, const double* mean_dot, const double* half_lambda,
-                                const double* half_excess, const double* constant, int64_t k_count, double slack,
-                                double* u) {
-  double best = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : best)
-  for (int64_t k = 0; k < k_count; ++k) {
-    double d2 = x_norm2 - 2.0 * static_cast<double>(g[k]) + mean_norm2[k] - slack * (x_norm2 + mean_norm2[k]);
-    d2 = d2 > 0.0 ? d2 : 0.0;
-    const double t = std::fabs(static_cast<double>(h[k]) - mean_dot[k]) + slack * (x_norm + mean_norm[k]);
-    const double flat = (half_lambda[k] - half_excess[k]) * d2;
-    double half_q = half_lambda[k] * d2 - half_excess[k] * (t * t);
-    half_q = half_q > flat ? half_q : flat;
-    const double v = constant[k] - half_q;
-    u[k] = v;
-    best = v > best ? v : best;
-  }
-  int64_t at = 0;
-  while (at < k_count - 1 && !(u[at] == best)) ++at;
-  return at;
-}
-
-// x̃ = x − shift for `rows` rows [rows, d] into `out` (float32 for the bound screen's
-// product) and their squared norms (float64, from the float64 differences).
-template <typename T>
-DEFUSE_KERNEL void centre_rows_impl(const double* x, int64_t rows, int64_t d, const double* shift, T* out,
-                                    double* norms) {
-  for (int64_t i = 0; i < rows; ++i) {
-    double sq = 0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - shift[j];
-      out[i * d + j] = static_cast<T>(v);
-      sq += v * v;
-    }
-    norms[i] = sq;
-  }
-}
-DEFUSE_CLONES void centre_rows(const double* x, int64_t rows, int64_t d, const double* shift, float* out,
-                               double* norms) {
-  centre_rows_impl(x, rows, d, shift, out, norms);
-}
-
-// out = x − y [d].
-DEFUSE_CLONES void subtract(const double* x, const double* y, int64_t d, double* out) {
-#pragma omp simd
-  for (int64_t j = 0; j < d; ++j) out[j] = x[j] - y[j];
-}
-
-// One entry of the M-step sums: diff = x − offset, linear += wr·diff, g = √wr·diff.
-DEFUSE_CLONES void accumulate_row(const double* x, const double* offset, int64_t d, double wr, double* linear,
-                                  double* g) {
-  const double root = std::sqrt(wr);
-#pragma omp simd
-  for (int64_t j = 0; j < d; ++j) {
-    const double diff = x[j] - offset[j];
-    linear[j] += wr * diff;
-    g[j] = root * diff;
-  }
-}
-
-// Appends base + k to `pairs` and u_k to `values` for every k with u_k ≥ cut (in order);
-// returns how many. Most components are far below the cut: a vectorised maximum per 16
-// skips those chunks, the others are scanned.
-DEFUSE_CLONES int64_t select_candidates(const double* u, int64_t k_count, double cut, int32_t base, int32_t* pairs,
-                                        double* values) {
-  int64_t count = 0;
-  for (int64_t k0 = 0; k0 < k_count; k0 += 16) {
-    const int64_t k1 = std::min<int64_t>(k0 + 16, k_count);
-    double top = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : top)
-    for (int64_t k = k0; k < k1; ++k) top = u[k] > top ? u[k] : top;
-    if (!(top >= cut)) continue;
-    for (int64_t k = k0; k < k1; ++k)
-      if (u[k] >= cut) {
-        pairs[count] = base + static_cast<int32_t>(k);
-        values[count] = u[k];
-        ++count;
-      }
-  }
-  return count;
-}
-
-// log ρ̃ = log_rho + offset for one row, into out [K] (float64), and its maximum.
-template <typename T>
-DEFUSE_KERNEL double shifted_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* out) {
-  double m = -std::numeric_limits<double>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double l = static_cast<double>(log_rho[k]) + offset[k];
-    out[k] = l;
-    m = l > m ? l : m;
-  }
-  return m;
-}
-DEFUSE_CLONES double shifted_row_f64(const double* l, const double* c, int64_t k, double* out) {
-  return shifted_row_impl(l, c, k, out);
-}
-DEFUSE_CLONES double shifted_row_f32(const float* l, const double* c, int64_t k, double* out) {
-  return shifted_row_impl(l, c, k, out);
-}
-inline double shifted_row(const double* l, const double* c, int64_t k, double* out) { return shifted_row_f64(l, c, k, out); }
-inline double shifted_row(const float* l, const double* c, int64_t k, double* out) { return shifted_row_f32(l, c, k, out); }
 
 class CpuEngine final : public DpgmmEngine {
  public:
@@ -559,22 +180,10 @@ class CpuEngine final : public DpgmmEngine {
     if (screening(terms)) {
       have_statistics = screened_pass(terms, &stats);
     } else {
-      auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
-                          std::vector<int32_t>& cursor) {
-        double ent = 0, like = 0;
-        for (int64_t i = 0; i < rows; ++i) {
-          const double w = weight_ ? weight_[b * kBlockRows + i] : 1.0;
-          ent += w * entropy[i];
-          like += w * lse[i];
-        }
-        block_entropy_[b] = ent;
-        block_likelihood_[b] = like;
-        collect_entries(resp, rows, k_count, floor_, blocks_[b], cursor);
-      };
       if (precision_ == DpgmmPrecision::kFloat32)
-        pass<float>(terms, on_block);
+        dense_pass<float>(terms, floor_);
       else
-        pass<double>(terms, on_block);
+        dense_pass<double>(terms, floor_);
     }
     for (size_t b = 0; b < blocks_.size(); ++b) {
       stats.entropy += block_entropy_[b];
@@ -852,34 +461,6 @@ class CpuEngine final : public DpgmmEngine {
     return false;
   }
 
-  // Scratch of one thread in the screened passes.
-  struct Scratch {
-    Scratch(int64_t d, int64_t k_count) : stride((d + 7) / 8 * 8) {
-      offset.resize(d);
-      rows8.assign(8 * stride, 0.0);
-      cut.resize(kBlockRows);
-      row_max.resize(kBlockRows);
-      row_sum.resize(kBlockRows);
-      row_t.resize(kBlockRows);
-      centred.resize(kBoundRows * d);
-      norms.resize(kBoundRows);
-      dots.resize(kBoundRows * 2 * k_count);
-      bound.resize(kBoundRows * k_count);
-      gather.assign(kBlockRows * stride, 0.0);
-      pairs.resize(kBlockRows * k_count);
-      values.resize(kBlockRows * k_count);
-      best.resize(kBoundRows);
-      order.resize(kBoundRows);
-      by_best.resize(k_count + 1);
-      exact.resize(kBoundRows);
-    }
-    int64_t stride;
-    std::vector<double> offset, rows8, cut, row_max, row_sum, row_t, norms, bound, gather, values;
-    std::vector<float> centred, dots;  // the bound screen's product, in float32
-    std::vector<int32_t> pairs, best, order, by_best;
-    std::vector<double> exact;
-  };
-
   // The factors U_k with rows padded to a multiple of 8 (zeros), for upper_quadratic*.
   void pad_factors(const DpgmmTerms& terms) {
     const bool tied = terms.covariance_type == CovarianceType::kTied;
@@ -891,110 +472,6 @@ class CpuEngine final : public DpgmmEngine {
                   padded_.begin() + (f * d + i) * stride);
   }
 
-  // Per component, the terms of bound_row: ‖m_k‖², ‖m_k‖, the certified
-  // U_kU_kᵀ ⪰ λ_k(I − v_kv_kᵀ) + flat_k·v_kv_kᵀ of dpgmm_precision_bound (warm-started from
-  // the last E-step's eigenvectors) as ½λ_k and ½(λ_k − flat_k), v_k·m_k, and the matrix
-  // [m_1 … m_K, v_1 … v_K]ᵀ [2K, D] of the screen's product.
-  void prepare_bounds(const DpgmmTerms& terms) {
-    const bool tied = terms.covariance_type == CovarianceType::kTied;
-    const int64_t k_count = terms.components, d = d_, factor_count = tied ? 1 : k_count;
-    if (static_cast<int64_t>(eigen_guess_.size()) != factor_count * 2 * d) eigen_guess_.assign(factor_count * 2 * d, 0.0);
-    std::vector<DpgmmPrecisionBound> found(factor_count);
-    const int team = static_cast<int>(std::clamp<int64_t>(factor_count / 8, 1, threads_));
-#pragma omp parallel for schedule(static) num_threads(team)
-    for (int64_t f = 0; f < factor_count; ++f)
-      found[f] = dpgmm_precision_bound(terms.factors.data() + f * d * d, d, eigen_guess_.data() + f * 2 * d);
-    mean_norm2_.resize(k_count);
-    mean_norm_.resize(k_count);
-    mean_dot_.resize(k_count);
-    half_lambda_.resize(k_count);
-    half_excess_.resize(k_count);
-    bound_matrix_.resize(2 * k_count * d);
-    for (int64_t k = 0; k < k_count; ++k) {
-      const DpgmmPrecisionBound& pb = found[tied ? 0 : k];
-      const double* m = terms.means.data() + k * d;
-      mean_norm2_[k] = std::inner_product(m, m + d, m, 0.0);
-      mean_norm_[k] = std::sqrt(mean_norm2_[k]);
-      mean_dot_[k] = std::inner_product(m, m + d, pb.direction.begin(), 0.0);
-      half_lambda_[k] = 0.5 * pb.lambda;
-      half_excess_[k] = 0.5 * (pb.lambda - pb.flat);
-      std::copy(m, m + d, bound_matrix_.begin() + k * d);
-      std::copy(pb.direction.begin(), pb.direction.end(), bound_matrix_.begin() + (k_count + k) * d);
-    }
-  }
-
-  // (A)–(B) of the bound screen for block b: for each point the bound u_k ≥ log ρ_k of every
-  // component (bound_row, from one float32 [rows, D]·[D, 2K] product), the exact log ρ of the
-  // component with the highest bound (ℓ*),
-  // and as candidates every component with u_k ≥ ℓ* − margin: any other has
-  // log ρ_k ≤ u_k < ℓ* − margin ≤ max_j log ρ_j − margin. The block's entries get the
-  // candidates (values: their bounds). Returns the number of candidates.
-  int64_t bound_block(int64_t b, const DpgmmTerms& terms, double margin, Scratch& s, std::atomic<int64_t>& bad_row) {
-    const bool tied = terms.covariance_type == CovarianceType::kTied;
-    const int64_t k_count = terms.components, d = d_, stride = s.stride;
-    const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-    // Rounding of the float32 products x̃·m_k (inputs rounded to float32, sums of d terms):
-    // at most (d + 2)·2^-24·‖x̃‖‖m_k‖ each; doubled for safety, relative to ‖x̃‖² + ‖m_k‖²
-    // (for d²) and to ‖x̃‖ + ‖m_k‖ (for t, ‖v_k‖ = 1).
-    const double slack = 0x1.0p-23 * static_cast<double>(d + 4);
-    int64_t count = 0;
-    for (int64_t i0 = 0; i0 < rows; i0 += kBoundRows) {
-      const int64_t m = std::min(kBoundRows, rows - i0);
-      centre_rows(x_ + (r0 + i0) * d, m, d, terms.shift.data(), s.centred.data(), s.norms.data());
-      // [x̃·m_k | x̃·v_k] for the sub-block's rows.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(2 * k_count),
-                  static_cast<int>(d), 1.0f, s.centred.data(), static_cast<int>(d), bound_matrix_.data(),
-                  static_cast<int>(d), 0.0f, s.dots.data(), static_cast<int>(2 * k_count));
-      // Each row's bounds and best-bounded component, rows counted by that component.
-      std::fill(s.by_best.begin(), s.by_best.end(), 0);
-      for (int64_t i = 0; i < m; ++i) {
-        const float* g = s.dots.data() + i * 2 * k_count;
-        s.best[i] = static_cast<int32_t>(bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
-                                                   mean_norm_.data(), mean_dot_.data(), half_lambda_.data(),
-                                                   half_excess_.data(), terms.constant.data(), k_count, slack,
-                                                   s.bound.data() + i * k_count));
-        ++s.by_best[s.best[i] + 1];
-      }
-      // ℓ* of every row: the rows grouped by best component, eight at a time through the
-      // same kernel as the candidates (each factor loaded once per group).
-      for (int64_t k = 0; k < k_count; ++k) s.by_best[k + 1] += s.by_best[k];
-      for (int64_t i = 0; i < m; ++i) s.order[s.by_best[s.best[i]]++] = static_cast<int32_t>(i);
-      double q[8];
-      for (int64_t g0 = 0; g0 < m;) {
-        // A group: up to 8 consecutive rows of the order with the same best component.
-        const int32_t k = s.best[s.order[g0]];
-        int64_t group = 1;
-        while (group < 8 && g0 + group < m && s.best[s.order[g0 + group]] == k) ++group;
-        const double* mean = terms.means.data() + k * d;
-        for (int64_t j = 0; j < d; ++j) s.offset[j] = terms.shift[j] + mean[j];
-        for (int64_t r = 0; r < 8; ++r) {
-          double* a = s.rows8.data() + r * stride;
-          if (r < group)
-            subtract(x_ + (r0 + i0 + s.order[g0 + r]) * d, s.offset.data(), d, a);
-          else
-            std::fill(a, a + d, 0.0);
-        }
-        upper_quadratic8(padded_.data() + (tied ? 0 : k * d * stride), s.rows8.data(), d, stride, nullptr, q);
-        for (int64_t r = 0; r < group; ++r) s.exact[s.order[g0 + r]] = terms.constant[k] - 0.5 * q[r];
-        g0 += group;
-      }
-      for (int64_t i = 0; i < m; ++i) {
-        const double* u = s.bound.data() + i * k_count;
-        const double exact = s.exact[i];
-        if (!std::isfinite(exact)) {
-          int64_t expected = -1;
-          bad_row.compare_exchange_strong(expected, r0 + i0 + i);
-        }
-        const double cut = std::nextafter(exact - margin, -std::numeric_limits<double>::infinity());
-        s.cut[i0 + i] = cut;
-        count += select_candidates(u, k_count, cut, static_cast<int32_t>((i0 + i) * k_count), s.pairs.data() + count,
-                                   s.values.data() + count);
-      }
-    }
-    sort_pairs(s.pairs.data(), count, k_count, blocks_[b], [&](int64_t j) { return s.values[j]; });
-    return count;
-  }
-
   // (C) of both screens for block b: every candidate's log ρ again, exactly, in the centred
   // form c_k − ½‖U_kᵀ(x̃ − m_k)‖² (eight rows of a component at a time), in place of the
   // screen's value. With `cut` [rows] (the bound screen's ℓ* − margin per row), a group of
@@ -1002,7 +479,7 @@ class CpuEngine final : public DpgmmEngine {
   // pairs get −∞ (normalise_block drops them, as it would have anyway since
   // cut < max − keep_margin). Returns the largest |exact − screen| and the largest
   // exact − screen relative to 1 + |exact| (> 0 would mean a bound that is not one).
-  std::pair<double, double> exact_block(int64_t b, const DpgmmTerms& terms, Scratch& s, const double* cut) {
+  std::pair<double, double> exact_block(int64_t b, const DpgmmTerms& terms, BlockScratch& s, const double* cut) {
     const bool tied = terms.covariance_type == CovarianceType::kTied;
     const int64_t k_count = terms.components, d = d_, stride = s.stride;
     BlockEntries& e = blocks_[b];
@@ -1045,7 +522,7 @@ class CpuEngine final : public DpgmmEngine {
   // (D) of both screens for block b: per row, the candidates more than keep_margin below
   // the row's exact maximum are dropped, then log-sum-exp over the rest, responsibilities
   // in their place, and the block's weighted entropy and log-likelihood.
-  void normalise_block(int64_t b, Scratch& s) {
+  void normalise_block(int64_t b, BlockScratch& s) {
     BlockEntries& e = blocks_[b];
     const int64_t k_count = static_cast<int64_t>(e.offsets.size()) - 1;
     const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
@@ -1094,7 +571,7 @@ class CpuEngine final : public DpgmmEngine {
     block_likelihood_[b] = like;
   }
 
-  // The bound screen, one pass over the points: per block (A)–(B) bound_block, (C)
+  // The bound screen, one pass over the points: per block (A)–(B) BoundScreen::screen_block, (C)
   // exact_block, (D) normalise_block and, with `stats`, the M-step statistics of the block
   // into its chunk's accumulators while its rows are in cache (finish_statistics after).
   // Costs 2·K·D flops per point for the bounds plus ~D² per candidate, instead of the
@@ -1104,7 +581,7 @@ class CpuEngine final : public DpgmmEngine {
   void bounded_pass(const DpgmmTerms& terms, DpgmmStats* stats) {
     const int64_t k_count = terms.components;
     pad_factors(terms);
-    prepare_bounds(terms);
+    bound_screen_.prepare(terms, d_, threads_);
     const int64_t blocks = static_cast<int64_t>(blocks_.size());
     const int64_t chunks = std::min<int64_t>(kStatisticsChunks, blocks);
     const int64_t width = accumulator_width(true);
@@ -1117,11 +594,12 @@ class CpuEngine final : public DpgmmEngine {
 #pragma omp parallel num_threads(team)
     {
       blas_on_this_thread();
-      Scratch s(d_, k_count);
+      BlockScratch s(d_, k_count);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c = 0; c < chunks; ++c)
         for (int64_t b = blocks * c / chunks; b < blocks * (c + 1) / chunks; ++b) {
-          candidates[c] += bound_block(b, terms, margin, s, bad_row);
+          candidates[c] +=
+              bound_screen_.screen_block(x_, n_, d_, b, terms, padded_.data(), margin, s, blocks_[b], bad_row);
           above[c] = std::max(above[c], exact_block(b, terms, s, s.cut.data()).second);
           normalise_block(b, s);
           if (stats)
@@ -1129,9 +607,7 @@ class CpuEngine final : public DpgmmEngine {
                              chunk_accumulators_.data() + c * k_count * width, s.offset, s.gather);
         }
     }
-    if (bad_row >= 0)
-      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
-                      " is not finite (values too large)");
+    throw_if_bad_row(bad_row);
     // A bound below an exact value would be a defect here, not a property of the data.
     if (*std::max_element(above.begin(), above.end()) > 1e-9)
       throw std::logic_error("dpgmm: an E-step bound fell below the exact log-probability");
@@ -1160,89 +636,25 @@ class CpuEngine final : public DpgmmEngine {
         continue;
       }
       dense_only_ = true;  // the caller's next E-steps are dense; this one too
-      auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
-                          std::vector<int32_t>& cursor) {
-        double ent = 0, like = 0;
-        for (int64_t i = 0; i < rows; ++i) {
-          const double w = weight_ ? weight_[b * kBlockRows + i] : 1.0;
-          ent += w * entropy[i];
-          like += w * lse[i];
-        }
-        block_entropy_[b] = ent;
-        block_likelihood_[b] = like;
-        collect_entries(resp, rows, terms.components, 0.0, blocks_[b], cursor);
-      };
-      pass<double>(terms, on_block);
+      dense_pass<double>(terms, 0.0);
       return;
     }
     const int64_t count = static_cast<int64_t>(blocks_.size());
     const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
 #pragma omp parallel num_threads(team)
     {
-      Scratch s(d_, 0);
+      BlockScratch s(d_, 0);
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < count; ++b) normalise_block(b, s);
     }
   }
 
-  // (A) and (B) of the product screen; returns the largest |screen − exact| over candidates.
-  template <typename T>
-  double screen_candidates(const DpgmmTerms& terms, double margin) {
-    const int64_t k_count = terms.components;
-    const int64_t p_count = dpgmm_feature_count(terms.covariance_type, d_);
-    std::vector<T> matrix(terms.matrix.begin(), terms.matrix.end());
-    const int64_t count = static_cast<int64_t>(blocks_.size());
-    std::atomic<int64_t> bad_row{-1};
-    {
-      const int team = static_cast<int>(std::clamp<int64_t>(count, 1, threads_));
-#pragma omp parallel num_threads(team)
-      {
-        blas_on_this_thread();
-        std::vector<T> features(kBlockRows * p_count);
-        std::vector<T> log_rho(kBlockRows * k_count);
-        std::vector<double> shifted(kBlockRows * k_count), cut(kBlockRows), centred(d_);
-        std::vector<int32_t> pairs;
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < count; ++b) {
-          const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
-          build_features(x_ + r0 * d_, rows, d_, terms.shift.data(), terms.covariance_type, features.data(), p_count,
-                         centred.data());
-          gemm(rows, k_count, p_count, features.data(), matrix.data(), log_rho.data());
-          for (int64_t i = 0; i < rows; ++i) {
-            const double m = shifted_row(log_rho.data() + i * k_count, terms.offset.data(), k_count,
-                                         shifted.data() + i * k_count);
-            if (!std::isfinite(m)) {
-              int64_t expected = -1;
-              bad_row.compare_exchange_strong(expected, r0 + i);
-            }
-            // Candidates: ≥ m − margin (the maximum itself always is one).
-            cut[i] = std::nextafter(m - margin, -std::numeric_limits<double>::infinity());
-          }
-          collect_entries(shifted.data(), rows, k_count, 0.0, blocks_[b], pairs, cut.data());
-        }
-      }
-    }
-    if (bad_row >= 0)
-      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
-                      " is not finite (values too large)");
-    pad_factors(terms);
-    std::vector<double> block_error(count, 0.0);
-    {
-      const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
-#pragma omp parallel num_threads(team)
-      {
-        Scratch s(d_, 0);
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < count; ++b) block_error[b] = exact_block(b, terms, s, nullptr).first;
-      }
-    }
-    return *std::max_element(block_error.begin(), block_error.end());
-  }
-
-  // Runs the dense E-step over every block in parallel and hands each block's
-  // responsibilities [rows, K], per-row entropies and log-normalisers to `on_block`.
-  template <typename T, typename OnBlock>
-  void pass(const DpgmmTerms& terms, OnBlock&& on_block) {
+  // The expanded product over every block in parallel: per block, log ρ − c = F(x̃)·W
+  // [rows, K] in T, handed to on_block(state, b, rows, log_rho, bad_row), where `state` is
+  // the thread's own, made by make_state(); then a DataError for a point that on_block noted
+  // as not finite (`float32`: the message suggests float32 as the cause).
+  template <typename T, typename MakeState, typename OnBlock>
+  void for_each_product_block(const DpgmmTerms& terms, bool float32, MakeState&& make_state, OnBlock&& on_block) {
     const int64_t k_count = terms.components;
     const int64_t p_count = dpgmm_feature_count(terms.covariance_type, d_);
     std::vector<T> matrix(terms.matrix.begin(), terms.matrix.end());  // [P, K] in T
@@ -1254,30 +666,98 @@ class CpuEngine final : public DpgmmEngine {
       blas_on_this_thread();
       std::vector<T> features(kBlockRows * p_count);
       std::vector<T> log_rho(kBlockRows * k_count);
-      std::vector<double> resp(kBlockRows * k_count);
-      std::vector<double> entropy(kBlockRows), lse(kBlockRows), centred(d_);
-      std::vector<int32_t> cursor;
+      std::vector<double> centred(d_);
+      auto state = make_state();
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < count; ++b) {
         const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
         build_features(x_ + r0 * d_, rows, d_, terms.shift.data(), terms.covariance_type, features.data(), p_count,
                        centred.data());
         gemm(rows, k_count, p_count, features.data(), matrix.data(), log_rho.data());  // log ρ − c
-        for (int64_t i = 0; i < rows; ++i) {
-          lse[i] = normalise_row(log_rho.data() + i * k_count, terms.offset.data(), k_count,
-                                 resp.data() + i * k_count, &entropy[i]);
-          if (!std::isfinite(lse[i])) {
-            int64_t expected = -1;
-            bad_row.compare_exchange_strong(expected, r0 + i);
-          }
-        }
-        on_block(b, rows, resp.data(), entropy.data(), lse.data(), cursor);
+        on_block(state, b, rows, log_rho.data(), bad_row);
       }
     }
-    if (bad_row >= 0)
-      throw DataError("dpgmm: the log-probability of point " + std::to_string(bad_row.load()) +
-                      " is not finite (values too large" +
-                      (precision_ == DpgmmPrecision::kFloat32 ? std::string(" for float32?)") : std::string(")")));
+    throw_if_bad_row(bad_row, float32);
+  }
+
+  // (A) and (B) of the product screen; returns the largest |screen − exact| over candidates.
+  template <typename T>
+  double screen_candidates(const DpgmmTerms& terms, double margin) {
+    const int64_t k_count = terms.components;
+    const int64_t count = static_cast<int64_t>(blocks_.size());
+    struct State {
+      std::vector<double> shifted, cut;
+      std::vector<int32_t> pairs;
+    };
+    for_each_product_block<T>(
+        terms, false,
+        [&] { return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows), {}}; },
+        [&](State& s, int64_t b, int64_t rows, const T* log_rho, std::atomic<int64_t>& bad_row) {
+          for (int64_t i = 0; i < rows; ++i) {
+            const double m =
+                shifted_row(log_rho + i * k_count, terms.offset.data(), k_count, s.shifted.data() + i * k_count);
+            if (!std::isfinite(m)) note_bad_row(bad_row, b * kBlockRows + i);
+            // Candidates: ≥ m − margin (the maximum itself always is one).
+            s.cut[i] = std::nextafter(m - margin, -std::numeric_limits<double>::infinity());
+          }
+          collect_entries(s.shifted.data(), rows, k_count, 0.0, blocks_[b], s.pairs, s.cut.data());
+        });
+    pad_factors(terms);
+    std::vector<double> block_error(count, 0.0);
+    {
+      const int team = static_cast<int>(std::clamp<int64_t>(count / 4, 1, threads_));
+#pragma omp parallel num_threads(team)
+      {
+        BlockScratch s(d_, 0);
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < count; ++b) block_error[b] = exact_block(b, terms, s, nullptr).first;
+      }
+    }
+    return *std::max_element(block_error.begin(), block_error.end());
+  }
+
+  // The dense E-step over every block: each block's responsibilities above `floor` as its
+  // entries, and its weighted entropy and log-likelihood.
+  template <typename T>
+  void dense_pass(const DpgmmTerms& terms, double floor) {
+    auto on_block = [&](int64_t b, int64_t rows, const double* resp, const double* entropy, const double* lse,
+                        std::vector<int32_t>& cursor) {
+      double ent = 0, like = 0;
+      for (int64_t i = 0; i < rows; ++i) {
+        const double w = weight_ ? weight_[b * kBlockRows + i] : 1.0;
+        ent += w * entropy[i];
+        like += w * lse[i];
+      }
+      block_entropy_[b] = ent;
+      block_likelihood_[b] = like;
+      collect_entries(resp, rows, terms.components, floor, blocks_[b], cursor);
+    };
+    pass<T>(terms, on_block);
+  }
+
+  // Runs the dense E-step over every block in parallel and hands each block's
+  // responsibilities [rows, K], per-row entropies and log-normalisers to `on_block`.
+  template <typename T, typename OnBlock>
+  void pass(const DpgmmTerms& terms, OnBlock&& on_block) {
+    const int64_t k_count = terms.components;
+    struct State {
+      std::vector<double> resp, entropy, lse;
+      std::vector<int32_t> cursor;
+    };
+    for_each_product_block<T>(
+        terms, precision_ == DpgmmPrecision::kFloat32,
+        [&] {
+          return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows),
+                       std::vector<double>(kBlockRows), {}};
+        },
+        [&](State& s, int64_t b, int64_t rows, const T* log_rho, std::atomic<int64_t>& bad_row) {
+          for (int64_t i = 0; i < rows; ++i) {
+            s.lse[i] = normalise_row(log_rho + i * k_count, terms.offset.data(), k_count, s.resp.data() + i * k_count,
+                                     &s.entropy[i]);
+            if (!std::isfinite(s.lse[i])) note_bad_row(bad_row, b * kBlockRows + i);
+          }
+          on_block(b, rows, s.resp.data(), s.entropy.data(), s.lse.data(), s.cursor);
+        });
   }
 
   const double* x_;
@@ -1295,134 +775,10 @@ class CpuEngine final : public DpgmmEngine {
   int product_steps_left_ = 0;           // auto: E-steps to run with the product screen before the bounds again
   double last_candidates_per_point_ = 0;  // of the last bound screen
   std::vector<double> padded_;           // factors U_k, rows padded to a multiple of 8
-  // The bound screen's terms (prepare_bounds).
-  std::vector<double> mean_norm2_, mean_norm_, mean_dot_, half_lambda_, half_excess_;  // [K] each
-  std::vector<float> bound_matrix_;   // [2K, D] means, then flattest directions
-  std::vector<double> eigen_guess_;   // [K or 1, 2, D] eigenvector estimates, kept between E-steps
+  BoundScreen bound_screen_;            // its terms, kept between E-steps (eigenvector estimates)
 };
 
 }  // namespace
-
-namespace {
-
-// Power iteration for the largest eigenvalue of C = (UUᵀ)⁻¹ = U⁻ᵀU⁻¹ (two triangular
-// solves per step), restricted to the complement of the unit vector `exclude` when given.
-// v [d]: the start (normalised here; a fixed vector if it is 0) and the result. Returns the
-// Rayleigh quotient, which approaches the eigenvalue from below; 0 on overflow.
-double power_iteration(const double* u, int64_t d, const double* exclude, int steps, std::vector<double>& v) {
-  std::vector<double> y(d), z(d);
-  auto project = [&](std::vector<double>& w) {
-    if (!exclude) return;
-    double dot = 0;
-    for (int64_t i = 0; i < d; ++i) dot += w[i] * exclude[i];
-    for (int64_t i = 0; i < d; ++i) w[i] -= dot * exclude[i];
-  };
-  auto normalise = [&](std::vector<double>& w) {
-    double norm = 0;
-    for (int64_t i = 0; i < d; ++i) norm += w[i] * w[i];
-    if (!(norm > 0) || !std::isfinite(norm)) return false;
-    norm = 1.0 / std::sqrt(norm);
-    for (int64_t i = 0; i < d; ++i) w[i] *= norm;
-    return true;
-  };
-  project(v);
-  if (!normalise(v)) {
-    for (int64_t i = 0; i < d; ++i) v[i] = 1.0 + 0.01 * static_cast<double>(i);
-    project(v);
-    if (!normalise(v)) return 0.0;
-  }
-  double rho = 0;
-  for (int step = 0; step < steps; ++step) {
-    for (int64_t i = d - 1; i >= 0; --i) {  // U y = v
-      double t = v[i];
-      for (int64_t j = i + 1; j < d; ++j) t -= u[i * d + j] * y[j];
-      y[i] = t / u[i * d + i];
-    }
-    const double previous = rho;
-    rho = 0;
-    for (int64_t i = 0; i < d; ++i) rho += y[i] * y[i];
-    for (int64_t i = 0; i < d; ++i) {  // Uᵀ z = y
-      double t = y[i];
-      for (int64_t j = 0; j < i; ++j) t -= u[j * d + i] * z[j];
-      z[i] = t / u[i * d + i];
-    }
-    project(z);
-    if (!std::isfinite(rho) || !normalise(z)) return 0.0;
-    v.swap(z);
-    // The certificate loosens the estimate by 2 % anyway: 1e-4 is close enough.
-    if (step >= 2 && std::fabs(rho - previous) <= 1e-4 * rho) break;
-  }
-  return rho;
-}
-
-}  // namespace
-
-DpgmmPrecisionBound dpgmm_precision_bound(const double* u, int64_t d, double* guess) {
-  DpgmmPrecisionBound bound;
-  bound.direction.assign(d, 0.0);
-  const bool warm = guess != nullptr;
-  const int steps = 40;
-  // The flattest direction v (largest eigenvalue 1/λ_1 of (UUᵀ)⁻¹), then the next one in
-  // v's complement (1/λ_2).
-  std::vector<double> v(d, 0.0), w(d, 0.0);
-  if (warm) {
-    std::copy(guess, guess + d, v.begin());
-    std::copy(guess + d, guess + 2 * d, w.begin());
-  }
-  const double rho1 = power_iteration(u, d, nullptr, steps, v);
-  if (!(rho1 > 0)) return bound;
-  const double rho2 = d > 1 ? power_iteration(u, d, v.data(), steps, w) : 0.0;
-  if (warm) {
-    std::copy(v.begin(), v.end(), guess);
-    std::copy(w.begin(), w.end(), guess + d);
-  }
-  std::vector<double> p(d * d), a(d * d), l(d * d);
-  for (int64_t i = 0; i < d; ++i)
-    for (int64_t j = i; j < d; ++j) {
-      double t = 0;
-      for (int64_t q = j; q < d; ++q) t += u[i * d + q] * u[j * d + q];
-      p[i * d + j] = p[j * d + i] = t;
-    }
-  // The certificates: UUᵀ − λ_1 I, then UUᵀ − λ(I − vvᵀ) − λ_1 vvᵀ, positive definite, each
-  // eigenvalue estimate loosened by δ until it is.
-  for (double delta : {0.02, 0.1, 0.5, 2.5}) {
-    const double flat = 1.0 / (rho1 * (1.0 + delta));
-    a = p;
-    for (int64_t i = 0; i < d; ++i) a[i * d + i] -= flat;
-    if (dpgmm_cholesky(a.data(), d, l.data())) {
-      bound.flat = bound.lambda = flat;
-      break;
-    }
-  }
-  if (!(bound.flat > 0)) return bound;
-  std::copy(v.begin(), v.end(), bound.direction.begin());
-  if (rho2 > 0 && 1.0 / rho2 > bound.flat)
-    for (double delta : {0.02, 0.1, 0.5}) {
-      const double lambda = 1.0 / (rho2 * (1.0 + delta));
-      if (!(lambda > bound.flat)) break;
-      for (int64_t i = 0; i < d; ++i)
-        for (int64_t j = 0; j < d; ++j)
-          a[i * d + j] = p[i * d + j] - (i == j ? lambda : 0.0) + (lambda - bound.flat) * v[i] * v[j];
-      if (dpgmm_cholesky(a.data(), d, l.data())) {
-        bound.lambda = lambda;
-        break;
-      }
-    }
-  return bound;
-}
-
-int64_t dpgmm_feature_count(CovarianceType type, int64_t dims) {
-  switch (type) {
-    case CovarianceType::kFull:
-    case CovarianceType::kTied:
-      return dims * (dims + 1) / 2 + dims;
-    case CovarianceType::kDiag:
-      return 2 * dims;
-    case CovarianceType::kSpherical:
-      return dims + 1;
-  }
-  return 0;
-}
 
 std::unique_ptr<DpgmmEngine> make_cpu_dpgmm_engine(const double* points, int64_t n, int64_t d,
                                                    const double* sample_weight, const DpgmmOptions& options) {

@@ -1,7 +1,6 @@
 #include "defuse/distill/kmeans.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +9,9 @@
 #include <random>
 
 #include "defuse/base/error.h"
+#include "defuse/base/random.h"
+#include "defuse/base/simd.h"
+#include "defuse/base/threads.h"
 
 namespace defuse {
 namespace {
@@ -17,18 +19,6 @@ namespace {
 constexpr int64_t kAssignRows = 512;   // points per assignment block (one GEMM each)
 constexpr int64_t kChunkRows = 8192;   // points per partial sum of the centre update
 constexpr int64_t kSeedChunkRows = 4096;  // k-means++: points per chunk of a candidate's potential (at least)
-
-int resolve_threads(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
-
-// A uniform double in [0, 1) from 53 random bits (independent of the standard library's
-// distributions, whose output is implementation-defined).
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DEFUSE_CLONES
-#endif
 
 // Index of the smallest of v[c] + offset[c] over c < k (the first on ties), and that value:
 // vectorised minima of 16-wide chunks, then a scan of the first chunk holding the minimum.
@@ -115,8 +105,7 @@ double assign(const float* x, int64_t n, int64_t d, const double* weight, const 
   std::vector<double> partial(blocks);
 #pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads)))
   {
-    // BLAS on this thread only (see blas_on_this_thread in dpgmm_cpu.cpp).
-    omp_set_num_threads(1);
+    blas_on_this_thread();
     std::vector<float> dots(kAssignRows * k);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -193,7 +182,7 @@ class HamerlyAssigner {
     const int64_t blocks = (count + kAssignRows - 1) / kAssignRows;
 #pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads_)))
     {
-      omp_set_num_threads(1);  // BLAS on this thread only (see dpgmm_cpu.cpp)
+      blas_on_this_thread();
       std::vector<float> rows(kAssignRows * d), dots(kAssignRows * k);
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < blocks; ++b) {
@@ -287,10 +276,7 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
   const int64_t limit = seeding_sample < 0 ? 0 : seeding_sample;
   if (limit > 0 && static_cast<int64_t>(pool.size()) > limit) {
     // Partial Fisher–Yates: the first `limit` entries become a uniform random subset.
-    for (int64_t i = 0; i < limit; ++i) {
-      const int64_t j = i + static_cast<int64_t>(uniform01(rng) * static_cast<double>(pool.size() - i));
-      std::swap(pool[i], pool[std::min<int64_t>(j, pool.size() - 1)]);
-    }
+    for (int64_t i = 0; i < limit; ++i) swap_in_random(pool, i, rng);
     pool.resize(limit);
     std::sort(pool.begin(), pool.end());
   }
@@ -342,7 +328,7 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
     }
 #pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads)))
     for (int64_t c = 0; c < chunks; ++c) {
-      omp_set_num_threads(1);  // BLAS on this thread only
+      blas_on_this_thread();
       const int64_t r0 = m * c / chunks, r1 = m * (c + 1) / chunks;
       gemm_nt(r1 - r0, trials, d, -2.0, xs.data() + r0 * d, centres.data(), 0.0, dots.data() + r0 * trials);
       for (int t = 0; t < trials; ++t) {

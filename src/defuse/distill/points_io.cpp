@@ -6,10 +6,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "defuse/base/atomic_file.h"
+#include "defuse/base/csv.h"
 #include "defuse/base/error.h"
 
 namespace defuse {
@@ -20,15 +24,15 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string trim(const std::string& s) {
+std::string trim(std::string_view s) {
   size_t a = 0, b = s.size();
   while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
   while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
+  return std::string(s.substr(a, b - a));
 }
 
 // Parses a whole field as a double; false if it is not exactly one number.
-bool parse_double(const std::string& field, double& out) {
+bool parse_double(std::string_view field, double& out) {
   const std::string t = trim(field);
   if (t.empty()) return false;
   errno = 0;
@@ -37,34 +41,17 @@ bool parse_double(const std::string& field, double& out) {
   return end == t.c_str() + t.size();
 }
 
-std::vector<std::string> split_commas(const std::string& line) {
-  std::vector<std::string> fields;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = line.find(',', start);
-    fields.push_back(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return fields;
-}
-
 }  // namespace
 
 Points parse_points_csv(const std::string& text, const std::string& name) {
   Points p;
-  size_t pos = 0;
-  int64_t line_no = 0;
+  // No quoting (a point table's fields are numbers): line by line, not RFC 4180 (base/csv.h).
+  LineReader lines(text);
   bool first = true;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  for (std::string_view line; lines.next(line);) {
+    const int64_t line_no = lines.number();
     if (trim(line).empty()) continue;
-    const auto fields = split_commas(line);
+    const auto fields = split_fields(line, ',');
     std::vector<double> row(fields.size());
     bool numeric = true;
     size_t bad = 0;
@@ -168,7 +155,7 @@ Points parse_points_npy(const std::string& bytes, const std::string& name) {
   std::vector<int64_t> shape;
   {
     std::string inner = shape_text.substr(1, shape_text.size() - 2);
-    for (const auto& part : split_commas(inner)) {
+    for (const auto& part : split_fields(inner, ',')) {
       const std::string t = trim(part);
       if (t.empty()) continue;
       char* end = nullptr;

@@ -1,7 +1,6 @@
 #include "defuse/report/tsne.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -13,6 +12,9 @@
 #include <utility>
 
 #include "defuse/base/error.h"
+#include "defuse/base/simd.h"
+#include "defuse/base/threads.h"
+#include "defuse/base/timing.h"
 #include "defuse/distill/kmeans.h"
 
 namespace defuse {
@@ -28,23 +30,11 @@ constexpr int kSearchSteps = 100;
 constexpr double kInitScale = 1e-4;  // std of the initial embedding (scikit-learn, issue #18018)
 constexpr int64_t kExactLimit = 20000;  // N² doubles: 3 GiB at 20k points
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DEFUSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DEFUSE_CLONES
-#endif
-
-int thread_count(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
-
 // Threads for `chunks` units of ~0.1 ms of work: small inputs run on one thread, where the
 // barriers of a parallel region would cost more than they save (more so on a shared
 // machine). Results never depend on the thread count.
 int threads_for(int threads, int64_t chunks) {
-  return static_cast<int>(std::clamp<int64_t>(chunks, 1, thread_count(threads)));
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return static_cast<int>(std::clamp<int64_t>(chunks, 1, resolve_threads(threads)));
 }
 
 // ---- Affinities ----
@@ -568,7 +558,7 @@ std::vector<double> tsne_conditional_probabilities(const double* squared_distanc
                                                    double perplexity, bool skip_diagonal, int threads) {
   std::vector<double> p(rows * cols, 0.0);
   const double log_perplexity = std::log(perplexity);
-#pragma omp parallel for schedule(dynamic, 64) num_threads(thread_count(threads))
+#pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(threads))
   for (int64_t i = 0; i < rows; ++i)
     search_precision(squared_distances + i * cols, cols, skip_diagonal ? i : -1, log_perplexity, &p[i * cols]);
   return p;
@@ -577,7 +567,7 @@ std::vector<double> tsne_conditional_probabilities(const double* squared_distanc
 std::vector<double> tsne_joint_probabilities(const double* x, int64_t n, int64_t d, double perplexity,
                                              int threads) {
   std::vector<double> dist(n * n);
-#pragma omp parallel for schedule(static) num_threads(thread_count(threads))
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(threads))
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double s = 0;
@@ -590,7 +580,7 @@ std::vector<double> tsne_joint_probabilities(const double* x, int64_t n, int64_t
   // One N×N matrix throughout: each row's conditional P replaces its distances, then
   // P + Pᵀ is formed in place.
   const double log_perplexity = std::log(perplexity);
-#pragma omp parallel num_threads(thread_count(threads))
+#pragma omp parallel num_threads(resolve_threads(threads))
   {
     std::vector<double> row(n);
 #pragma omp for schedule(dynamic, 64)
@@ -635,10 +625,10 @@ void tsne_nearest_neighbors(const double* x, int64_t n, int64_t d, int64_t k, st
   squared_distances.assign(n * k, 0.0);
   constexpr int64_t kRows = 64;
   const int64_t blocks = (n + kRows - 1) / kRows;
-  const int nthreads = static_cast<int>(std::clamp<int64_t>(blocks, 1, thread_count(threads)));
+  const int nthreads = static_cast<int>(std::clamp<int64_t>(blocks, 1, resolve_threads(threads)));
 #pragma omp parallel num_threads(nthreads)
   {
-    omp_set_num_threads(1);  // BLAS on this thread only
+    blas_on_this_thread();
     std::vector<double> dots(kRows * n);
     std::vector<std::pair<double, int32_t>> heap;
     heap.reserve(k);
@@ -822,7 +812,7 @@ TsneResult tsne(const double* points, int64_t n, int64_t d, const TsneOptions& o
   result.learning_rate = options.learning_rate
                              ? *options.learning_rate
                              : std::max(static_cast<double>(n) / options.early_exaggeration / 4.0, 50.0);
-  const int threads = thread_count(options.threads);
+  const int threads = resolve_threads(options.threads);
 
   std::vector<double> dense;
   TsneSparseP sparse;
