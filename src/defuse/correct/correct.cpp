@@ -10,6 +10,7 @@
 #include "defuse/annotate/annotation_store.h"
 #include "defuse/annotate/scenario_store.h"
 #include "defuse/base/error.h"
+#include "defuse/base/timing.h"
 #include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/device.h"
@@ -22,10 +23,6 @@ namespace defuse {
 namespace {
 
 constexpr const char* kStage = "correct";
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const CorrectOptions& o, std::vector<at::Tensor> params) {
   if (o.optimizer == "adam")

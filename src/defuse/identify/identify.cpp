@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "defuse/base/error.h"
+#include "defuse/base/timing.h"
 #include "defuse/model/device.h"
 #include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
@@ -23,10 +24,6 @@ constexpr const char* kStage = kIdentifyStage;
 // (fixed) and on Q, never on --batch-size or on how many threads run.
 constexpr int64_t kDecodesPerBlock = 8192;
 constexpr int64_t kEvalBatch = 1000;
-
-double since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 std::string shape_text(const at::Tensor& images) {
   return fmt::format("{}x{}x{}", images.size(1), images.size(2), images.size(3));
@@ -415,7 +412,7 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
                                     std::accumulate(summary.level_seeds.begin(), summary.level_seeds.end(), int64_t{0}));
     }
   }
-  summary.search_seconds = since(search_start);
+  summary.search_seconds = seconds_since(search_start);
 
   // Outside inference mode: the results are ordinary tensors that callers may modify.
   auto cat_or_empty = [](const std::vector<at::Tensor>& parts, at::Tensor empty) {
@@ -464,7 +461,7 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
   auto counts = pair_counts.accessor<int64_t, 2>();
   for (int64_t i = 0; i < k; ++i)
     for (int64_t j = 0; j < k; ++j) summary.pairs[i][j] = counts[i][j];
-  summary.seconds = since(start);
+  summary.seconds = seconds_since(start);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "defuse/base/error.h"
+#include "defuse/base/timing.h"
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
 
@@ -132,11 +133,11 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
         options.on_progress({epoch, options.epochs, b + 1, batches, loss_sum / static_cast<double>(seen),
                              static_cast<double>(correct) / static_cast<double>(seen)});
     }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    double secs = seconds_since(epoch_start);
     result.epochs.push_back({epoch, loss_sum / static_cast<double>(seen),
                              static_cast<double>(correct) / static_cast<double>(seen), secs});
   }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = seconds_since(start);
   result.test = evaluate_classifier(*model, dataset.test, dataset, options.eval_batch_size, options.device);
   model->to(torch::kCPU);
   result.model = std::move(model);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "defuse/base/error.h"
+#include "defuse/base/timing.h"
 #include "defuse/model/device.h"
 #include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
@@ -14,10 +15,6 @@ namespace defuse {
 namespace {
 
 constexpr const char* kStage = "train-vae";
-
-double since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 }  // namespace
 
@@ -162,9 +159,9 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
                              kl_sum / static_cast<double>(seen), weight});
     }
     const double s = static_cast<double>(seen);
-    result.epochs.push_back({epoch, recon_sum / s, kl_sum / s, loss_sum / s, weight, since(epoch_start)});
+    result.epochs.push_back({epoch, recon_sum / s, kl_sum / s, loss_sum / s, weight, seconds_since(epoch_start)});
   }
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
   vae->set_training(false);
   result.test = evaluate_vae(*vae, images_tensor(dataset.test, dataset), options.loss, options.beta,
                              options.eval_batch_size, options.seed + 2);
