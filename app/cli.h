@@ -27,6 +27,7 @@ struct Context {
   bool json = false;
   bool quiet = false;
   bool skip_unchanged = false;  // --skip-unchanged: reuse a stage's last run when nothing changed
+  bool wait = false;            // --wait: wait for another writer of the workspace instead of stopping
 
   // Progress bars only on a terminal, and never with --quiet.
   bool progress() const;

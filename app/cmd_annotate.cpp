@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli.h"
+#include "common.h"
 #include "defuse/annotate/annotation_store.h"
 #include "defuse/annotate/server.h"
 #include "defuse/base/atomic_file.h"
@@ -111,6 +112,7 @@ void run_export(Context& ctx, const AnnotateArgs& args) {
 }
 
 void run_import(Context& ctx, const AnnotateArgs& args) {
+  auto lock = hold_workspace(ctx, "annotate");
   Workspace workspace(ctx.workspace);
   ScenarioSet set = load_scenarios(workspace);
   AnnotationFormat format = annotation_format_for(args.import_file);
@@ -130,6 +132,7 @@ void run_import(Context& ctx, const AnnotateArgs& args) {
 }
 
 void run_auto(Context& ctx, const AnnotateArgs& args) {
+  auto lock = hold_workspace(ctx, "annotate");
   Workspace workspace(ctx.workspace);
   ScenarioSet set = load_scenarios(workspace);
   const std::string annotator = args.annotator.empty() ? "auto" : args.annotator;
@@ -199,6 +202,7 @@ const Registrar registrar(
     [](CLI::App& app, Context& ctx) -> Action {
       auto args = std::make_shared<AnnotateArgs>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       app.add_option("--host", args->host,
                      "Address to serve the page on; anything but loopback requires the access token printed in the URL")
           ->capture_default_str();

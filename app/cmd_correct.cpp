@@ -42,6 +42,7 @@ const Registrar registrar(
       auto data = std::make_shared<std::string>();
       auto baseline = std::make_shared<std::string>("failures-only");
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data, "Dataset spec (default: the one the workspace's classifier was trained on)");
@@ -80,6 +81,7 @@ const Registrar registrar(
         prepare_compute(ctx);
         o->device = ctx.device;
         o->baseline = *baseline == "failures-only";
+        auto lock = hold_workspace(ctx, "correct");
         Workspace workspace(ctx.workspace);
         CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, o->baseline);
         if (o->tau == 0) o->tau = in.distill_tau;

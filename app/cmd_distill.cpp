@@ -56,6 +56,7 @@ const Registrar registrar(
       auto o = std::make_shared<DistillOptions>();
       auto data = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data, "Dataset spec (default: the one the workspace's classifier was trained on)");
@@ -95,6 +96,7 @@ const Registrar registrar(
         o->device = ctx.device;
         o->validate();
         auto device = parse_device(ctx.device, "distill");
+        auto lock = hold_workspace(ctx, "distill");
         Workspace workspace(ctx.workspace);
         auto classifier = load_workspace_classifier(workspace, device);
         auto vae = load_workspace_vae(workspace, device);

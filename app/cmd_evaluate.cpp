@@ -54,6 +54,7 @@ const Registrar registrar(
       auto drop_points = std::make_shared<double>(100 * o->max_test_drop);
       auto export_file = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data, "Dataset spec (default: the one the workspace's classifier was trained on)");
@@ -81,6 +82,7 @@ const Registrar registrar(
         prepare_compute(ctx);
         o->device = ctx.device;
         o->max_test_drop = *drop_points / 100.0;
+        auto lock = hold_workspace(ctx, "evaluate");
         Workspace workspace(ctx.workspace);
         CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, true);
         if (o->tau == 0) o->tau = in.distill_tau;

@@ -84,6 +84,7 @@ const Registrar registrar(
       auto all_seeds = std::make_shared<bool>(false);
       auto grid = std::make_shared<int64_t>(50);
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data,
@@ -153,6 +154,7 @@ const Registrar registrar(
         opts->validate();
         check_option(*grid >= 0, "identify", "--grid must be non-negative");
         auto device = parse_device(ctx.device, "identify");
+        auto lock = hold_workspace(ctx, "identify");
         Workspace workspace(ctx.workspace);
         const std::string spec = resolve_data_spec(workspace, *data);
         // Upstream stages first: a missing one is named before a dataset is read.

@@ -225,6 +225,7 @@ const Registrar registrar(
       auto cli_classifier = std::make_shared<std::string>();
       auto cli_annotate = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *cli_data, "Dataset spec (default: fashion-mnist from its Debian package)");
       app.add_option("--classifier", *cli_classifier,
@@ -257,6 +258,7 @@ const Registrar registrar(
           for (const auto& [key, value] : defaults)
             if (!c.stages[stage].count(key)) c.stages[stage][key] = {value};
 
+        auto lock = hold_workspace(ctx, "run");
         Workspace workspace(ctx.workspace);
         write_file_atomic(workspace.path("run/config.toml"), to_toml(c));
 

@@ -8,6 +8,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/progress.h"
 #include "defuse/base/workspace.h"
+#include "defuse/base/workspace_lock.h"
 
 namespace defuse::cli {
 namespace {
@@ -62,7 +63,13 @@ const Registrar registrar(
                               r.status == "complete" ? format_duration(r.seconds) : "", headline(r));
         }
         if (shown.empty()) text += "(nothing has run yet)\n";
-        ctx.result({{"workspace", workspace.dir().string()}, {"runs", runs}}, text.substr(0, text.size() - 1));
+        json summary{{"workspace", workspace.dir().string()}, {"runs", runs}, {"writer", nullptr}};
+        if (auto holder = WorkspaceLock::holder(workspace.dir())) {
+          text += "in use by " + holder->describe() + "\n";
+          summary["writer"] = {{"pid", holder->pid}, {"host", holder->host}, {"command", holder->command},
+                               {"since", holder->since}};
+        }
+        ctx.result(summary, text.substr(0, text.size() - 1));
       };
     },
     90);

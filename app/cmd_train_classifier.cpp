@@ -45,6 +45,7 @@ const Registrar registrar(
       auto data = std::make_shared<std::string>(kDefaultData);
       auto classifier = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data,
@@ -70,6 +71,7 @@ const Registrar registrar(
         prepare_compute(ctx);
         opts->device = ctx.device;
         auto device = parse_device(ctx.device, "train-classifier");
+        auto lock = hold_workspace(ctx, "train-classifier");
         Workspace workspace(ctx.workspace);
         Dataset dataset = load_dataset_logged(ctx, *data);
         json inputs = {{"dataset", dataset_fingerprint(dataset)}};

@@ -24,6 +24,7 @@ const Registrar registrar(
       auto opts = std::make_shared<TrainJudgesOptions>();
       auto data = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data,
@@ -50,6 +51,7 @@ const Registrar registrar(
         parse_device(ctx.device, "train-judges");
         if (opts->archs.size() == 1 && opts->archs.front() == "none") opts->archs.clear();
         opts->validate();
+        auto lock = hold_workspace(ctx, "train-judges");
         Workspace workspace(ctx.workspace);
         const std::string spec = resolve_data_spec(workspace, *data);
         Dataset dataset = load_dataset_logged(ctx, spec);

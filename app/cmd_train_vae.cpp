@@ -47,6 +47,7 @@ const Registrar registrar(
       auto opts = std::make_shared<TrainVaeOptions>();
       auto data = std::make_shared<std::string>();
       add_common_options(app, ctx);
+      add_wait_option(app, ctx);
       add_skip_option(app, ctx);
       add_device_option(app, ctx);
       app.add_option("-d,--data", *data,
@@ -81,6 +82,7 @@ const Registrar registrar(
         opts->device = ctx.device;
         parse_device(ctx.device, "train-vae");
         opts->validate();
+        auto lock = hold_workspace(ctx, "train-vae");
         Workspace workspace(ctx.workspace);
         const std::string spec = resolve_data_spec(workspace, *data);
         Dataset dataset = load_dataset_logged(ctx, spec);

@@ -32,6 +32,17 @@ void add_skip_option(CLI::App& app, Context& ctx) {
                "are intact (what `defuse run` does)");
 }
 
+void add_wait_option(CLI::App& app, Context& ctx) {
+  app.add_flag("--wait", ctx.wait,
+               "If another defuse process is writing to the workspace, wait for it to finish instead of stopping");
+}
+
+WorkspaceLock hold_workspace(const Context& ctx, const std::string& command) {
+  return WorkspaceLock(ctx.workspace, command, ctx.wait, [&](const LockHolder& holder) {
+    ctx.info(fmt::format("{}: waiting for the workspace {}: in use by {}", command, ctx.workspace, holder.describe()));
+  });
+}
+
 StageRun run_stage(Context& ctx, Workspace& workspace, const std::string& stage, const nlohmann::json& options,
                    const nlohmann::json& inputs, const std::function<Workspace::StageOutput(int64_t)>& body) {
   if (ctx.skip_unchanged) {

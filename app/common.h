@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "defuse/base/workspace.h"
+#include "defuse/base/workspace_lock.h"
 #include "defuse/data/dataset.h"
 
 namespace CLI {
@@ -31,6 +32,13 @@ std::string percent(double fraction, int decimals = 2);
 // --skip-unchanged (stage commands): skip the stage when its last complete run had the same
 // options and inputs and its files are intact.
 void add_skip_option(CLI::App& app, Context& ctx);
+
+// --wait (commands that write to the workspace): wait for another writer instead of stopping.
+void add_wait_option(CLI::App& app, Context& ctx);
+
+// Takes the workspace's writer lock for `command` (DESIGN §2): a second writer stops at once
+// with BusyError naming the holder, or with --wait says whom it waits for and waits.
+WorkspaceLock hold_workspace(const Context& ctx, const std::string& command);
 
 struct StageRun {
   StageRecord record;

@@ -74,6 +74,20 @@ class Server : public ::testing::Test {
 
 // ---- endpoints ----
 
+TEST_F(Server, StateSaysWhenDistillHasRunAgainSinceThePageStarted) {
+  start();
+  EXPECT_EQ(state()["latest_distill_run_id"], set_.run_id);
+  {
+    // Another process's distill completes while the page is open.
+    Workspace ws(dir_);
+    int64_t id = ws.begin_stage("distill", json::object(), json::object());
+    ws.complete_stage(id, json::object(), {});
+  }
+  json s = state();
+  EXPECT_EQ(s["distill_run_id"], set_.run_id);  // the cards stay those of the run being labelled
+  EXPECT_GT(s["latest_distill_run_id"].get<int64_t>(), set_.run_id);
+}
+
 TEST_F(Server, ServesThePageWithItsCsrfTokenAndStrictHeaders) {
   start();
   EXPECT_EQ(server_->url(), origin() + "/");

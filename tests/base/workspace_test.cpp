@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include <unistd.h>
+
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/base/hash.h"
@@ -139,10 +141,24 @@ TEST(AtomicFile, FailedWriterLeavesTargetUntouched) {
 
 TEST(AtomicFile, StaleTemporariesAreRemoved) {
   test::TempDir tmp;
-  std::ofstream(tmp.path() / "model.pt.tmp-defuse-123-abc") << "partial";
+  // 999999999 is above any Linux pid_max (at most 2^22): a writer that is surely gone.
+  std::ofstream(tmp.path() / "model.pt.tmp-defuse-999999999-abc") << "partial";
   std::ofstream(tmp.path() / "keep.pt") << "x";
   EXPECT_EQ(remove_stale_temporaries(tmp.path()), 1);
   EXPECT_TRUE(std::filesystem::exists(tmp.path() / "keep.pt"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() / "model.pt.tmp-defuse-999999999-abc"));
+}
+
+TEST(AtomicFile, LiveWritersTemporariesStay) {
+  // Opening a workspace (a reader's `status` while a stage writes) must not delete the
+  // temporary that a running writer is filling.
+  test::TempDir tmp;
+  auto live = tmp.path() / ("failures.pt.tmp-defuse-" + std::to_string(::getpid()) + "-abc");
+  std::ofstream(live) << "being written";
+  EXPECT_EQ(remove_stale_temporaries(tmp.path()), 0);
+  EXPECT_TRUE(std::filesystem::exists(live));
+  Workspace ws(tmp.path());
+  EXPECT_TRUE(std::filesystem::exists(live));
 }
 
 TEST(AtomicFile, MissingFileIsAnIoError) {

@@ -284,6 +284,14 @@ struct AnnotationServer::Impl {
     return true;
   }
 
+  // The newest complete distill run in the catalogue: a later one than the page's means the
+  // scenarios shown are no longer the latest (the page says so).
+  int64_t latest_distill_run() {
+    Statement st = workspace.db().prepare(
+        "SELECT id FROM stage_runs WHERE stage = 'distill' AND status = 'complete' ORDER BY id DESC LIMIT 1");
+    return st.step() ? st.column_int(0) : scenarios.run_id;
+  }
+
   json state_json() {
     std::lock_guard<std::mutex> lock(db_mutex);
     auto latest = latest_annotations(workspace.db(), scenarios.run_id);
@@ -304,6 +312,7 @@ struct AnnotationServer::Impl {
     return {{"workspace", workspace.dir().string()},
             {"workspace_name", workspace.dir().filename().string()},
             {"distill_run_id", scenarios.run_id},
+            {"latest_distill_run_id", latest_distill_run()},
             {"class_names", scenarios.class_names},
             {"limits", {{"annotator", kMaxAnnotatorChars}, {"note", kMaxNoteChars}}},
             {"scenarios", std::move(list)},

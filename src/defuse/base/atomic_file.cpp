@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
 
 #include "defuse/base/error.h"
+#include "defuse/base/process.h"
 
 namespace defuse {
 namespace fs = std::filesystem;
@@ -100,7 +102,12 @@ int remove_stale_temporaries(const fs::path& dir) {
   if (!fs::is_directory(dir, ec)) return 0;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (it->is_regular_file() && it->path().filename().string().find(kTmpMarker) != std::string::npos) {
+    std::string name = it->path().filename().string();
+    size_t at = name.find(kTmpMarker);
+    if (it->is_regular_file() && at != std::string::npos) {
+      // A writer that is still alive (another stage, a reader's report) owns its temporary.
+      int64_t pid = std::atoll(name.c_str() + at + kTmpMarker.size());
+      if (process_alive(pid)) continue;
       std::error_code rm;
       if (fs::remove(it->path(), rm)) ++removed;
     }

@@ -22,7 +22,8 @@ void write_atomic_via(const std::filesystem::path& path,
 // Reads a whole file. Throws IoError naming the path if it is missing or unreadable.
 std::string read_file(const std::filesystem::path& path);
 
-// Removes temporary files left behind by writers that were killed (`*.tmp-defuse-*`).
+// Removes temporary files left behind by writers that were killed (`*.tmp-defuse-<pid>-*`
+// whose process is gone; a live writer's temporaries stay).
 // Returns how many were removed.
 int remove_stale_temporaries(const std::filesystem::path& dir);
 

@@ -18,6 +18,7 @@ enum ExitCode : int {
   kExitData = 5,      // a dataset file is malformed
   kExitModel = 6,     // a model does not fit the data, or a checkpoint is unusable
   kExitState = 7,     // the workspace lacks what the stage needs (run an earlier stage)
+  kExitBusy = 8,      // another process is writing to the workspace (retry, or --wait)
   kExitInterrupted = 130,
 };
 
@@ -64,6 +65,14 @@ class StateError : public Error {
  public:
   using Error::Error;
   ExitCode exit_code() const override { return kExitState; }
+};
+
+// Another process holds the workspace's writer lock (the message names it: pid, command,
+// since when).
+class BusyError : public Error {
+ public:
+  using Error::Error;
+  ExitCode exit_code() const override { return kExitBusy; }
 };
 
 // Throws ConfigError(stage + ": " + message) unless `condition` holds. For validating

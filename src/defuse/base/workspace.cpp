@@ -3,15 +3,12 @@
 #include <csignal>
 #include <cstdlib>
 
-#include <signal.h>
 #include <unistd.h>
-
-#include <chrono>
-#include <ctime>
 
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/base/hash.h"
+#include "defuse/base/process.h"
 #include "defuse/base/sqlite.h"
 
 namespace defuse {
@@ -21,23 +18,6 @@ using nlohmann::json;
 namespace {
 
 constexpr int kSchemaVersion = 1;
-
-std::string now_iso() {
-  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
-std::string host_name() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
-
-bool process_alive(int64_t pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
 
 }  // namespace
 

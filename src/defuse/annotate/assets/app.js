@@ -282,7 +282,20 @@ function render() {
   setActive(Math.min(page.active, Math.max(0, s.scenarios.length - 1)), false);
 }
 
+// distill ran again while this page was open: its decisions still go to the scenarios shown,
+// and the new ones need the labelling page restarted.
+function showStale(state) {
+  const note = document.getElementById('stale');
+  const newer = state.latest_distill_run_id && state.latest_distill_run_id !== state.distill_run_id;
+  note.hidden = !newer;
+  if (newer) {
+    note.textContent = `distill has produced new scenarios (run ${state.latest_distill_run_id}) since this page ` +
+      `started; the cards below are run ${state.distill_run_id}'s. Restart defuse annotate to label the new ones.`;
+  }
+}
+
 function refreshFrom(state) {
+  showStale(state);
   // Keep the cards (and anything being typed); update votes and resolutions.
   const same = page.state && state.distill_run_id === page.state.distill_run_id &&
     state.scenarios.length === page.state.scenarios.length;
@@ -434,6 +447,7 @@ async function main() {
   document.addEventListener('keydown', onKey);
   try {
     page.state = await loadState();
+    showStale(page.state);
     render();
   } catch (error) {
     document.getElementById('cards').replaceChildren(
