@@ -16,6 +16,7 @@
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/base/image_io.h"
+#include "defuse/base/pipeline.h"
 #include "defuse/base/progress.h"
 #include "defuse/base/system.h"
 #include "defuse/correct/correct.h"
@@ -173,8 +174,9 @@ const Registrar registrar(
         check_option(o->perplexity > 0, "report", "--perplexity must be positive");
         auto device = parse_device(ctx.device, "report");
         Workspace workspace(ctx.workspace);
-        const std::vector<std::string> stages{kClassifierStage, kJudgesStage, "train-vae", kIdentifyStage,
-                                              "distill", "annotate", kCorrectStage, kEvaluateStage};
+        std::vector<std::string> stages;  // what the report reads: every stage before it
+        for (const auto& s : pipeline())
+          if (s.name != kReportStage) stages.emplace_back(s.name);
         std::map<std::string, StageRecord> latest;
         json inputs = json::object();
         for (const auto& s : stages)

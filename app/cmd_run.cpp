@@ -27,6 +27,7 @@
 #include "common.h"
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
+#include "defuse/base/pipeline.h"
 #include "defuse/base/progress.h"
 
 namespace defuse::cli {
@@ -45,8 +46,7 @@ class StageFailed : public Error {
 };
 
 const std::vector<std::string>& pipeline_stages() {
-  static const std::vector<std::string> stages{"train-classifier", "train-judges", "train-vae", "identify", "distill",
-                                               "annotate",         "correct",      "evaluate",  "report"};
+  static const std::vector<std::string> stages = pipeline_stage_names();
   return stages;
 }
 
@@ -213,6 +213,15 @@ struct StageResult {
   bool skipped = false;
 };
 
+// A figure a stage's result must carry: missing, it is an error naming the stage and the key
+// (a renamed metric must stop the run, not read as "0 failures").
+const json& need(const json& object, const std::string& key, const std::string& where) {
+  if (!object.is_object() || !object.contains(key))
+    throw Error(fmt::format("run: {} has no '{}' in its result: run and that stage disagree (a bug, please report it)",
+                            where, key));
+  return object.at(key);
+}
+
 const Registrar registrar(
     "run",
     "Run the whole loop: classifier, VAE, identify, distill, annotate, correct, evaluate, report; skips what is up to "
@@ -317,21 +326,23 @@ const Registrar registrar(
                                           stage, i + 1, stages.size()),
                               static_cast<ExitCode>(code));
           r.summary = json::parse(out.str(), nullptr, false);
-          if (r.summary.is_discarded()) r.summary = json::object();
+          if (r.summary.is_discarded() || !r.summary.is_object())
+            throw Error(fmt::format("run: stage {} printed no JSON result (a bug, please report it)", stage));
           r.skipped = r.summary.value("skipped", false);
           if (!quiet)
             ctx.info(fmt::format("   {}{} ({})", r.skipped ? "up to date: " : "", stage_line(stage, r.summary),
                                  format_duration(r.seconds)));
-          if (stage == "distill" && r.summary.value("scenarios", int64_t{-1}) == 0) nothing_to_correct = true;
-          if (stage == "annotate" && r.summary.value("labelled", int64_t{-1}) == 0 &&
-              r.summary.value("complete", false)) {
+          if (stage == "distill" && need(r.summary, "scenarios", "distill").get<int64_t>() == 0)
+            nothing_to_correct = true;
+          if (stage == "annotate" && need(r.summary, "labelled", "annotate").get<int64_t>() == 0 &&
+              need(r.summary, "complete", "annotate").get<bool>()) {
             // Every scenario rejected (not a bug, ambiguous, unrealistic): an answer, not an error.
             nothing_to_correct = true;
           }
           results.push_back(std::move(r));
         }
 
-        // The final summary.
+        // The final summary, from the results of the stages that ran (or were up to date).
         auto find = [&](const std::string& stage) -> const json& {
           static const json empty = json::object();
           for (const auto& r : results)
@@ -339,12 +350,23 @@ const Registrar registrar(
           return empty;
         };
         const json& evaluation = find("evaluate");
+        const bool evaluated = !evaluation.empty();
         auto model = [&](const std::string& name) -> json {
-          for (const auto& m : evaluation.value("models", json::array()))
-            if (m.value("name", "") == name) return m;
-          return json::object();
+          for (const auto& m : need(evaluation, "models", "evaluate"))
+            if (need(m, "name", "evaluate's models").get<std::string>() == name) return m;
+          throw Error(fmt::format("run: evaluate's result lists no model '{}' (a bug, please report it)", name));
         };
-        json original = model("original"), chosen = model(evaluation.value("chosen", std::string()));
+        auto figures = [&](const json& m, const std::string& name) -> json {
+          const std::string where = "evaluate's model " + name;
+          return {{"test_accuracy", need(m, "test_accuracy", where)},
+                  {"scenario_accuracy", need(m, "scenario_accuracy", where)},
+                  {"genuine_scenario_accuracy", m.value("genuine_scenario_accuracy", json(nullptr))}};
+        };
+        const std::string chosen_name = evaluated ? need(evaluation, "chosen", "evaluate").get<std::string>() : "";
+        json original = evaluated ? figures(model("original"), "original") : json::object();
+        json chosen = evaluated ? figures(model(chosen_name), chosen_name) : json::object();
+        chosen["model"] = chosen_name;
+        const json& distilled = find("distill");
         json timings = json::object();
         json skipped = json::array();
         for (const auto& r : results) {
@@ -354,21 +376,17 @@ const Registrar registrar(
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         json summary = {
             {"workspace", ctx.workspace},
-            {"scenarios", find("distill").value("scenarios", 0)},
-            {"failures", find("identify").value("failures", 0)},
-            {"verdicts", find("distill").value("verdicts", json(nullptr))},
+            {"scenarios", need(distilled, "scenarios", "distill")},
+            {"failures", need(find("identify"), "failures", "identify")},
+            {"verdicts", distilled.value("verdicts", json(nullptr))},  // absent without judges
+            // null for a VAE trained by an older defuse, which did not measure it
             {"reconstruction_accuracy", find("train-vae").value("reconstruction_accuracy", json(nullptr))},
-            {"original", {{"test_accuracy", original.value("test_accuracy", 0.0)},
-                          {"scenario_accuracy", original.value("scenario_accuracy", 0.0)},
-                          {"genuine_scenario_accuracy", original.value("genuine_scenario_accuracy", json(nullptr))}}},
-            {"chosen", {{"model", evaluation.value("chosen", std::string())},
-                        {"test_accuracy", chosen.value("test_accuracy", 0.0)},
-                        {"scenario_accuracy", chosen.value("scenario_accuracy", 0.0)},
-                        {"genuine_scenario_accuracy", chosen.value("genuine_scenario_accuracy", json(nullptr))}}},
-            {"lambda", evaluation.value("lambda", json(nullptr))},
+            {"original", original},
+            {"chosen", chosen},
+            {"lambda", evaluated ? evaluation.value("lambda", json(nullptr)) : json(nullptr)},
             {"automatic_labels", c.annotate == "judges" || c.annotate == "seed"},
             {"labels", c.annotate},
-            {"report", find("report").value("report", std::string())},
+            {"report", need(find("report"), "report", "report")},
             {"stage_seconds", timings},
             {"skipped", skipped},
             {"seconds", seconds},
@@ -398,7 +416,7 @@ const Registrar registrar(
         if (summary["reconstruction_accuracy"].is_number())
           fidelity = fmt::format(", {} on its VAE reconstructions", percent(summary["reconstruction_accuracy"].get<double>()));
         std::string text;
-        if (evaluation.contains("chosen")) {
+        if (evaluated) {
           text = fmt::format(
               "\nrun: {}{}\n"
               "  original classifier: test accuracy {}{}, {}\n"
@@ -409,7 +427,7 @@ const Registrar registrar(
         } else {
           const json& cls = find("train-classifier");
           text = fmt::format("\nrun: {}\n  classifier: test accuracy {}{}; nothing to correct\n", found,
-                             percent(cls.value("test_accuracy", 0.0)), fidelity);
+                             percent(need(cls, "test_accuracy", "train-classifier").get<double>()), fidelity);
         }
         text += "  stages:";
         for (const auto& r : results)

@@ -1,11 +1,13 @@
 // defuse status: what has run in a workspace.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 
 #include "cli.h"
 #include "defuse/base/error.h"
+#include "defuse/base/pipeline.h"
 #include "defuse/base/progress.h"
 #include "defuse/base/workspace.h"
 #include "defuse/base/workspace_lock.h"
@@ -63,7 +65,15 @@ const Registrar registrar(
                               r.status == "complete" ? format_duration(r.seconds) : "", headline(r));
         }
         if (shown.empty()) text += "(nothing has run yet)\n";
-        json summary{{"workspace", workspace.dir().string()}, {"runs", runs}, {"writer", nullptr}};
+        // The pipeline's stages with no complete run yet, in the order `defuse run` runs them.
+        json pending = json::array();
+        for (const auto& stage : pipeline())
+          if (!workspace.latest(std::string(stage.name))) pending.push_back(stage.name);
+        if (!pending.empty() && !shown.empty()) {
+          std::vector<std::string> names = pending;
+          text += fmt::format("not run yet: {}\n", fmt::join(names, ", "));
+        }
+        json summary{{"workspace", workspace.dir().string()}, {"runs", runs}, {"pending", pending}, {"writer", nullptr}};
         if (auto holder = WorkspaceLock::holder(workspace.dir())) {
           text += "in use by " + holder->describe() + "\n";
           summary["writer"] = {{"pid", holder->pid}, {"host", holder->host}, {"command", holder->command},

@@ -1,6 +1,7 @@
 // End-to-end tests: the `defuse` command line run in-process on tiny generated data.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,14 @@
 
 #include "cli.h"
 #include "defuse/base/error.h"
+#include "defuse/base/pipeline.h"
+#include "defuse/correct/correct.h"
+#include "defuse/correct/evaluate.h"
+#include "defuse/distill/distill.h"
+#include "defuse/identify/identify.h"
+#include "defuse/judge/judges.h"
+#include "defuse/model/classifier_store.h"
+#include "defuse/model/vae_store.h"
 #include "support/cli_support.h"
 #include "support/test_support.h"
 #include "support/torch_support.h"
@@ -51,9 +60,33 @@ TEST_F(Cli, TrainClassifierPrintsOneJsonObjectAndRecordsTheStage) {
   EXPECT_EQ(s["runs"][0]["stage"], "train-classifier");
   EXPECT_EQ(s["runs"][0]["status"], "complete");
 
+  ASSERT_EQ(s["pending"].size(), pipeline().size() - 1);
+  EXPECT_EQ(s["pending"][0], "train-judges");
+
   auto text = run({"status", "--workspace", workspace_});
   EXPECT_NE(text.out.find("train-classifier"), std::string::npos);
   EXPECT_NE(text.out.find("complete"), std::string::npos);
+  EXPECT_NE(text.out.find("not run yet: train-judges, train-vae, identify,"), std::string::npos) << text.out;
+}
+
+TEST(Pipeline, TheStageListNamesTheStagesAndCommandsThatExist) {
+  // base/pipeline.h is torch-free; the stages' own name constants must match it.
+  const std::vector<std::string> constants{kClassifierStage, kJudgesStage, kVaeStage,      kIdentifyStage, kDistillStage,
+                                           "annotate",       kCorrectStage, kEvaluateStage, "report"};
+  EXPECT_EQ(pipeline_stage_names(), constants);
+  for (const auto& stage : pipeline()) {
+    SCOPED_TRACE(std::string(stage.name));
+    EXPECT_FALSE(stage.does.empty());
+    auto help = test::run_defuse({std::string(stage.name), "--help"});
+    EXPECT_EQ(help.code, 0) << help.err;
+    // A stage reads only stages that run before it.
+    for (const auto& input : stage.reads) {
+      auto names = pipeline_stage_names();
+      auto at = std::find(names.begin(), names.end(), std::string(input));
+      ASSERT_NE(at, names.end()) << input;
+      EXPECT_LT(at - names.begin(), std::find(names.begin(), names.end(), std::string(stage.name)) - names.begin());
+    }
+  }
 }
 
 TEST_F(Cli, ImportsAValidTorchScriptClassifier) {
