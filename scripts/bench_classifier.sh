@@ -14,7 +14,9 @@ defuse=build/release/defuse
 out=$(mktemp -d)
 # defuse re-executes itself with OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs that OpenBLAS
 # 0.3.21 does not know; give Python the same kernels.
-export OPENBLAS_CORETYPE=SkylakeX
+# Only where the CPU has AVX-512: OpenBLAS's SkylakeX kernels are illegal instructions
+# (SIGILL) on a CPU without it.
+if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
 
 wall() { local t0=$(date +%s.%N); "$@"; local t1=$(date +%s.%N); echo "$t0 $t1" >"$out/wall"; }
 

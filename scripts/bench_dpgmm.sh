@@ -14,7 +14,9 @@ if [ -z "${DEFUSE:-}" ]; then
   cmake --build --preset release --target defuse >/dev/null
 fi
 # Forced: some environments export OPENBLAS_CORETYPE=Haswell; BENCH_OPENBLAS_CORETYPE overrides.
-export OPENBLAS_CORETYPE="${BENCH_OPENBLAS_CORETYPE:-SkylakeX}"
+# (SkylakeX only where the CPU has AVX-512: its kernels are illegal instructions elsewhere.)
+if grep -qw avx512f /proc/cpuinfo; then default_coretype=SkylakeX; else default_coretype=Haswell; fi
+export OPENBLAS_CORETYPE="${BENCH_OPENBLAS_CORETYPE:-$default_coretype}"
 # OpenMP waits: defuse sets its own short spin (GOMP_SPINCOUNT=10000, src/defuse/base/system.h)
 # unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is exported; scikit-learn's fastest run is
 # single-threaded anyway.

@@ -44,7 +44,9 @@ if [[ $build == 1 ]]; then
   fi
 fi
 defuse="$build_dir/defuse"
-export OPENBLAS_CORETYPE=SkylakeX
+# Only where the CPU has AVX-512: OpenBLAS's SkylakeX kernels are illegal instructions
+# (SIGILL) on a CPU without it.
+if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
 
 has_stage() {
   "$defuse" status --workspace "$workspace" --json 2>/dev/null |

@@ -67,7 +67,9 @@ fi
 keep_out=1
 if [[ -z $out ]]; then out=$(mktemp -d /tmp/bench-pipeline.XXXXXX); keep_out=0; fi
 mkdir -p "$out"
-export OPENBLAS_CORETYPE=SkylakeX
+# Only where the CPU has AVX-512: OpenBLAS's SkylakeX kernels are illegal instructions
+# (SIGILL) on a CPU without it.
+if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
 python=/usr/bin/python3
 
 echo "bench_pipeline: output in $out; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
