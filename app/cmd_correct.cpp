@@ -17,7 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-json options_json(const CorrectOptions& o) {
+// The effective options (the fingerprint): `tau` is the τ the samples are drawn at.
+json options_json(const CorrectOptions& o, double tau) {
   return {{"lambdas", o.lambdas},
           {"baseline", o.baseline ? "failures-only" : "none"},
           {"epochs", o.epochs},
@@ -29,7 +30,7 @@ json options_json(const CorrectOptions& o) {
           {"weight_decay", o.weight_decay},
           {"freeze_batch_norm", o.freeze_batch_norm},
           {"samples_per_scenario", o.samples_per_scenario},
-          {"tau", o.tau},
+          {"tau", tau},
           {"seed", o.seed}};
 }
 
@@ -75,7 +76,6 @@ const Registrar registrar(
           ->check(CLI::IsMember({"judges", "none"}))
           ->capture_default_str();
       app.add_option("--seed", o->seed, "Random seed (scenario samples, batch order)")->capture_default_str();
-      o->tau = 0;  // 0: take distill's
 
       return [o, data, baseline, confirm](Context& ctx) {
         prepare_compute(ctx);
@@ -83,9 +83,9 @@ const Registrar registrar(
         o->baseline = *baseline == "failures-only";
         auto lock = hold_workspace(ctx, "correct");
         Workspace workspace(ctx.workspace);
-        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, o->baseline);
-        if (o->tau == 0) o->tau = in.distill_tau;
         o->validate();
+        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, o->baseline);
+        const double tau = o->tau.value_or(in.distill_tau);
 
         ctx.info(fmt::format("correct: {} labelled scenarios ({} samples each), λ sweep {}{}, {} epoch(s) of {} "
                              "training images each",
@@ -104,10 +104,10 @@ const Registrar registrar(
         };
 
         json summary;
-        json options = options_json(*o);
+        json options = options_json(*o, tau);
         options["confirm"] = in.judges.empty() ? "none" : *confirm;
         StageRun run = run_stage(ctx, workspace, kCorrectStage, options, in.fingerprints, [&](int64_t) {
-          auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, o->tau, o->seed,
+          auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
                                           kTrainSampleStream, ctx.device, o->sample_batch_size);
           const int64_t drawn = samples.size();
           std::vector<int64_t> kept;

@@ -29,7 +29,9 @@ json options_json(const DistillOptions& o) {
           {"n_init", o.n_init},         {"min_weight", o.min_weight}, {"tau", o.tau},
           {"samples", o.samples},       {"shown", o.shown},           {"neighbours", o.neighbours},
           {"min_failure_rate", o.min_failure_rate}, {"seed", o.seed}, {"show_tau", o.show_tau},
-          {"verdict", {{"agreement", o.verdict.min_agreement}, {"confidence", o.verdict.min_confidence}}}};
+          {"verdict", {{"agreement", o.verdict.min_agreement}, {"confidence", o.verdict.min_confidence}}},
+          // 2: the truncation is capped by the number of points (distill_truncation)
+          {"version", 2}};
 }
 
 std::string scenario_table(const ScenarioSet& set) {
@@ -154,6 +156,7 @@ const Registrar registrar(
                      {"points", result.points},
                      {"failures", result.failures},
                      {"components_used", result.components_used},
+                     {"truncation", result.truncation},
                      {"iterations", result.iterations},
                      {"converged", result.converged},
                      {"lower_bound", result.lower_bound},

@@ -76,7 +76,6 @@ const Registrar registrar(
       app.add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
       app.add_option("--export", *export_file,
                      "Also write the chosen model to this file (TorchScript; see `defuse export`)");
-      o->tau = 0;
 
       return [o, data, drop_points, export_file, confirm](Context& ctx) {
         prepare_compute(ctx);
@@ -84,9 +83,9 @@ const Registrar registrar(
         o->max_test_drop = *drop_points / 100.0;
         auto lock = hold_workspace(ctx, "evaluate");
         Workspace workspace(ctx.workspace);
-        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, true);
-        if (o->tau == 0) o->tau = in.distill_tau;
         o->validate();
+        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, true);
+        const double tau = o->tau.value_or(in.distill_tau);
         auto device = parse_device(ctx.device, "evaluate");
         auto corrected = load_corrected_models(workspace, device);
         for (const char* key : {"classifier", "vae", "distill", "annotations", "dataset"})
@@ -95,13 +94,13 @@ const Registrar registrar(
                                          std::string(key) == "annotations" ? "annotation decisions" : key));
         json inputs = in.fingerprints;
         inputs["correct"] = corrected.record.fingerprint;
-        json options = {{"samples_per_scenario", o->samples_per_scenario}, {"tau", o->tau}, {"version", 2},
+        json options = {{"samples_per_scenario", o->samples_per_scenario}, {"tau", tau}, {"version", 2},
                         {"confirm", in.judges.empty() ? "none" : *confirm},
                         {"max_test_drop", o->max_test_drop}, {"seed", o->seed}};
 
         EvaluationResult result;
         StageRun run = run_stage(ctx, workspace, kEvaluateStage, options, inputs, [&](int64_t) {
-          auto held_out = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, o->tau, o->seed,
+          auto held_out = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
                                            kHeldOutStream, ctx.device, 256);
           const auto scenarios = static_cast<int64_t>(in.labelled.size());
           std::vector<int64_t> kept(static_cast<size_t>(scenarios), o->samples_per_scenario);

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "defuse/base/error.h"
 #include "defuse/data/fingerprint.h"
+#include "defuse/distill/distill.h"
 #include "defuse/identify/failure_store.h"
 #include "defuse/identify/identify.h"
 #include "defuse/model/classifier_store.h"
@@ -23,7 +24,7 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
   in.scenarios = load_scenarios(workspace.db(), distill.id);
   in.resolved = resolve_annotations(workspace.db(), in.scenarios);
   in.labelled = labelled_scenarios(in.scenarios, in.resolved);
-  in.distill_tau = distill.options.value("tau", 0.01);
+  in.distill_tau = scenario_tau(distill);
 
   in.dataset = load_dataset_logged(ctx, resolve_data_spec(workspace, data));
   validate_classifier(*classifier.model, in.dataset, "the workspace's classifier");

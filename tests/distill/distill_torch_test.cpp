@@ -1,6 +1,8 @@
 #include "defuse/distill/distill.h"
 
 #include <gtest/gtest.h>
+
+#include <set>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -145,7 +147,7 @@ TEST(Distill, ClustersOnePointPerSeedAndNeedsSeveralSeedsPerScenario) {
   f.failures.seed_index = torch::arange(100).div(5, "floor");
   f.failures.seed_label = torch::cat({torch::full({60}, 1, torch::kLong), torch::full({40}, 0, torch::kLong)});
   auto o = small_options();
-  o.components = 2;  // 20 points: enough for two components, not for the truncation's six
+  o.components = 2;
   auto r = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o);
   EXPECT_EQ(r.points, 20);
   ASSERT_EQ(r.scenarios.size(), 2u);
@@ -166,6 +168,27 @@ TEST(Distill, ClustersOnePointPerSeedAndNeedsSeveralSeedsPerScenario) {
   EXPECT_EQ(strict.single_seed, 1);
   o.points = "everything";
   EXPECT_THROW(o.validate(), ConfigError);
+}
+
+TEST(Distill, CapsTheTruncationByThePointsSoThatFewSeedsStillMakeScenarios) {
+  EXPECT_EQ(distill_truncation(100, 21, 3), 7);
+  EXPECT_EQ(distill_truncation(100, 1000, 3), 100);
+  EXPECT_EQ(distill_truncation(100, 2, 3), 1);
+  EXPECT_EQ(distill_truncation(6, 100, 1), 6);
+  auto f = make_fixture();
+  f.failures.seed_index = torch::arange(100).div(5, "floor");  // 20 seeds, 12 and 8 per cluster
+  auto o = small_options();
+  o.components = 100;  // the default: without the cap, 20 points in 20 components, none of 3 seeds
+  auto r = distill_scenarios(*f.vae, *f.classifier, f.failures, f.train_codes, f.train_images, f.train_labels, o);
+  EXPECT_EQ(r.truncation, 6);
+  ASSERT_GE(r.scenarios.size(), 2u);  // the two clusters, each perhaps in parts of >= 3 seeds
+  std::set<int64_t> labels;
+  for (const auto& s : r.scenarios) {
+    EXPECT_GE(s.seeds, 3);
+    EXPECT_EQ(s.seed_label_share, 1.0) << "a scenario holds one cluster's seeds";
+    labels.insert(s.seed_label);
+  }
+  EXPECT_EQ(labels, (std::set<int64_t>{0, 1}));
 }
 
 TEST(Distill, VerdictsOfTheMembersMakeTheScenariosVerdictAndRankGenuineFirst) {

@@ -43,8 +43,8 @@ ScenarioSet make_scenario_workspace(const fs::path& dir, const ScenarioWorkspace
   ScenarioSet set;
   set.class_names = options.class_names.empty() ? fashion_mnist_classes() : options.class_names;
   const int64_t classes = static_cast<int64_t>(set.class_names.size());
-  auto record = workspace.run_stage("distill", {{"test", "make_scenario_workspace"}}, {{"failures", "synthetic"}},
-                                    [&](int64_t run_id) {
+  const nlohmann::json distill_options = {{"test", "make_scenario_workspace"}, {"tau", 0.01}};
+  auto record = workspace.run_stage("distill", distill_options, {{"failures", "synthetic"}}, [&](int64_t run_id) {
     std::vector<std::pair<std::string, std::string>> artifacts;
     const std::string folder = std::string(kScenarioImageDir) + "/run-" + std::to_string(run_id);
     fs::create_directories(workspace.path(folder));

@@ -62,7 +62,7 @@ void CorrectOptions::validate() const {
   check_option(momentum >= 0 && momentum < 1, kStage, "--momentum must be in [0, 1)");
   check_option(weight_decay >= 0, kStage, "--weight-decay must be non-negative");
   check_option(samples_per_scenario > 0, kStage, "--samples-per-scenario must be positive");
-  check_option(tau > 0 && std::isfinite(tau), kStage, "--tau must be a positive number");
+  check_option(!tau || (*tau > 0 && std::isfinite(*tau)), kStage, "--tau must be a positive number");
   check_option(sample_batch_size > 0, kStage, "sample batch size must be positive");
 }
 

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -126,7 +127,7 @@ struct CorrectOptions {
   bool freeze_batch_norm = true;    // keep batch norm's running statistics as trained: the decoded scenario
                                     // images in every batch would shift them (docs/benchmarks.md, "Correction")
   int64_t samples_per_scenario = 512;  // scenario samples drawn for training, per labelled scenario
-  double tau = 0.01;                // scenario samples come from N(mean, τ·cov) (distill's τ)
+  std::optional<double> tau;        // scenario samples come from N(mean, τ·cov); unset: distill's τ
   uint64_t seed = 0;                // scenario samples, batch order, dropout
   std::string device = "cpu";       // cpu or cuda[:N]
   int64_t sample_batch_size = 256;  // decodes per forward pass when drawing samples

@@ -19,7 +19,7 @@ constexpr const char* kStage = "evaluate";
 
 void EvaluateOptions::validate() const {
   check_option(samples_per_scenario > 0, kStage, "--samples-per-scenario must be positive");
-  check_option(tau > 0 && std::isfinite(tau), kStage, "--tau must be a positive number");
+  check_option(!tau || (*tau > 0 && std::isfinite(*tau)), kStage, "--tau must be a positive number");
   check_option(max_test_drop >= 0 && max_test_drop <= 1, kStage,
                "--max-test-drop must be between 0 and 100 percentage points");
   check_option(batch_size > 0, kStage, "--batch-size must be positive");

@@ -19,6 +19,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,7 @@ inline constexpr const char* kEvaluateStage = "evaluate";
 
 struct EvaluateOptions {
   int64_t samples_per_scenario = 256;  // held-out draws per labelled scenario
-  double tau = 0.01;                   // draws come from N(mean, τ·cov) (distill's τ)
+  std::optional<double> tau;           // draws come from N(mean, τ·cov); unset: distill's τ
   double max_test_drop = 0.002;        // choice rule: largest test accuracy drop allowed (0.2 points)
   uint64_t seed = 0;                   // the held-out draws (a stream disjoint from correct's)
   std::string device = "cpu";          // cpu or cuda[:N]

@@ -38,8 +38,11 @@ class Classifier;
 class Workspace;
 class JudgePanel;
 struct FailureSet;
+struct StageRecord;
 
 inline constexpr const char* kDistillStage = "distill";
+// The reference's τ: scenario samples come from N(mean, τ·cov).
+inline constexpr double kDefaultScenarioTau = 0.01;
 
 struct DistillOptions {
   std::string points = "seeds";     // what the mixture clusters: seeds (one point per seed, the mean code of its
@@ -55,7 +58,8 @@ struct DistillOptions {
   double reg_covar = 1e-6;          // added to covariance diagonals (scikit-learn's default)
   int n_init = 1;                   // fits from different k-means seeds; the best lower bound wins
   double min_weight = 0.01;         // components heavier than this are candidates (the reference's cutoff)
-  double tau = 0.01;                // samples come from N(mean, τ·cov) (the reference's τ)
+  double tau = kDefaultScenarioTau;  // samples come from N(mean, τ·cov) (the reference's τ); correct and
+                                     // evaluate draw at the τ of the run they read (scenario_tau)
   int64_t samples = 64;             // S: samples drawn per scenario to measure its failure rate (reference 64)
   int64_t shown = 16;               // thumbnails kept for annotators: draws at the scenario's own spread,
                                     // and as many of its member failures
@@ -98,6 +102,7 @@ struct DistillResult {
   int64_t single_seed = 0;     // of those, left out for holding failures of fewer than min_seeds seeds
   int64_t points = 0;          // points the mixture clustered (seeds or failures)
   int64_t components_used = 0; // components with weight > 0.01
+  int64_t truncation = 0;      // the DP-GMM's K for these points (distill_truncation)
   int iterations = 0;
   bool converged = false;
   double lower_bound = 0;
@@ -111,6 +116,18 @@ struct DistillResult {
 // Throws DataError when there are no failures, ConfigError for bad options.
 // `judges` (null or empty: no verdicts) read the draws; the members' verdicts come from
 // `failures.validity`.
+// The DP-GMM truncation K for `points` points: --components, capped at points / min_seeds
+// (at least 1). The variational fit starts from K k-means clusters and, with few points per
+// cluster, keeps them apart: on 21 seed points K = 100 gives 21 singletons, and so does
+// scikit-learn's BayesianGaussianMixture (docs/benchmarks.md, "Validity"), none of them a
+// scenario of min_seeds seeds. With the cap the initial clusters hold min_seeds points on
+// average.
+int64_t distill_truncation(int64_t components, int64_t points, int64_t min_seeds);
+
+// The τ a complete distill run drew its scenario samples with (from its recorded options):
+// correct and evaluate draw at it unless told otherwise. StateError if the run has none.
+double scenario_tau(const StageRecord& distill);
+
 DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureSet& failures,
                                 const at::Tensor& train_codes, const at::Tensor& train_images,
                                 const at::Tensor& train_labels, const DistillOptions& options,

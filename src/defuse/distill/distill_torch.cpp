@@ -131,7 +131,7 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
     for (int64_t i = 0; i < f; ++i) point_of[static_cast<size_t>(i)] = i;
   }
   DpgmmOptions dp;
-  dp.components = options.components;
+  dp.components = distill_truncation(options.components, points.size(0), options.min_seeds);
   dp.covariance_type = parse_covariance_type(options.covariance);
   if (options.concentration > 0) dp.weight_concentration_prior = options.concentration;
   dp.max_iter = options.max_iter;
@@ -153,6 +153,7 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
   for (int64_t i = 0; i < f; ++i)
     out.assignments[static_cast<size_t>(i)] = fit.labels[static_cast<size_t>(point_of[static_cast<size_t>(i)])];
   out.points = points.size(0);
+  out.truncation = dp.components;
   out.components_used = fit.model.components_used(0.01);
   out.fit_seconds = fit.seconds;
 
@@ -285,6 +286,17 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
   });
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+int64_t distill_truncation(int64_t components, int64_t points, int64_t min_seeds) {
+  return std::max<int64_t>(1, std::min(components, points / std::max<int64_t>(1, min_seeds)));
+}
+
+double scenario_tau(const StageRecord& distill) {
+  auto it = distill.options.find("tau");
+  if (it == distill.options.end() || !it->is_number() || !(it->get<double>() > 0))
+    throw StateError(fmt::format("distill run {} recorded no tau: run `defuse distill` again", distill.id));
+  return it->get<double>();
 }
 
 ScenarioSet save_scenario_thumbnails(Workspace& workspace, int64_t run_id, const DistillResult& result,
