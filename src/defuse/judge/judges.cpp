@@ -95,9 +95,11 @@ void TrainJudgesOptions::validate() const {
 }
 
 std::vector<std::string> default_judge_archs(int64_t channels, int64_t height, int64_t width) {
-  // Two judges of other architectures than each other: one like the zoo's default for the
-  // shape (trained with another seed and augmentation), one of another family.
-  if (channels == 1) return {"cnn", "resnet"};
+  // Two judges of architectures other than each other: one like the zoo's default for the
+  // shape (trained with another seed and augmentation), one of another family. On grey
+  // images the second is the MLP: the small ResNet costs 15x the CNN's time there (1,658 s
+  // against 107 s for 3 MNIST epochs, docs/benchmarks.md), more than the main job can pay.
+  if (channels == 1) return {"cnn", "mlp"};
   return {"resnet", "cnn"};
 }
 
