@@ -68,7 +68,9 @@ const Registrar registrar(
       app.add_option("--samples-per-scenario", o->samples_per_scenario,
                      "Training samples drawn from each labelled scenario's Gaussian")
           ->capture_default_str();
-      app.add_option("--tau", o->tau, "Samples come from N(mean, tau * covariance) (default: distill's tau)");
+      app.add_option("--tau", o->tau,
+                     "Samples come from N(mean, tau * covariance) (default: distill's --show-tau, the spread the "
+                     "labelling page showed and the judges read)");
       auto confirm = std::make_shared<std::string>("judges");
       app.add_option("--confirm", *confirm,
                      "judges: train only on the scenario draws whose label the workspace's judges confirm (a draw "

@@ -121,8 +121,9 @@ const Registrar registrar(
         if (!judges.empty() && !failures.validity.judged())
           ctx.warn("distill: the failures were identified without the workspace's judges: run `defuse identify` "
                    "again for verdicts");
-        ctx.info(fmt::format("distill: fitting a DP-GMM (K = {}, {} covariances) to {} failure codes", o->components,
-                             o->covariance, failures.size()));
+        ctx.info(fmt::format("distill: fitting a DP-GMM (K at most {}, {} covariances) to {} failures ({})",
+                             o->components, o->covariance, failures.size(),
+                             o->points == "seeds" ? "one point per seed" : "one point each"));
         Progress bar(*ctx.err, "DP-GMM", o->max_iter, ctx.progress());
         o->on_iteration = [&](int it, double lb) { bar.update(it, fmt::format("lower bound {:.2f}", lb)); };
 

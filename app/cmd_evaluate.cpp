@@ -61,7 +61,9 @@ const Registrar registrar(
       app.add_option("--samples-per-scenario", o->samples_per_scenario,
                      "Held-out draws per labelled scenario (a random stream disjoint from correct's)")
           ->capture_default_str();
-      app.add_option("--tau", o->tau, "Draws come from N(mean, tau * covariance) (default: distill's tau)");
+      app.add_option("--tau", o->tau,
+                     "Draws come from N(mean, tau * covariance) (default: distill's --show-tau, the spread the "
+                     "labelling page showed and the judges read)");
       app.add_option("--max-test-drop", *drop_points,
                      "Choice rule: the best scenario accuracy among the lambdas whose test accuracy drops by at most "
                      "this many percentage points")

@@ -29,7 +29,7 @@ struct CorrectionInputs {
   std::vector<ResolvedScenario> resolved;
   std::vector<LabelledScenario> labelled;  // the scenarios that take part
   LabelledImages failures;                 // identified failures of the labelled scenarios
-  double distill_tau = 0;                  // the τ distill drew its samples with (scenario_tau)
+  double distill_tau = 0;                  // the τ to draw scenario samples at (scenario_tau: distill's show_tau)
   int64_t automatic = 0;                   // labelled scenarios decided by automatic votes only
   JudgePanel judges;                       // the workspace's judges (empty without train-judges)
   VerdictRule verdict;                     // when the judges' reading counts (identify's rule)

@@ -58,8 +58,7 @@ struct DistillOptions {
   double reg_covar = 1e-6;          // added to covariance diagonals (scikit-learn's default)
   int n_init = 1;                   // fits from different k-means seeds; the best lower bound wins
   double min_weight = 0.01;         // components heavier than this are candidates (the reference's cutoff)
-  double tau = kDefaultScenarioTau;  // samples come from N(mean, τ·cov) (the reference's τ); correct and
-                                     // evaluate draw at the τ of the run they read (scenario_tau)
+  double tau = kDefaultScenarioTau;  // the failure-rate samples come from N(mean, τ·cov) (the reference's τ)
   int64_t samples = 64;             // S: samples drawn per scenario to measure its failure rate (reference 64)
   int64_t shown = 16;               // thumbnails kept for annotators: draws at the scenario's own spread,
                                     // and as many of its member failures
@@ -124,8 +123,12 @@ struct DistillResult {
 // average.
 int64_t distill_truncation(int64_t components, int64_t points, int64_t min_seeds);
 
-// The τ a complete distill run drew its scenario samples with (from its recorded options):
-// correct and evaluate draw at it unless told otherwise. StateError if the run has none.
+// The τ correct and evaluate draw a scenario's samples at, from a complete distill run's
+// recorded options: its show_tau, the spread of the draws the labelling page showed and the
+// judges read (1, the scenario's own, by default), so that the model trains and is scored
+// on the variety that was labelled (at the reference's τ = 0.01 the judges confirmed none of
+// 1,024 Fashion-MNIST draws, at 1 about a third: docs/benchmarks.md). A run that recorded
+// no show_tau gives its tau. StateError if it recorded neither.
 double scenario_tau(const StageRecord& distill);
 
 DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureSet& failures,

@@ -293,10 +293,11 @@ int64_t distill_truncation(int64_t components, int64_t points, int64_t min_seeds
 }
 
 double scenario_tau(const StageRecord& distill) {
-  auto it = distill.options.find("tau");
-  if (it == distill.options.end() || !it->is_number() || !(it->get<double>() > 0))
-    throw StateError(fmt::format("distill run {} recorded no tau: run `defuse distill` again", distill.id));
-  return it->get<double>();
+  for (const char* key : {"show_tau", "tau"}) {
+    auto it = distill.options.find(key);
+    if (it != distill.options.end() && it->is_number() && it->get<double>() > 0) return it->get<double>();
+  }
+  throw StateError(fmt::format("distill run {} recorded no tau: run `defuse distill` again", distill.id));
 }
 
 ScenarioSet save_scenario_thumbnails(Workspace& workspace, int64_t run_id, const DistillResult& result,
