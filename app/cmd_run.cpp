@@ -362,7 +362,9 @@ const Registrar registrar(
           const std::string where = "evaluate's model " + name;
           return {{"test_accuracy", need(m, "test_accuracy", where)},
                   {"scenario_accuracy", need(m, "scenario_accuracy", where)},
-                  {"genuine_scenario_accuracy", m.value("genuine_scenario_accuracy", json(nullptr))}};
+                  {"genuine_scenario_accuracy", m.value("genuine_scenario_accuracy", json(nullptr))},
+                  // the scenarios' own identified failures, which the λ models never trained on
+                  {"failure_accuracy", m.value("failure_accuracy", json(nullptr))}};
         };
         const std::string chosen_name = evaluated ? need(evaluation, "chosen", "evaluate").get<std::string>() : "";
         json original = evaluated ? figures(model("original"), "original") : json::object();
@@ -411,8 +413,11 @@ const Registrar registrar(
         // on scenarios nobody checked is not a fix.
         auto scen = [&](const json& m) {
           const json& g = m["genuine_scenario_accuracy"];
-          return g.is_number() ? "genuine-scenario accuracy " + percent(g.get<double>(), 1)
-                               : "held-out scenario accuracy " + percent(m["scenario_accuracy"].get<double>(), 1);
+          std::string text = g.is_number() ? "genuine-scenario accuracy " + percent(g.get<double>(), 1)
+                                           : "held-out scenario accuracy " + percent(m["scenario_accuracy"].get<double>(), 1);
+          if (m["failure_accuracy"].is_number())
+            text += ", " + percent(m["failure_accuracy"].get<double>(), 1) + " of the scenarios' identified failures";
+          return text;
         };
         std::string fidelity;
         if (summary["reconstruction_accuracy"].is_number())
