@@ -81,6 +81,11 @@ TEST(WorkspaceLock, IsReentrantWithinOneProcess) {
     {
       WorkspaceLock inner(tmp.path(), "identify");
       EXPECT_EQ(WorkspaceLock::holder(tmp.path())->command, "run");
+      // The same workspace by another spelling (a symlink, a relative path) is the same lock.
+      const auto link = tmp.path().parent_path() / (tmp.path().filename().string() + "-link");
+      std::filesystem::create_directory_symlink(tmp.path(), link);
+      EXPECT_NO_THROW(WorkspaceLock(link, "distill"));
+      std::filesystem::remove(link);
     }
     // Still held after the inner one ends: another process is refused.
     pid_t pid = fork();

@@ -99,11 +99,14 @@ bool held_elsewhere(int fd) {
   return ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 }
 
+// The lock file's path, symlinks resolved: it is also this process's registry key, so the
+// same workspace reached by two spellings must give the same key (or `run` would be refused
+// by its own stages).
 std::string lock_path(const fs::path& dir) {
   std::error_code ec;
-  fs::path abs = fs::absolute(dir, ec);
-  if (ec) abs = dir;
-  return (abs.lexically_normal() / kLockFile).string();
+  fs::path abs = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  if (ec) abs = fs::absolute(dir, ec).lexically_normal();
+  return (abs / kLockFile).string();
 }
 
 // The holder as recorded in the file; the file may be empty for an instant while a new
