@@ -126,7 +126,7 @@ const Registrar registrar(
                                                : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
             if (samples.size() == 0 && !o->lambdas.empty())
               throw StateError("correct: the judges confirm none of the scenario draws' labels: nothing to train on "
-                               "(check the labels with `defuse annotate`, or lower --tau)");
+                               "(check the labels with `defuse annotate`, or draw wider: a larger --tau)");
           }
           auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
                                            labels_tensor(in.dataset.train), samples, in.failures, *o);
