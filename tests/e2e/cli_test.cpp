@@ -77,8 +77,10 @@ TEST(Pipeline, TheStageListNamesTheStagesAndCommandsThatExist) {
   for (const auto& stage : pipeline()) {
     SCOPED_TRACE(std::string(stage.name));
     EXPECT_FALSE(stage.does.empty());
+    // Its own help, not the program's (which an unknown name would print, with exit 0).
     auto help = test::run_defuse({std::string(stage.name), "--help"});
     EXPECT_EQ(help.code, 0) << help.err;
+    EXPECT_TRUE(test::contains(help.out, "Usage: defuse " + std::string(stage.name) + " ")) << help.out;
     // A stage reads only stages that run before it.
     for (const auto& input : stage.reads) {
       auto names = pipeline_stage_names();
