@@ -23,4 +23,14 @@ void swap_in_random(std::vector<T>& pool, int64_t i, std::mt19937_64& rng) {
   std::swap(pool[i], pool[std::min<int64_t>(j, pool.size() - 1)]);
 }
 
+// min(m, pool.size()) distinct elements of `pool`, uniformly at random, in the order drawn:
+// the first steps of that Fisher–Yates shuffle, the rest of the pool dropped.
+template <typename T>
+std::vector<T> random_subset(std::vector<T> pool, int64_t m, std::mt19937_64& rng) {
+  m = std::min<int64_t>(m, static_cast<int64_t>(pool.size()));
+  for (int64_t i = 0; i < m; ++i) swap_in_random(pool, i, rng);
+  pool.resize(static_cast<size_t>(m));
+  return pool;
+}
+
 }  // namespace defuse

@@ -730,13 +730,9 @@ void initial_assignment(const double* x, int64_t n, int64_t d, const double* wei
         // k-means on a uniform random subset (of the points with weight), then every point
         // to its nearest centre.
         std::mt19937_64 rng(mix_seed(seed, 0x73616d70));
-        std::vector<int64_t> pool;
-        for (int64_t i = 0; i < n; ++i)
-          if (!weight || weight[i] > 0) pool.push_back(i);
-        const int64_t m = std::min<int64_t>(o.kmeans_sample_size, pool.size());
-        for (int64_t i = 0; i < m; ++i) swap_in_random(pool, i, rng);
-        pool.resize(m);
+        std::vector<int64_t> pool = random_subset(weighted_points(weight, n), o.kmeans_sample_size, rng);
         std::sort(pool.begin(), pool.end());
+        const auto m = static_cast<int64_t>(pool.size());
         std::vector<double> sample(m * d), sample_weight(weight ? m : 0);
         for (int64_t i = 0; i < m; ++i) {
           std::copy(x + pool[i] * d, x + (pool[i] + 1) * d, sample.begin() + i * d);
@@ -762,15 +758,9 @@ void initial_assignment(const double* x, int64_t n, int64_t d, const double* wei
     case DpgmmInit::kRandomFromData: {
       // K distinct points with positive weight, uniformly.
       std::mt19937_64 rng(seed);
-      std::vector<int64_t> pool;
-      for (int64_t i = 0; i < n; ++i)
-        if (!weight || weight[i] > 0) pool.push_back(i);
-      const int64_t take = std::min<int64_t>(k0, pool.size());
+      const std::vector<int64_t> chosen = random_subset(weighted_points(weight, n), k0, rng);
       labels.assign(n, -1);
-      for (int64_t c = 0; c < take; ++c) {
-        swap_in_random(pool, c, rng);
-        labels[pool[c]] = static_cast<int32_t>(c);
-      }
+      for (size_t c = 0; c < chosen.size(); ++c) labels[chosen[c]] = static_cast<int32_t>(c);
       break;
     }
     case DpgmmInit::kRandom: {

@@ -263,21 +263,24 @@ uint64_t mix_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 
+std::vector<int64_t> weighted_points(const double* weight, int64_t n) {
+  std::vector<int64_t> points;
+  points.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    if (!weight || weight[i] > 0) points.push_back(i);
+  return points;
+}
+
 std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, const double* weight, int64_t k,
                                      uint64_t seed, int local_trials, int threads, int64_t seeding_sample) {
   threads = resolve_threads(threads);
   std::mt19937_64 rng(mix_seed(seed, 0x6b6d2b2b));
   // Candidates: the points with positive weight, or a random subset of them.
-  std::vector<int64_t> pool;
-  pool.reserve(n);
-  for (int64_t i = 0; i < n; ++i)
-    if (!weight || weight[i] > 0) pool.push_back(i);
+  std::vector<int64_t> pool = weighted_points(weight, n);
   if (pool.empty() || k < 1) return {};
   const int64_t limit = seeding_sample < 0 ? 0 : seeding_sample;
   if (limit > 0 && static_cast<int64_t>(pool.size()) > limit) {
-    // Partial Fisher–Yates: the first `limit` entries become a uniform random subset.
-    for (int64_t i = 0; i < limit; ++i) swap_in_random(pool, i, rng);
-    pool.resize(limit);
+    pool = random_subset(std::move(pool), limit, rng);
     std::sort(pool.begin(), pool.end());
   }
   const int64_t m = static_cast<int64_t>(pool.size());

@@ -56,4 +56,8 @@ std::vector<int32_t> nearest_centers(const double* points, int64_t n, int64_t d,
 // (fully specified by the C++ standard, so a seed gives the same numbers everywhere).
 uint64_t mix_seed(uint64_t seed, uint64_t stream);
 
+// The indices of the points with positive weight, in order (every point when `weight` is null):
+// the candidates that k-means++ seeding and the DP-GMM's random initialisations draw from.
+std::vector<int64_t> weighted_points(const double* weight, int64_t n);
+
 }  // namespace defuse
