@@ -15,10 +15,10 @@ InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const a
   auto z = mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t;          // [S, Z]
   DecodeOptions d;
   d.keep_probabilities = true;
-  Decoded out_codes = decode_and_classify(vae, &classifier, z, device, d);
-  const at::Tensor& decoded = out_codes.images;  // [S, C, H, W]
+  Decoded decodes = decode_and_classify(vae, &classifier, z, device, d);
+  const at::Tensor& decoded = decodes.images;  // [S, C, H, W]
   at::Tensor probability, predicted;
-  std::tie(probability, predicted) = out_codes.probability.max(1);
+  std::tie(probability, predicted) = decodes.probability.max(1);
   InterpolationStrip out;
   out.predictions = nlohmann::json::array();
   std::vector<GridTile> tiles;

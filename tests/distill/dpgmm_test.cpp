@@ -104,7 +104,6 @@ TEST(DpgmmParity, ExplicitPriorsMatchScikitLearn) {
 // ---------------------------------------------------------------------------------------
 // Beyond parity.
 
-
 TEST(Dpgmm, RecoversSeparatedClustersFromKmeans) {
   auto b = make_blobs(600, 4, 3);
   DpgmmOptions o;
