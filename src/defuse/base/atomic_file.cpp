@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -46,6 +47,25 @@ void commit(const fs::path& tmp, const fs::path& path) {
   fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), true);
 }
 
+// Creates (or truncates) `file` and writes `bytes` to it; errors name `shown` (the target a
+// temporary stands for), prefixed by `prefix`.
+void write_new_file(const fs::path& file, const fs::path& shown, std::string_view bytes, const std::string& prefix) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(prefix + "cannot create " + file.string() + ": " + errno_text());
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      std::string why = errno_text();
+      ::close(fd);
+      throw IoError(prefix + "cannot write " + shown.string() + ": " + why);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) throw IoError(prefix + "cannot write " + shown.string() + ": " + errno_text());
+}
+
 void ensure_parent(const fs::path& path) {
   std::error_code ec;
   if (!path.parent_path().empty()) fs::create_directories(path.parent_path(), ec);
@@ -56,20 +76,7 @@ void ensure_parent(const fs::path& path) {
 
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
   write_atomic_via(path, [&](const fs::path& tmp) {
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw IoError("cannot create " + tmp.string() + ": " + errno_text());
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        std::string why = errno_text();
-        ::close(fd);
-        throw IoError("cannot write " + path.string() + ": " + why);
-      }
-      done += static_cast<size_t>(n);
-    }
-    if (::close(fd) != 0) throw IoError("cannot write " + path.string() + ": " + errno_text());
+    write_new_file(tmp, path, bytes, "");
   });
 }
 
@@ -113,6 +120,68 @@ int remove_stale_temporaries(const fs::path& dir) {
     }
   }
   return removed;
+}
+
+DirectoryWrite::DirectoryWrite(const fs::path& dir, const std::string& marker, const std::string& stage)
+    : stage_(stage) {
+  dir_ = fs::absolute(dir).lexically_normal();
+  if (dir_.filename().empty()) dir_ = dir_.parent_path();
+  if (dir_.filename().empty() || dir_ == dir_.root_path()) throw IoError(stage + ": '" + dir.string() + "' names no directory");
+  const fs::path parent = dir_.parent_path();
+  if (!fs::is_directory(parent)) throw IoError(stage + ": the directory " + parent.string() + " does not exist");
+  std::error_code ec;
+  if (fs::exists(dir_)) {
+    if (!fs::is_directory(dir_)) throw IoError(stage + ": " + dir_.string() + " exists and is not a directory");
+    if (!fs::is_empty(dir_) && !fs::exists(dir_ / marker))
+      throw IoError(stage + ": " + dir_.string() + " exists and holds no " + marker +
+                    " of an earlier export: not writing over it (choose another directory)");
+  }
+  // Temporaries of killed writers: "<name>.tmp-defuse-<pid>" whose process is gone.
+  const std::string prefix = dir_.filename().string() + std::string(kTmpMarker);
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &end, 10);
+    if (end && *end == '\0' && pid > 0 && !process_alive(pid)) fs::remove_all(entry.path(), ec);
+  }
+  tmp_ = parent / (prefix + std::to_string(::getpid()));
+  fs::remove_all(tmp_, ec);
+  if (!fs::create_directory(tmp_, ec) || ec)
+    throw IoError(stage + ": cannot create " + tmp_.string() + ": " + (ec ? ec.message() : std::string("exists")));
+}
+
+DirectoryWrite::~DirectoryWrite() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);
+}
+
+void DirectoryWrite::write(const std::string& relative, std::string_view bytes) {
+  const fs::path path = tmp_ / relative;
+  ensure_parent(path);
+  write_new_file(path, path, bytes, stage_.empty() ? "" : stage_ + ": ");
+}
+
+void DirectoryWrite::commit() {
+  // One syncfs for every file written, instead of an fsync each.
+  int fd = ::open(tmp_.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw IoError(stage_ + ": cannot open " + tmp_.string() + ": " + errno_text());
+  const int rc = ::syncfs(fd);
+  ::close(fd);
+  if (rc != 0) throw IoError(stage_ + ": cannot sync " + tmp_.string() + ": " + errno_text());
+  if (fs::exists(dir_)) {
+    if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, dir_.c_str(), RENAME_EXCHANGE) != 0)
+      throw IoError(stage_ + ": cannot replace " + dir_.string() + ": " + errno_text());
+    committed_ = true;
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);  // the old directory, swapped out
+  } else {
+    if (::rename(tmp_.c_str(), dir_.c_str()) != 0)
+      throw IoError(stage_ + ": cannot rename " + tmp_.string() + " to " + dir_.string() + ": " + errno_text());
+    committed_ = true;
+  }
+  fsync_path(dir_.parent_path(), true);
 }
 
 }  // namespace defuse

@@ -27,4 +27,30 @@ std::string read_file(const std::filesystem::path& path);
 // Returns how many were removed.
 int remove_stale_temporaries(const std::filesystem::path& dir);
 
+// Writes a directory as a whole (the exports: a test suite, a scenario dataset). The
+// constructor checks `dir`: absent, empty, or holding `marker` (a file an earlier export of
+// the same kind wrote, so that one is replaced); any other existing path is refused with
+// IoError("<stage>: ..."), so nothing of the user's is written over. It removes the
+// temporaries of killed writers and makes an empty temporary sibling; write() puts files in
+// it; commit() syncs them and puts the directory in place in one step (an existing one is
+// swapped out with renameat2(RENAME_EXCHANGE) and removed). Without commit() (an exception,
+// a kill) the temporary goes, and `dir` stays as it was.
+class DirectoryWrite {
+ public:
+  DirectoryWrite(const std::filesystem::path& dir, const std::string& marker, const std::string& stage);
+  ~DirectoryWrite();
+  DirectoryWrite(const DirectoryWrite&) = delete;
+  DirectoryWrite& operator=(const DirectoryWrite&) = delete;
+  // Writes `bytes` to `relative` (a path inside the directory; parents are created).
+  void write(const std::string& relative, std::string_view bytes);
+  void commit();
+  const std::filesystem::path& temporary() const { return tmp_; }
+  const std::filesystem::path& target() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_, tmp_;
+  std::string stage_;
+  bool committed_ = false;
+};
+
 }  // namespace defuse
