@@ -131,7 +131,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   try {
     if (action) action(ctx);
-    return kExitOk;
+    return ctx.exit_code;
   } catch (const Error& e) {
     err << "defuse: " << first_line(e.what()) << "\n";
     return e.exit_code();

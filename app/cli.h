@@ -28,6 +28,7 @@ struct Context {
   bool quiet = false;
   bool skip_unchanged = false;  // --skip-unchanged: reuse a stage's last run when nothing changed
   bool wait = false;            // --wait: wait for another writer of the workspace instead of stopping
+  int exit_code = 0;            // what the command returns when it ends without an error (check: 9 on a failed scenario)
 
   // Progress bars only on a terminal, and never with --quiet.
   bool progress() const;

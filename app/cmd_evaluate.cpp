@@ -86,7 +86,7 @@ const Registrar registrar(
         auto lock = hold_workspace(ctx, "evaluate");
         Workspace workspace(ctx.workspace);
         o->validate();
-        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, true);
+        CorrectionInputs in = load_correction_inputs(ctx, workspace, *data, true, "evaluate");
         const double tau = o->tau.value_or(in.distill_tau);
         auto device = parse_device(ctx.device, "evaluate");
         auto corrected = load_corrected_models(workspace, device);

@@ -15,9 +15,9 @@
 namespace defuse::cli {
 
 CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, const std::string& data,
-                                        bool with_failures) {
+                                        bool with_failures, const std::string& stage) {
   CorrectionInputs in;
-  auto device = parse_device(ctx.device, "correct");
+  auto device = parse_device(ctx.device, stage);
   auto classifier = load_workspace_classifier(workspace, device);
   auto vae = load_workspace_vae(workspace, device);
   StageRecord distill = workspace.require("distill", "distill");
@@ -28,7 +28,7 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
 
   in.dataset = load_dataset_logged(ctx, resolve_data_spec(workspace, data));
   validate_classifier(*classifier.model, in.dataset, "the workspace's classifier");
-  check_vae_fits(*vae.model, in.dataset, "correct");
+  check_vae_fits(*vae.model, in.dataset, stage);
 
   std::string judges_fingerprint;
   in.judges = load_workspace_judges(workspace, device, &judges_fingerprint);
@@ -40,7 +40,7 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
     in.verdict.min_confidence = identify.options["verdict"].value("confidence", in.verdict.min_confidence);
   }
   if (distill.inputs.value("identify", std::string()) != identify.fingerprint)
-    throw StateError("correct: identify ran again after distill, so the scenarios no longer describe the stored "
+    throw StateError(stage + ": identify ran again after distill, so the scenarios no longer describe the stored "
                      "failures: run `defuse distill` (and annotate) again");
   if (with_failures) {
     FailureSet failures = load_failures(workspace, identify);
@@ -53,7 +53,7 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
     else if (r.automatic) ++in.automatic;
   }
   if (left_out > 0)
-    ctx.info(fmt::format("correct: {} of {} scenarios left out (rejected, tied or unlabelled)", left_out,
+    ctx.info(fmt::format("{}: {} of {} scenarios left out (rejected, tied or unlabelled)", stage, left_out,
                          in.resolved.size()));
   if (in.automatic > 0)
     ctx.warn(fmt::format("note: {} of the {} labelled scenarios carry automatic labels (annotate --auto), not a "

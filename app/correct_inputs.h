@@ -39,7 +39,8 @@ struct CorrectionInputs {
 // Loads and checks everything; logs what is left out (rejected, tied or unlabelled
 // scenarios) and warns when labels were automatic. Throws StateError when the workspace is
 // not ready (no annotations, every scenario rejected, identify re-run since distill, ...).
+// `stage` names the command in the log lines.
 CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, const std::string& data,
-                                        bool with_failures);
+                                        bool with_failures, const std::string& stage = "correct");
 
 }  // namespace defuse::cli

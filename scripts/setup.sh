@@ -15,9 +15,10 @@ for arg in "$@"; do
   case "$arg" in
     # The benchmark scripts also time processes with /usr/bin/time -v and add up with bc.
     --with-bench) packages+=(python3-torch python3-sklearn python3-numpy time bc) ;;
-    # The test suite checks that exported models load in Python (torch.jit.load); python3-torch
-    # reuses the libtorch1.13 that libtorch-dev already brings.
-    --with-tests) packages+=(python3-torch) ;;
+    # The test suite checks that exported models load in Python (torch.jit.load), that
+    # torchvision's ImageFolder and NumPy read `export-scenarios`; python3-torch reuses the
+    # libtorch1.13 that libtorch-dev already brings.
+    --with-tests) packages+=(python3-torch python3-torchvision python3-numpy) ;;
     --with-browser)
       # A Node.js from elsewhere (NodeSource) ships its own npm and conflicts with Debian's
       # npm package: add nodejs and npm only when their commands are missing.

@@ -19,6 +19,7 @@ enum ExitCode : int {
   kExitModel = 6,     // a model does not fit the data, or a checkpoint is unusable
   kExitState = 7,     // the workspace lacks what the stage needs (run an earlier stage)
   kExitBusy = 8,      // another process is writing to the workspace (retry, or --wait)
+  kExitCheckFailed = 9,  // `defuse check`: the model failed a scenario of the suite (not an error)
   kExitInterrupted = 130,
 };
 

@@ -128,7 +128,8 @@ LabelledImages sample_scenarios(Vae& vae, const std::vector<LabelledScenario>& s
   LabelledImages out;
   DecodeOptions d;
   d.batch_size = batch_size;
-  out.images = decode_and_classify(vae, nullptr, torch::cat(codes), device, d).images;
+  out.codes = torch::cat(codes);
+  out.images = decode_and_classify(vae, nullptr, out.codes, device, d).images;
   out.labels = torch::cat(labels);
   out.scenario = torch::cat(index);
   return out;
@@ -146,6 +147,7 @@ LabelledImages keep_confirmed_draws(const LabelledImages& draws, JudgePanel& jud
     out.images = draws.images.index_select(0, ok).contiguous();
     out.labels = draws.labels.index_select(0, ok).contiguous();
     out.scenario = draws.scenario.index_select(0, ok).contiguous();
+    if (draws.codes.defined()) out.codes = draws.codes.index_select(0, ok).contiguous();
   }
   if (kept) {
     auto counts = torch::zeros({scenarios}, torch::kLong);

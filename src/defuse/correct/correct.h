@@ -66,6 +66,7 @@ struct LabelledImages {
   at::Tensor images;    // uint8 [N, C, H, W], CPU
   at::Tensor labels;    // int64 [N]
   at::Tensor scenario;  // int64 [N], index into the labelled scenarios
+  at::Tensor codes;     // float32 [N, Z], the latent codes decoded (sample_scenarios; undefined otherwise)
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
 };
 
