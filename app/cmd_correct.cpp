@@ -15,6 +15,11 @@
 namespace defuse::cli {
 namespace {
 
+// The judges confirmed no scenario draw (see --allow-nothing).
+struct NothingConfirmed : StateError {
+  using StateError::StateError;
+};
+
 using nlohmann::json;
 
 // The effective options (the fingerprint): `tau` is the τ the samples are drawn at.
@@ -79,7 +84,11 @@ const Registrar registrar(
           ->capture_default_str();
       app.add_option("--seed", o->seed, "Random seed (scenario samples, batch order)")->capture_default_str();
 
-      return [o, data, baseline, confirm](Context& ctx) {
+      auto allow_nothing = std::make_shared<bool>(false);
+      app.add_flag("--allow-nothing", *allow_nothing,
+                   "When the judges confirm none of the scenario draws' labels, end with nothing corrected (exit 0, "
+                   "\"nothing_to_correct\" in the result) instead of an error: what `defuse run` does");
+      return [o, data, baseline, confirm, allow_nothing](Context& ctx) {
         prepare_compute(ctx);
         o->device = ctx.device;
         o->baseline = *baseline == "failures-only";
@@ -108,7 +117,9 @@ const Registrar registrar(
         json summary;
         json options = options_json(*o, tau);
         options["confirm"] = in.judges.empty() ? "none" : *confirm;
-        StageRun run = run_stage(ctx, workspace, kCorrectStage, options, in.fingerprints, [&](int64_t) {
+        StageRun run;
+        try {
+        run = run_stage(ctx, workspace, kCorrectStage, options, in.fingerprints, [&](int64_t) {
           auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
                                           kTrainSampleStream, ctx.device, o->sample_batch_size);
           const int64_t drawn = samples.size();
@@ -125,8 +136,8 @@ const Registrar registrar(
                                  empty.empty() ? std::string()
                                                : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
             if (samples.size() == 0 && !o->lambdas.empty())
-              throw StateError("correct: the judges confirm none of the scenario draws' labels: nothing to train on "
-                               "(check the labels with `defuse annotate`, or draw wider: a larger --tau)");
+              throw NothingConfirmed("correct: the judges confirm none of the scenario draws' labels: nothing to train "
+                                     "on (check the labels with `defuse annotate`, or draw wider: a larger --tau)");
           }
           auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
                                            labels_tensor(in.dataset.train), samples, in.failures, *o);
@@ -152,6 +163,15 @@ const Registrar registrar(
           out.metrics = summary;
           return out;
         });
+        } catch (const NothingConfirmed& e) {
+          if (!*allow_nothing) throw;
+          // An answer, not an error: the labels are not ones the judges read in the scenarios'
+          // draws, so there is nothing to teach the classifier.
+          ctx.warn(std::string(e.what()) + "; nothing corrected");
+          ctx.result({{"nothing_to_correct", true}, {"reason", e.what()}, {"models", json::array()}},
+                     "correct: nothing corrected");
+          return;
+        }
         if (run.reused) {
           summary = run.record.metrics;
           summary["skipped"] = true;

@@ -282,11 +282,13 @@ const Registrar registrar(
           ctx.info("run: --annotate judges: each scenario is decided by the judges' reading, with no person looking; "
                    "use --annotate web to label them yourself");
         bool nothing_to_correct = false;
+        std::string nothing_reason;
         for (size_t i = 0; i < stages.size(); ++i) {
           const std::string& stage = stages[i];
           if (nothing_to_correct && (stage == "annotate" || stage == "correct" || stage == "evaluate")) {
-            if (!quiet) ctx.info(fmt::format("\n== [{}/{}] {}: skipped, no labelled scenario to {}", i + 1, stages.size(),
-                                             stage, stage == "evaluate" ? "evaluate" : stage == "correct" ? "correct on" : "label"));
+            if (!quiet)
+              ctx.info(fmt::format("\n== [{}/{}] {}: skipped, nothing to correct ({})", i + 1, stages.size(), stage,
+                                   nothing_reason));
             continue;
           }
           const auto known = subcommand_options(stage);  // builds the subcommand's parser: once per stage
@@ -296,6 +298,7 @@ const Registrar registrar(
           if (has_option("threads")) args.insert(args.end(), {"--threads", std::to_string(ctx.threads)});
           if (has_option("device")) args.insert(args.end(), {"--device", ctx.device});
           if (has_option("skip-unchanged")) args.push_back("--skip-unchanged");
+          if (stage == "correct") args.push_back("--allow-nothing");
           if (stage == "train-classifier") {
             if (!c.data.empty()) args.insert(args.end(), {"--data", c.data});
             if (!c.classifier.empty()) args.insert(args.end(), {"--classifier", c.classifier});
@@ -334,12 +337,19 @@ const Registrar registrar(
           if (!quiet)
             ctx.info(fmt::format("   {}{} ({})", r.skipped ? "up to date: " : "", stage_line(stage, r.summary),
                                  format_duration(r.seconds)));
-          if (stage == "distill" && need(r.summary, "scenarios", "distill").get<int64_t>() == 0)
+          if (stage == "correct" && r.summary.value("nothing_to_correct", false)) {
             nothing_to_correct = true;
+            nothing_reason = "the judges confirm none of the labelled scenarios' draws";
+          }
+          if (stage == "distill" && need(r.summary, "scenarios", "distill").get<int64_t>() == 0) {
+            nothing_to_correct = true;
+            nothing_reason = "no failure scenario";
+          }
           if (stage == "annotate" && need(r.summary, "labelled", "annotate").get<int64_t>() == 0 &&
               need(r.summary, "complete", "annotate").get<bool>()) {
             // Every scenario rejected (not a bug, ambiguous, unrealistic): an answer, not an error.
             nothing_to_correct = true;
+            nothing_reason = "no labelled scenario";
           }
           results.push_back(std::move(r));
         }

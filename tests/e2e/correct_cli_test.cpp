@@ -10,6 +10,7 @@
 #include "defuse/base/workspace.h"
 #include "support/cli_support.h"
 #include "support/test_support.h"
+#include "support/torch_support.h"
 
 namespace defuse {
 namespace {
@@ -134,6 +135,27 @@ TEST_F(CorrectCli, CorrectEvaluateAndExport) {
   auto stale = run({"evaluate", "--workspace", ws_, "--threads", "1"});
   EXPECT_EQ(stale.code, 7);
   EXPECT_TRUE(test::contains(stale.err, "annotation decisions changed")) << stale.err;
+}
+
+// Judges that never agree confirm none of the scenario draws: correct stops with a clear
+// error, or (--allow-nothing, what `run` passes) ends with nothing corrected and exit 0.
+TEST_F(CorrectCli, JudgesThatConfirmNoDrawLeaveNothingToCorrect) {
+  test::write_torchscript_constant(tmp_.path() / "says0.pt", {6, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  test::write_torchscript_constant(tmp_.path() / "says1.pt", {0, 6, 0, 0, 0, 0, 0, 0, 0, 0});
+  auto judges = run({"train-judges", "--workspace", ws_, "--archs", "none", "--judge",
+                     (tmp_.path() / "says0.pt").string(), "--judge", (tmp_.path() / "says1.pt").string(), "--threads",
+                     "1", "--quiet"});
+  ASSERT_EQ(judges.code, 0) << judges.err;
+  ASSERT_EQ(run({"annotate", "--workspace", ws_, "--auto", "seed", "--quiet"}).code, 0);
+  auto strict = run(correct_args());
+  EXPECT_EQ(strict.code, 7);
+  EXPECT_TRUE(test::contains(strict.err, "the judges confirm none of the scenario draws' labels")) << strict.err;
+  auto lenient = run(correct_args({"--allow-nothing", "--json"}));
+  ASSERT_EQ(lenient.code, 0) << lenient.err;
+  json j = json::parse(lenient.out);
+  EXPECT_EQ(j["nothing_to_correct"], true);
+  EXPECT_TRUE(j["models"].empty());
+  EXPECT_FALSE(correct_written());
 }
 
 TEST_F(CorrectCli, NoAnnotationsYetIsAClearErrorAndWritesNothing) {
