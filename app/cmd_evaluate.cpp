@@ -20,16 +20,20 @@ namespace {
 using nlohmann::json;
 
 std::string accuracy_table(const EvaluationResult& r, const std::vector<std::string>& class_names) {
-  std::string out = fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9} {:>9}\n", "model", "test", "drop", "genuine",
-                                "scenario", "failures");
+  std::string out = fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}\n", "model", "test", "drop", "genuine",
+                                "scenario", "failures", "new fails");
   for (size_t i = 0; i < r.models.size(); ++i) {
     const auto& m = r.models[i];
-    out += fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9} {:>9}{}\n", m.name, percent(m.test_accuracy),
+    out += fmt::format("{:<16} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}{}\n", m.name, percent(m.test_accuracy),
                        fmt::format("{:+.2f}", 100 * (m.test_accuracy - r.original().test_accuracy)),
                        m.genuine_scenario_accuracy < 0 ? "-" : percent(m.genuine_scenario_accuracy, 1),
                        percent(m.scenario_accuracy, 1), m.failure_accuracy < 0 ? "-" : percent(m.failure_accuracy, 1),
+                       m.heldout_failure_accuracy < 0 ? "-" : percent(m.heldout_failure_accuracy, 1),
                        i == r.chosen ? "  <- chosen" : "");
   }
+  if (r.heldout_failures > 0)
+    out += fmt::format("new fails: the {} held-out draws{} that the original misreads (no model trained on them)\n",
+                       r.heldout_failures, r.by_genuine ? " of the genuine scenarios" : "");
   out += "\nper scenario (held-out draws; * genuine):\n" + fmt::format("{:<16}", "model");
   for (size_t k = 0; k < r.scenario_ids.size(); ++k)
     out += fmt::format(" {:>8}", fmt::format("{}#{}:{}", r.scenario_verdicts[k] == "genuine" ? "*" : "",
@@ -138,6 +142,9 @@ const Registrar registrar(
             predictions.emplace_back(m.name, pred);
           }
           save_held_out(workspace, held_out, genuine, predictions);
+          std::vector<at::Tensor> per_model;
+          for (const auto& [name, p] : predictions) per_model.push_back(p);
+          score_heldout_failures(result, per_model, held_out, genuine);
           choose_model(result, o->max_test_drop);
           json j = evaluation_json(result);
           j["automatic_labels"] = in.automatic;

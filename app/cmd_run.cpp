@@ -374,7 +374,9 @@ const Registrar registrar(
                   {"scenario_accuracy", need(m, "scenario_accuracy", where)},
                   {"genuine_scenario_accuracy", m.value("genuine_scenario_accuracy", json(nullptr))},
                   // the scenarios' own identified failures, which the λ models never trained on
-                  {"failure_accuracy", m.value("failure_accuracy", json(nullptr))}};
+                  {"failure_accuracy", m.value("failure_accuracy", json(nullptr))},
+                  // fresh draws the original misreads: what the correction fixed, 0 for the original
+                  {"heldout_failure_accuracy", m.value("heldout_failure_accuracy", json(nullptr))}};
         };
         const std::string chosen_name = evaluated ? need(evaluation, "chosen", "evaluate").get<std::string>() : "";
         json original = evaluated ? figures(model("original"), "original") : json::object();
@@ -427,6 +429,9 @@ const Registrar registrar(
                                            : "held-out scenario accuracy " + percent(m["scenario_accuracy"].get<double>(), 1);
           if (m["failure_accuracy"].is_number())
             text += ", " + percent(m["failure_accuracy"].get<double>(), 1) + " of the scenarios' identified failures";
+          if (m["heldout_failure_accuracy"].is_number())
+            text += fmt::format(", {} of {} fresh failures", percent(m["heldout_failure_accuracy"].get<double>(), 1),
+                                evaluation.value("heldout_failures", int64_t{0}));
           return text;
         };
         std::string fidelity;

@@ -350,6 +350,35 @@ TEST(ScoreModel, GenuineScenarioAccuracyCountsOnlyTheGenuineScenariosDraws) {
   EXPECT_DOUBLE_EQ(none.genuine_scenario_accuracy, -1.0);
 }
 
+// Held-out failure accuracy: over the draws the original misreads (of the genuine scenarios
+// when there are any), so the original scores 0 and a model's figure is what it fixed.
+TEST(ScoreHeldoutFailures, CountsOnlyTheDrawsTheOriginalMisreads) {
+  LabelledImages held_out;
+  held_out.images = torch::zeros({6, 1, 4, 4}, torch::kUInt8);
+  held_out.labels = torch::tensor({1, 1, 1, 2, 2, 2}, torch::kLong);
+  held_out.scenario = torch::tensor({0, 0, 0, 1, 1, 1}, torch::kLong);
+  EvaluationResult r;
+  r.models.resize(2);
+  r.models[0].name = "original";
+  r.models[1].name = "lambda=0.1";
+  // The original misreads draws 1, 2 (scenario 0) and 3 (scenario 1).
+  const auto original = torch::tensor({1, 0, 0, 0, 2, 2}, torch::kLong);
+  // The corrected model fixes draw 1, not 2, and 3; it breaks draw 0, which does not count.
+  const auto corrected = torch::tensor({0, 1, 0, 2, 2, 2}, torch::kLong);
+  score_heldout_failures(r, {original, corrected}, held_out, {false, false});
+  EXPECT_EQ(r.heldout_failures, 3);  // no genuine scenario: every scenario's failures
+  EXPECT_DOUBLE_EQ(r.models[0].heldout_failure_accuracy, 0.0);
+  EXPECT_DOUBLE_EQ(r.models[1].heldout_failure_accuracy, 2.0 / 3.0);
+  score_heldout_failures(r, {original, corrected}, held_out, {true, false});
+  EXPECT_EQ(r.heldout_failures, 2);  // scenario 0's only
+  EXPECT_DOUBLE_EQ(r.models[1].heldout_failure_accuracy, 0.5);
+  // No failure of the original among the draws: not measured.
+  score_heldout_failures(r, {held_out.labels, corrected}, held_out, {});
+  EXPECT_EQ(r.heldout_failures, 0);
+  EXPECT_DOUBLE_EQ(r.models[1].heldout_failure_accuracy, -1.0);
+  EXPECT_THROW(score_heldout_failures(r, {original}, held_out, {}), Error);
+}
+
 TEST(ConfirmedDraws, KeepOnlyTheDrawsWhoseLabelTheJudgesConfirm) {
   test::TempDir tmp;
   test::write_torchscript_constant(tmp.path() / "one.pt", {0.0f, 5.0f});
@@ -403,8 +432,9 @@ TEST(ChooseModel, BestScenarioAccuracyWithinTheTestBudget) {
   EXPECT_EQ(j["models"].size(), 5u);
   auto csv = evaluation_csv(r);
   EXPECT_EQ(csv.substr(0, csv.find('\r')),
-            "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,chosen");
-  EXPECT_TRUE(test::contains(csv, "lambda=1,1,0.930000,0.060000,0.970000,,,true"));
+            "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,"
+            "heldout_failure_accuracy,chosen");
+  EXPECT_TRUE(test::contains(csv, "lambda=1,1,0.930000,0.060000,0.970000,,,,true"));
 }
 
 }  // namespace

@@ -62,6 +62,26 @@ ModelScores score_model(Classifier& model, const std::string& name, double lambd
   return s;
 }
 
+void score_heldout_failures(EvaluationResult& result, const std::vector<at::Tensor>& predictions,
+                            const LabelledImages& held_out, const std::vector<bool>& genuine) {
+  if (predictions.size() != result.models.size())
+    throw Error("evaluate: score_heldout_failures needs one prediction tensor per model");
+  result.heldout_failures = 0;
+  for (auto& m : result.models) m.heldout_failure_accuracy = -1;
+  if (held_out.size() == 0 || predictions.empty()) return;
+  auto mask = predictions.front().ne(held_out.labels);
+  std::vector<int64_t> ids;
+  for (size_t k = 0; k < genuine.size(); ++k)
+    if (genuine[k]) ids.push_back(static_cast<int64_t>(k));
+  if (!ids.empty()) mask = mask.logical_and(torch::isin(held_out.scenario, torch::tensor(ids, torch::kLong)));
+  result.heldout_failures = mask.sum().item<int64_t>();
+  if (result.heldout_failures == 0) return;
+  auto labels = held_out.labels.masked_select(mask);
+  for (size_t i = 0; i < result.models.size(); ++i)
+    result.models[i].heldout_failure_accuracy =
+        predictions[i].masked_select(mask).eq(labels).to(torch::kFloat64).mean().item<double>();
+}
+
 void choose_model(EvaluationResult& r, double max_test_drop) {
   const double base = r.original().test_accuracy;
   r.by_genuine = r.original().genuine_scenario_accuracy >= 0;
@@ -113,6 +133,8 @@ nlohmann::json evaluation_json(const EvaluationResult& r) {
                       {"failure_accuracy", m.failure_accuracy < 0 ? json(nullptr) : json(m.failure_accuracy)},
                       {"genuine_scenario_accuracy",
                        m.genuine_scenario_accuracy < 0 ? json(nullptr) : json(m.genuine_scenario_accuracy)},
+                      {"heldout_failure_accuracy",
+                       m.heldout_failure_accuracy < 0 ? json(nullptr) : json(m.heldout_failure_accuracy)},
                       {"per_scenario", per},
                       {"chosen", i == r.chosen}});
   }
@@ -128,21 +150,26 @@ nlohmann::json evaluation_json(const EvaluationResult& r) {
           {"scenario_draws", r.scenario_draws},
           {"by_genuine", r.by_genuine},
           {"draws_drawn", r.draws_drawn},
+          {"heldout_failures", r.heldout_failures},
           {"test_images", r.test_images},
           {"scenario_images", r.scenario_images},
           {"failure_images", r.failure_images}};
 }
 
 std::string evaluation_csv(const EvaluationResult& r) {
-  std::string out = "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,chosen";
+  std::string out =
+      "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,"
+      "heldout_failure_accuracy,chosen";
   for (int64_t id : r.scenario_ids) out += fmt::format(",scenario_{}", id);
   out += "\r\n";
   for (size_t i = 0; i < r.models.size(); ++i) {
     const auto& m = r.models[i];
-    out += fmt::format("{},{},{:.6f},{:.6f},{:.6f},{},{},{}", m.name, m.is_sweep() ? fmt::format("{:.6g}", m.lambda) : "",
-                       m.test_accuracy, r.original().test_accuracy - m.test_accuracy, m.scenario_accuracy,
+    out += fmt::format("{},{},{:.6f},{:.6f},{:.6f},{},{},{},{}", m.name,
+                       m.is_sweep() ? fmt::format("{:.6g}", m.lambda) : "", m.test_accuracy,
+                       r.original().test_accuracy - m.test_accuracy, m.scenario_accuracy,
                        m.genuine_scenario_accuracy < 0 ? "" : fmt::format("{:.6f}", m.genuine_scenario_accuracy),
                        m.failure_accuracy < 0 ? "" : fmt::format("{:.6f}", m.failure_accuracy),
+                       m.heldout_failure_accuracy < 0 ? "" : fmt::format("{:.6f}", m.heldout_failure_accuracy),
                        i == r.chosen ? "true" : "false");
     for (double a : m.per_scenario) out += fmt::format(",{:.6f}", a);
     out += "\r\n";

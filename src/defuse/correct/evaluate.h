@@ -51,6 +51,8 @@ struct ModelScores {
   double failure_accuracy = -1;   // on the labelled failures; -1 when there are none
   double genuine_scenario_accuracy = -1;  // on the held-out draws of the genuine scenarios (the judges' verdict);
                                           // -1 when no labelled scenario is genuine or none was judged
+  double heldout_failure_accuracy = -1;   // on the held-out draws the original misreads (score_heldout_failures):
+                                          // fresh failures no model trained on; -1 when there are none
   bool is_sweep() const { return name.rfind("lambda=", 0) == 0; }
 };
 
@@ -65,6 +67,7 @@ struct EvaluationResult {
   bool within_budget = false;           // whether the chosen model keeps the test drop within budget
   bool by_genuine = false;              // whether the rule used genuine-scenario accuracy (else all scenarios)
   int64_t draws_drawn = 0;              // held-out draws made, before the judges' check (0: no check)
+  int64_t heldout_failures = 0;         // held-out draws the original misreads (of the genuine scenarios, if any)
   std::string rule;                     // the rule, in words, with the budget
 
   const ModelScores& original() const { return models.front(); }
@@ -79,6 +82,15 @@ ModelScores score_model(Classifier& model, const std::string& name, double lambd
                         const at::Tensor& test_labels, const LabelledImages& held_out, const LabelledImages& failures,
                         int64_t scenarios, const EvaluateOptions& options, const std::vector<bool>& genuine = {},
                         at::Tensor* predictions = nullptr);
+
+// The held-out draws that the original misreads, of the genuine scenarios when some labelled
+// scenario is genuine (else of all): fresh failures of the original, confirmed by the judges
+// where there are judges, that neither correct nor the baseline trained on. Fills each model's
+// heldout_failure_accuracy from `predictions` (per model of result.models, on `held_out`) and
+// result.heldout_failures. Unlike scenario accuracy, which counts the many draws every model
+// gets right, this is what a correction fixed: the original scores 0 on it by construction.
+void score_heldout_failures(EvaluationResult& result, const std::vector<at::Tensor>& predictions,
+                            const LabelledImages& held_out, const std::vector<bool>& genuine);
 
 // Applies the choice rule to `result.models` (original first), filling chosen,
 // within_budget, by_genuine and rule. The rule ranks by genuine-scenario accuracy when the
