@@ -14,7 +14,7 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     # The benchmark scripts also time processes with /usr/bin/time -v and add up with bc.
-    --with-bench) packages+=(python3-torch python3-sklearn python3-numpy time bc) ;;
+    --with-bench) packages+=(python3-torch python3-sklearn python3-numpy python3-pil time bc) ;;
     # The test suite checks that exported models load in Python (torch.jit.load), that
     # torchvision's ImageFolder and NumPy read `export-scenarios`; python3-torch reuses the
     # libtorch1.13 that libtorch-dev already brings.
