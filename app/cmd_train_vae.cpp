@@ -76,6 +76,11 @@ const Registrar registrar(
           ->check(CLI::IsMember({"subpixel", "transposed"}))
           ->capture_default_str();
       app.add_option("--seed", opts->seed, "Random seed (initialisation, shuffling, sampling)")->capture_default_str();
+      app.add_option("--precision", opts->precision,
+                     "fp32, or bf16: the training steps in bfloat16 autocast (CPUs with AVX512-BF16/AMX; evaluation "
+                     "and the stored model stay fp32); auto: bf16 where the CPU has it")
+          ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+          ->capture_default_str();
 
       return [opts, data](Context& ctx) {
         prepare_compute(ctx);
@@ -99,6 +104,9 @@ const Registrar registrar(
                         {"weight_decay", opts->weight_decay},
                         {"seed", opts->seed},
                         {"device", ctx.device}};
+        // Recorded only when it is not fp32, so that the fingerprints of fp32 VAEs stay as they were.
+        const std::string precision = resolve_precision(opts->precision, parse_device(ctx.device, "train-vae"));
+        if (precision != "fp32") options["precision"] = precision;
         json inputs = {{"dataset", dataset_fingerprint(dataset)}};
 
         std::unique_ptr<Progress> bar;

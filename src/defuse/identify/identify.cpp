@@ -29,28 +29,6 @@ std::string shape_text(const at::Tensor& images) {
   return fmt::format("{}x{}x{}", images.size(1), images.size(2), images.size(3));
 }
 
-// bfloat16 autocast on the CPU for the lifetime of the object (what torch.autocast("cpu")
-// does in Python), restoring the previous state afterwards.
-class CpuBf16Autocast {
- public:
-  CpuBf16Autocast() : enabled_(at::autocast::is_cpu_enabled()), dtype_(at::autocast::get_autocast_cpu_dtype()) {
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~CpuBf16Autocast() {
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(enabled_);
-    at::autocast::set_autocast_cpu_dtype(dtype_);
-  }
-  CpuBf16Autocast(const CpuBf16Autocast&) = delete;
-  CpuBf16Autocast& operator=(const CpuBf16Autocast&) = delete;
-
- private:
-  bool enabled_;
-  at::ScalarType dtype_;
-};
-
 // Q perturbations for each of `seeds` codes: [seeds, Q, Z].
 at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const at::Tensor& scale,
                       at::Generator& gen) {
@@ -96,19 +74,6 @@ void IdentifyOptions::validate() const {
   check_option(neighbours >= 1, kStage, "--neighbours must be positive");
   check_option(realism_reference >= 1, kStage, "the realism reference needs at least one training code");
   check_option(rejected_examples >= 0, kStage, "rejected examples must be non-negative");
-}
-
-bool cpu_has_fast_bf16() {
-#if defined(__x86_64__) || defined(__i386__)
-  return __builtin_cpu_supports("avx512bf16");
-#else
-  return false;
-#endif
-}
-
-std::string resolve_precision(const std::string& precision, c10::Device device) {
-  if (precision != "auto") return precision;
-  return device.is_cpu() && cpu_has_fast_bf16() ? "bf16" : "fp32";
 }
 
 FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images,

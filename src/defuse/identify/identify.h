@@ -7,6 +7,7 @@
 // classifier together, in channels-last batches, with no per-image loop.
 #pragma once
 
+
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -18,6 +19,7 @@
 #include "defuse/base/choice.h"
 #include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
+#include "defuse/model/device.h"  // cpu_has_fast_bf16, resolve_precision (were declared here)
 #include "defuse/model/vae.h"
 
 namespace defuse {
@@ -153,10 +155,6 @@ struct FailureSet {
   int64_t size() const { return latent.defined() ? latent.size(0) : 0; }
 };
 
-// Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16).
-bool cpu_has_fast_bf16();
-// "fp32" or "bf16" for an IdentifyOptions::precision on `device`.
-std::string resolve_precision(const std::string& precision, c10::Device device);
 
 // Searches the latent space around the seeds (uint8 [N, C, H, W] images and int64 [N]
 // labels, CPU). `code_spread` [Z] is the standard deviation of each latent dimension over

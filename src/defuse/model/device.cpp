@@ -1,5 +1,7 @@
 #include "defuse/model/device.h"
 
+#include <ATen/autocast_mode.h>
+
 #include "defuse/base/error.h"
 
 namespace defuse {
@@ -21,6 +23,32 @@ c10::Device parse_device(const std::string& name, const std::string& stage) {
 
 void set_compute_threads(int threads) {
   if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
+}
+
+bool cpu_has_fast_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+std::string resolve_precision(const std::string& precision, c10::Device device) {
+  if (precision != "auto") return precision;
+  return device.is_cpu() && cpu_has_fast_bf16() ? "bf16" : "fp32";
+}
+
+CpuBf16Autocast::CpuBf16Autocast()
+    : enabled_(at::autocast::is_cpu_enabled()), dtype_(static_cast<int>(at::autocast::get_autocast_cpu_dtype())) {
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+CpuBf16Autocast::~CpuBf16Autocast() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(enabled_);
+  at::autocast::set_autocast_cpu_dtype(static_cast<at::ScalarType>(dtype_));
 }
 
 }  // namespace defuse

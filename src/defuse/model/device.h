@@ -14,4 +14,24 @@ c10::Device parse_device(const std::string& name, const std::string& stage);
 // Sets LibTorch's intra-op thread count (Debian's LibTorch starts with half the cores).
 void set_compute_threads(int threads);
 
+// Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16).
+bool cpu_has_fast_bf16();
+// "fp32" or "bf16" for a stage's --precision (auto, fp32 or bf16) on `device`: auto is bf16 on
+// a CPU with AVX512-BF16, else fp32.
+std::string resolve_precision(const std::string& precision, c10::Device device);
+
+// bfloat16 autocast on the CPU for the lifetime of the object (what torch.autocast("cpu")
+// does in Python), restoring the previous state afterwards.
+class CpuBf16Autocast {
+ public:
+  CpuBf16Autocast();
+  ~CpuBf16Autocast();
+  CpuBf16Autocast(const CpuBf16Autocast&) = delete;
+  CpuBf16Autocast& operator=(const CpuBf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  int dtype_;  // the previous autocast dtype (a c10::ScalarType)
+};
+
 }  // namespace defuse

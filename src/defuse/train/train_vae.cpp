@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "defuse/base/error.h"
 #include "defuse/base/timing.h"
@@ -19,6 +20,8 @@ constexpr const char* kStage = "train-vae";
 }  // namespace
 
 void TrainVaeOptions::validate() const {
+  check_option(precision == "auto" || precision == "fp32" || precision == "bf16", kStage,
+               "unknown --precision '" + precision + "' (expected auto, fp32 or bf16)");
   check_option(latent >= 0 && latent <= 4096, kStage,
                "--latent must be between 1 and 4096, or 0 for the data's default (got " + std::to_string(latent) + ")");
   check_option(filters >= 0 && filters <= 4096, kStage, "--filters must be between 1 and 4096, or 0 for the data's default");
@@ -112,6 +115,8 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
   auto vae = make_vae(spec);
   vae->to(device);
 
+  const bool bf16 = resolve_precision(options.precision, device) == "bf16";
+  check_option(!bf16 || device.is_cpu(), kStage, "--precision bf16 is implemented for the CPU only");
   torch::optim::Adam optimizer(vae->parameters(),
                                torch::optim::AdamOptions(options.lr).weight_decay(options.weight_decay));
   auto images = images_tensor(dataset.train, dataset);  // [N, C, H, W] uint8
@@ -134,12 +139,19 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
       const int64_t m = idx.size(0);
       weight = options.beta * kl_annealing(step++, result.anneal_steps);
 
+      std::optional<CpuBf16Autocast> autocast;
+      if (bf16) autocast.emplace();
       auto enc = vae->encode(x);
       // Reparameterisation: z = μ + σ·ε, ε drawn from the stage's own generator (on the CPU,
       // so a seed gives the same run on any device).
-      auto eps = torch::randn(enc.mu.sizes(), gen, torch::kFloat32).to(device);
-      auto z = enc.mu + eps * (0.5 * enc.logvar).exp();
-      auto recon = reconstruction_loss(vae->decode_logits(z), x, loss_kind).mean();
+      auto mu = enc.mu.to(torch::kFloat32), logvar = enc.logvar.to(torch::kFloat32);
+      auto eps = torch::randn(mu.sizes(), gen, torch::kFloat32).to(device);
+      auto z = mu + eps * (0.5 * logvar).exp();
+      auto logits = vae->decode_logits(z).to(torch::kFloat32);
+      autocast.reset();  // the losses in fp32
+      enc.mu = mu;
+      enc.logvar = logvar;
+      auto recon = reconstruction_loss(logits, x, loss_kind).mean();
       auto kl = gaussian_kl(enc.mu, enc.logvar).mean();
       auto loss = recon + weight * kl;
       optimizer.zero_grad();
