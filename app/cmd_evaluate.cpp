@@ -56,6 +56,7 @@ const Registrar registrar(
       auto o = std::make_shared<EvaluateOptions>();
       auto data = std::make_shared<std::string>();
       auto drop_points = std::make_shared<double>(100 * o->max_test_drop);
+      auto tie_points = std::make_shared<double>(100 * o->tie);
       auto export_file = std::make_shared<std::string>();
       add_common_options(app, ctx);
       add_wait_option(app, ctx);
@@ -78,15 +79,20 @@ const Registrar registrar(
                      "draw")
           ->check(CLI::IsMember({"judges", "none"}))
           ->capture_default_str();
+      app.add_option("--tie", *tie_points,
+                     "Choice rule: scores within this many percentage points of the best are ties, which go to the "
+                     "smaller lambda")
+          ->capture_default_str();
       app.add_option("--seed", o->seed, "Random seed of the held-out draws")->capture_default_str();
       app.add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
       app.add_option("--export", *export_file,
                      "Also write the chosen model to this file (TorchScript; see `defuse export`)");
 
-      return [o, data, drop_points, export_file, confirm](Context& ctx) {
+      return [o, data, drop_points, tie_points, export_file, confirm](Context& ctx) {
         prepare_compute(ctx);
         o->device = ctx.device;
         o->max_test_drop = *drop_points / 100.0;
+        o->tie = *tie_points / 100.0;
         auto lock = hold_workspace(ctx, "evaluate");
         Workspace workspace(ctx.workspace);
         o->validate();
@@ -102,7 +108,7 @@ const Registrar registrar(
         inputs["correct"] = corrected.record.fingerprint;
         json options = {{"samples_per_scenario", o->samples_per_scenario}, {"tau", tau}, {"version", 2},
                         {"confirm", in.judges.empty() ? "none" : *confirm},
-                        {"max_test_drop", o->max_test_drop}, {"seed", o->seed}};
+                        {"max_test_drop", o->max_test_drop}, {"tie", o->tie}, {"seed", o->seed}};
 
         EvaluationResult result;
         StageRun run = run_stage(ctx, workspace, kEvaluateStage, options, inputs, [&](int64_t) {
@@ -145,7 +151,7 @@ const Registrar registrar(
           std::vector<at::Tensor> per_model;
           for (const auto& [name, p] : predictions) per_model.push_back(p);
           score_heldout_failures(result, per_model, held_out, genuine);
-          choose_model(result, o->max_test_drop);
+          choose_model(result, o->max_test_drop, o->tie);
           json j = evaluation_json(result);
           j["automatic_labels"] = in.automatic;
           write_file_atomic(workspace.path(kEvaluationJsonArtifact), j.dump(2) + "\n");

@@ -418,6 +418,17 @@ TEST(ChooseModel, BestScenarioAccuracyWithinTheTestBudget) {
   r.models[2].scenario_accuracy = 0.97;
   choose_model(r, 0.01);
   EXPECT_EQ(r.chosen_model().name, "lambda=0.1");
+  // Within the tie tolerance of the best: also the smaller λ; outside it, the better score.
+  r.models[2].scenario_accuracy = 0.966;
+  choose_model(r, 0.01);
+  EXPECT_EQ(r.chosen_model().name, "lambda=1");
+  choose_model(r, 0.01, 0.005);
+  EXPECT_EQ(r.chosen_model().name, "lambda=0.1");
+  EXPECT_TRUE(test::contains(r.rule, "within 0.5 points of the best")) << r.rule;
+  r.models[2].scenario_accuracy = 0.96;
+  choose_model(r, 0.01, 0.005);
+  EXPECT_EQ(r.chosen_model().name, "lambda=1");
+  r.models[2].scenario_accuracy = 0.97;
   // Nobody within budget: the smallest drop, flagged.
   for (size_t i = 1; i < 4; ++i) r.models[i].test_accuracy = 0.9 + 0.01 * static_cast<double>(i);
   choose_model(r, 0.002);

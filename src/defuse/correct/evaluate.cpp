@@ -22,6 +22,7 @@ void EvaluateOptions::validate() const {
   check_option(!tau || (*tau > 0 && std::isfinite(*tau)), kStage, "--tau must be a positive number");
   check_option(max_test_drop >= 0 && max_test_drop <= 1, kStage,
                "--max-test-drop must be between 0 and 100 percentage points");
+  check_option(tie >= 0 && tie <= 1, kStage, "--tie must be between 0 and 100 percentage points");
   check_option(batch_size > 0, kStage, "--batch-size must be positive");
 }
 
@@ -82,24 +83,28 @@ void score_heldout_failures(EvaluationResult& result, const std::vector<at::Tens
         predictions[i].masked_select(mask).eq(labels).to(torch::kFloat64).mean().item<double>();
 }
 
-void choose_model(EvaluationResult& r, double max_test_drop) {
+void choose_model(EvaluationResult& r, double max_test_drop, double tie) {
   const double base = r.original().test_accuracy;
   r.by_genuine = r.original().genuine_scenario_accuracy >= 0;
   const bool by_genuine = r.by_genuine;
   auto score = [by_genuine](const ModelScores& m) { return by_genuine ? m.genuine_scenario_accuracy : m.scenario_accuracy; };
   // A drop within floating-point noise of the budget counts as within it.
   auto within = [&](const ModelScores& m) { return base - m.test_accuracy <= max_test_drop + 1e-12; };
+  // The best score within the budget; every model within `tie` of it counts as tied, and the
+  // tie goes to the smallest λ (the gentlest change).
+  double top = -1;
+  for (const auto& m : r.models)
+    if (m.is_sweep() && within(m)) top = std::max(top, score(m));
   int best = -1;
   for (size_t i = 0; i < r.models.size(); ++i) {
     const auto& m = r.models[i];
-    if (!m.is_sweep() || !within(m)) continue;
-    if (best < 0) { best = static_cast<int>(i); continue; }
-    const auto& b = r.models[static_cast<size_t>(best)];
-    if (score(m) > score(b) || (score(m) == score(b) && m.lambda < b.lambda)) best = static_cast<int>(i);
+    if (!m.is_sweep() || !within(m) || score(m) < top - tie - 1e-12) continue;
+    if (best < 0 || m.lambda < r.models[static_cast<size_t>(best)].lambda) best = static_cast<int>(i);
   }
   r.rule = fmt::format("the λ with the highest held-out {} accuracy among those whose test accuracy is at "
-                       "most {:.2f} points below the original's (ties: the smaller λ)",
-                       by_genuine ? "genuine-scenario" : "scenario", 100 * max_test_drop);
+                       "most {:.2f} points below the original's (ties{}: the smaller λ)",
+                       by_genuine ? "genuine-scenario" : "scenario", 100 * max_test_drop,
+                       tie > 0 ? fmt::format(", within {:.2g} points of the best", 100 * tie) : std::string());
   r.within_budget = best >= 0;
   if (best < 0) {
     // No λ within the budget: the smallest drop (then the higher scenario accuracy).
