@@ -56,11 +56,14 @@ const std::set<std::string> kReserved{"workspace", "json", "quiet", "threads", "
 
 // run's own defaults: the default run (Fashion-MNIST, 2 cores) pays for its judges. The λ
 // sweep leaves out 0.01: it was chosen only while scenarios carried unchecked seed labels,
-// which larger λ taught at a cost; with the judges' labels it fixes least (docs/benchmarks.md).
+// which larger λ taught at a cost; with the judges' labels it fixes least. It leaves out 1:
+// on Fashion-MNIST it cost 0.27-0.30 points and was never chosen, and on MNIST the tie rule
+// picks λ = 0.1 over it; 0.03 stays within the test budget where 0.1 does not (Fashion-MNIST,
+// Intel: −0.11 against −0.23, 98.1% of the fresh failures fixed; docs/benchmarks.md).
 const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& run_defaults() {
   static const std::map<std::string, std::vector<std::pair<std::string, std::string>>> defaults{
       {"identify", {{"max-seeds", "1000"}}},
-      {"correct", {{"lambda", "0.1,0.3,1"}}},
+      {"correct", {{"lambda", "0.03,0.1,0.3"}}},
   };
   return defaults;
 }
@@ -423,10 +426,23 @@ const Registrar registrar(
                                                           : "";
         // The headline is genuine-scenario accuracy where there are genuine scenarios: accuracy
         // on scenarios nobody checked is not a fix.
+        // How many held-out draws a figure rests on (the genuine scenarios' alone where it is
+        // theirs): three draws at 100% is not a fix.
+        auto draws = [&](bool genuine_only) {
+          int64_t n = 0;
+          const json& counts = evaluation.value("scenario_draws", json::array());
+          const json& verdicts = evaluation.value("scenario_verdicts", json::array());
+          for (size_t k = 0; k < counts.size(); ++k)
+            if (!genuine_only || (k < verdicts.size() && verdicts[k] == "genuine")) n += counts[k].get<int64_t>();
+          return n;
+        };
         auto scen = [&](const json& m) {
           const json& g = m["genuine_scenario_accuracy"];
-          std::string text = g.is_number() ? "genuine-scenario accuracy " + percent(g.get<double>(), 1)
-                                           : "held-out scenario accuracy " + percent(m["scenario_accuracy"].get<double>(), 1);
+          std::string text =
+              g.is_number()
+                  ? fmt::format("genuine-scenario accuracy {} ({} draws)", percent(g.get<double>(), 1), draws(true))
+                  : fmt::format("held-out scenario accuracy {} ({} draws)",
+                                percent(m["scenario_accuracy"].get<double>(), 1), draws(false));
           if (m["failure_accuracy"].is_number())
             text += ", " + percent(m["failure_accuracy"].get<double>(), 1) + " of the scenarios' identified failures";
           if (m["heldout_failure_accuracy"].is_number())
