@@ -7,7 +7,8 @@
 //   OUT/manifest.csv, OUT/manifest.json   one row per image
 //   OUT/failures_*.npy                    every failure identify kept (latent, images, seeds, predictions, ...)
 //   OUT/scenarios_*.npy                   every scenario of the distill run (id, mean, covariance, label, ...)
-// <class> is the scenario's label, named by the dataset's class (made safe as a file name). The
+// <class> is the scenario's label, named by the dataset's class (made safe as a file name:
+// "T-shirt/top" becomes "T-shirt_top"; the manifest's class_folder says which). The
 // arrays are files beside the class folders, not a folder: ImageFolder takes every folder for a class.
 // torchvision's ImageFolder numbers the class folders it finds in sorted order, which is not
 // the dataset's numbering when some classes have no scenario: the manifest's class_index is.
@@ -191,12 +192,14 @@ const Registrar registrar(
         const auto& names = in.dataset.class_names;
         auto name_of = [&](int64_t label) { return label >= 0 ? names.at(static_cast<size_t>(label)) : std::string(); };
         auto num = [](int64_t v) { return v >= 0 ? std::to_string(v) : std::string(); };
-        std::string csv = csv_record({"file", "class_index", "class_name", "scenario", "kind", "scenario_verdict",
+        std::string csv = csv_record({"file", "class_index", "class_name", "class_folder", "scenario", "kind",
+                                      "scenario_verdict",
                                       "verdict", "judge_label", "seed_index", "seed_split", "seed_label", "prediction",
                                       "prediction_name", "probability", "latent"});
         json manifest = json::array();
         for (const auto& r : rows) {
-          csv += csv_record({r.file, num(r.class_index), name_of(r.class_index), std::to_string(r.scenario), r.kind,
+          csv += csv_record({r.file, num(r.class_index), name_of(r.class_index),
+                             folders.at(static_cast<size_t>(r.class_index)), std::to_string(r.scenario), r.kind,
                              r.scenario_verdict, r.verdict, num(r.judge_label), num(r.seed_index), r.seed_split,
                              num(r.seed_label), num(r.prediction), name_of(r.prediction),
                              fmt::format("{:.6f}", r.probability), latent_text(r.latent)});
@@ -204,6 +207,7 @@ const Registrar registrar(
           manifest.push_back({{"file", r.file},
                               {"class_index", r.class_index},
                               {"class_name", name_of(r.class_index)},
+                              {"class_folder", folders.at(static_cast<size_t>(r.class_index))},
                               {"scenario", r.scenario},
                               {"kind", r.kind},
                               {"scenario_verdict", r.scenario_verdict},

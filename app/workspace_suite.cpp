@@ -40,9 +40,11 @@ std::vector<LabelledScenario> chosen_scenarios(Context& ctx, const CorrectionInp
   }
   if (chosen.empty()) {
     if (in.judges.empty() || judged == 0)
-      throw StateError(stage + ": no scenario was judged (the workspace has no judges), so none is known to be "
-                       "genuine: run `defuse train-judges` and identify, distill and annotate again, or pass "
-                       "--scenarios labelled to take every labelled scenario");
+      throw StateError(stage + ": no scenario was judged (" +
+                       (in.judges.empty() ? std::string("the workspace has no judges")
+                                          : std::string("distill ran before the judges were trained")) +
+                       "), so none is known to be genuine: run `defuse train-judges` and identify, distill and "
+                       "annotate again, or pass --scenarios labelled to take every labelled scenario");
     throw StateError(fmt::format("{}: none of the {} labelled scenarios is genuine (the judges read their failures "
                                  "otherwise): no failure of the classifier to take; --scenarios labelled takes them all",
                                  stage, in.labelled.size()));
@@ -79,6 +81,8 @@ WorkspaceSuite workspace_suite(Context& ctx, Workspace& workspace, const SuiteRe
   WorkspaceSuite out;
   out.suite = build_suite(*in.vae, *in.classifier, in.judges, in.verdict, chosen, in.distill_tau, std::move(info),
                           options);
+  for (auto& sc : out.suite.info.scenario_list)
+    if (const Scenario* found = in.scenarios.find(sc.id)) sc.seed_label = found->seed_label;
   for (const auto& l : out.suite.info.left_out)
     ctx.warn(fmt::format("note: scenario {} left out of the suite: {}", l.id, l.reason));
   if (out.suite.info.scenario_list.empty())

@@ -212,7 +212,8 @@ TEST_F(SuiteCli, ScenariosExportAsADatasetThatPythonReads) {
   EXPECT_EQ(rows[0].fields[0], "file");
   for (size_t i = 1; i < rows.size(); ++i) {
     EXPECT_TRUE(fs::exists(out / rows[i].fields[0])) << rows[i].fields[0];
-    EXPECT_EQ(rows[i].fields[0].substr(0, rows[i].fields[0].find('/')), rows[i].fields[2]);  // the folder is the class name
+    EXPECT_EQ(rows[i].fields[0].substr(0, rows[i].fields[0].find('/')), rows[i].fields[3]);  // its class folder
+    EXPECT_EQ(rows[i].fields[2], rows[i].fields[3]);  // the toy's class names are safe folder names
   }
   json m = json::parse(read_file(out / "manifest.json"));
   EXPECT_EQ(m["images"].size(), rows.size() - 1);
@@ -231,7 +232,7 @@ TEST_F(SuiteCli, ScenariosExportAsADatasetThatPythonReads) {
       "assert len(ds) == len(rows), (len(ds), len(rows))\n"
       "image, target = ds[0]\n"
       "assert image.size == (12, 12), image.size\n"
-      "names = {r['file']: r['class_name'] for r in rows}\n"
+      "names = {r['file']: r['class_folder'] for r in rows}\n"
       "for path, target in ds.samples:\n"
       "    rel = path[len(d) + 1:]\n"
       "    assert ds.classes[target] == names[rel], (rel, ds.classes[target])\n"
