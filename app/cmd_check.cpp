@@ -56,7 +56,8 @@ const Registrar registrar(
       app.add_option("-d,--data", request->data,
                      "Dataset spec whose test split the model is also scored on (default with -w: the workspace's)");
       app.add_option("--junit", *junit, "Also write the verdicts as JUnit XML to this file (CI test reports)");
-      add_suite_options(app, *request, false);
+      // The options that shape a suite built from -w; a stored suite is what it is.
+      for (CLI::Option* o : add_suite_options(app, *request, false)) o->excludes(suite_opt);
       app.add_option("--batch-size", *batch, "Images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
 
       return [=](Context& ctx) {

@@ -12,22 +12,26 @@
 
 namespace defuse::cli {
 
-void add_suite_options(CLI::App& app, SuiteRequest& r, bool with_mark_and_data) {
-  app.add_option("--scenarios", r.scenarios,
-                 "genuine: the labelled scenarios the judges call genuine; labelled: every labelled scenario")
-      ->check(CLI::IsMember({"genuine", "labelled"}))
-      ->capture_default_str();
-  app.add_option("--images", r.options.images_per_scenario, "Images per scenario")->capture_default_str();
-  app.add_option("--max-draws", r.options.max_draws, "Draws per scenario at most, to find them")
-      ->capture_default_str();
-  app.add_flag("--all-confirmed", r.all_confirmed,
-               "Keep every draw the judges read as the scenario's label, not only those the original classifier "
-               "gets wrong");
-  app.add_option("--seed", r.options.seed, "Random seed of the draws")->capture_default_str();
-  if (!with_mark_and_data) return;
-  app.add_option("--min-accuracy", r.options.min_accuracy, "Each scenario's pass mark (accuracy in [0, 1])")
-      ->capture_default_str();
-  app.add_option("-d,--data", r.data, "Dataset spec (default: the one the workspace's classifier was trained on)");
+std::vector<CLI::Option*> add_suite_options(CLI::App& app, SuiteRequest& r, bool with_mark_and_data) {
+  std::vector<CLI::Option*> added;
+  added.push_back(
+      app.add_option("--scenarios", r.scenarios,
+                     "genuine: the labelled scenarios the judges call genuine; labelled: every labelled scenario")
+          ->check(CLI::IsMember({"genuine", "labelled"}))
+          ->capture_default_str());
+  added.push_back(app.add_option("--images", r.options.images_per_scenario, "Images per scenario")->capture_default_str());
+  added.push_back(app.add_option("--max-draws", r.options.max_draws, "Draws per scenario at most, to find them")
+                      ->capture_default_str());
+  added.push_back(app.add_flag("--all-confirmed", r.all_confirmed,
+                               "Keep every draw the judges read as the scenario's label, not only those the original "
+                               "classifier gets wrong"));
+  added.push_back(app.add_option("--seed", r.options.seed, "Random seed of the draws")->capture_default_str());
+  if (!with_mark_and_data) return added;
+  added.push_back(app.add_option("--min-accuracy", r.options.min_accuracy, "Each scenario's pass mark (accuracy in [0, 1])")
+                      ->capture_default_str());
+  added.push_back(
+      app.add_option("-d,--data", r.data, "Dataset spec (default: the one the workspace's classifier was trained on)"));
+  return added;
 }
 
 std::vector<LabelledScenario> chosen_scenarios(Context& ctx, const CorrectionInputs& in, const std::string& which,

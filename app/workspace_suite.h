@@ -11,6 +11,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace defuse::cli {
@@ -28,8 +29,8 @@ struct WorkspaceSuite {
 };
 
 // The options of export-suite that shape the suite (also taken by `check -w`, which has its
-// own --min-accuracy and --data: with_mark_and_data false leaves those out).
-void add_suite_options(CLI::App& app, SuiteRequest& request, bool with_mark_and_data = true);
+// own --min-accuracy and --data: with_mark_and_data false leaves those out). Returns them.
+std::vector<CLI::Option*> add_suite_options(CLI::App& app, SuiteRequest& request, bool with_mark_and_data = true);
 
 // The labelled scenarios of `in` that `which` ("genuine" or "labelled") selects. Throws
 // StateError("<stage>: ...") when it selects none (no judges, or no genuine one); warns when some

@@ -180,6 +180,10 @@ TEST_F(SuiteCli, BadModelsAndBadSuitesAreClearErrors) {
   EXPECT_TRUE(test::contains(neither.err, "--suite DIR")) << neither.err;
   auto both = run({"check", "--model", model("original.pt"), "--suite", suite.string(), "-w", *ws_});
   EXPECT_EQ(both.code, 2);
+  // A stored suite is what it is: the options that shape one from -w do not apply.
+  auto shaped = run({"check", "--model", model("original.pt"), "--suite", suite.string(), "--images", "5"});
+  EXPECT_EQ(shaped.code, 2);
+  EXPECT_TRUE(test::contains(shaped.err, "excludes")) << shaped.err;
   // A damaged image: one line naming the file, exit 5.
   json sj = json::parse(read_file(suite / "suite.json"));
   const fs::path png = suite / sj["scenarios"][0]["images"][0]["file"].get<std::string>();
