@@ -62,11 +62,11 @@ Suite build_suite(Vae& vae, Classifier& original, JudgePanel& judges, const Verd
     }
     if (found == 0) {
       info.left_out.push_back(
-          {s.id, options.failing_only
-                     ? fmt::format("none of {} draws was both read as its label by the judges and misread by the "
-                                   "classifier",
-                                   draws)
-                     : fmt::format("the judges read none of {} draws as its label", draws)});
+          {s.id, !options.failing_only ? fmt::format("the judges read none of {} draws as its label", draws)
+                 : judges.empty()    ? fmt::format("the classifier misread none of {} draws", draws)
+                                     : fmt::format("none of {} draws was both read as its label by the judges and "
+                                                   "misread by the classifier",
+                                                   draws)});
       continue;
     }
     SuiteScenarioInfo sc;
