@@ -12,19 +12,11 @@
 #include "defuse/base/error.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/device.h"
-#include "defuse/model/tensors.h"
+#include "defuse/train/train_classifier.h"
 #include "workspace_suite.h"
 
 namespace defuse::cli {
 namespace {
-
-double test_accuracy(Classifier& model, const Dataset& dataset, c10::Device device, int64_t batch_size) {
-  auto images = images_tensor(dataset.test, dataset);
-  auto labels = labels_tensor(dataset.test);
-  if (images.size(0) == 0) return -1;
-  auto pred = predict_logits(model, images, batch_size, device).argmax(1);
-  return pred.eq(labels).to(at::kDouble).mean().item<double>();
-}
 
 const Registrar registrar(
     "check",
@@ -110,8 +102,9 @@ const Registrar registrar(
         report.model = *model_file;
         report.suite = suite_name;
         if (dataset) {
-          report.test_accuracy = test_accuracy(*model, *dataset, device, *batch);
-          report.test_images = static_cast<int64_t>(dataset->test.size());
+          report.test_images = dataset->test.size();
+          if (report.test_images > 0)
+            report.test_accuracy = evaluate_classifier(*model, dataset->test, *dataset, *batch, ctx.device).accuracy;
           if (*min_test) report.min_test_accuracy = **min_test;
         }
         report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -119,50 +119,51 @@ const Registrar registrar(
         options["confirm"] = in.judges.empty() ? "none" : *confirm;
         StageRun run;
         try {
-        run = run_stage(ctx, workspace, kCorrectStage, options, in.fingerprints, [&](int64_t) {
-          auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
-                                          kTrainSampleStream, ctx.device, o->sample_batch_size);
-          const int64_t drawn = samples.size();
-          std::vector<int64_t> kept;
-          if (!in.judges.empty() && *confirm == "judges") {
-            // Only draws the judges read as their scenario's label: a draw that crossed into
-            // another class would teach the classifier a wrong label.
-            samples = keep_confirmed_draws(samples, in.judges, in.verdict, static_cast<int64_t>(in.labelled.size()),
-                                           ctx.device, &kept);
-            std::vector<int64_t> empty;
-            for (size_t k = 0; k < kept.size(); ++k)
-              if (kept[k] == 0) empty.push_back(in.labelled[k].id);
-            ctx.info(fmt::format("correct: the judges confirm {} of {} scenario draws{}", samples.size(), drawn,
-                                 empty.empty() ? std::string()
-                                               : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
-            if (samples.size() == 0 && !o->lambdas.empty())
-              throw NothingConfirmed("correct: the judges confirm none of the scenario draws' labels: nothing to train "
-                                     "on (check the labels with `defuse annotate`, or draw wider: a larger --tau)");
-          }
-          auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
-                                           labels_tensor(in.dataset.train), samples, in.failures, *o);
-          if (bar) bar->finish();
-          Workspace::StageOutput out;
-          out.artifacts = save_corrected_models(workspace, result);
-          json models = json::array();
-          for (const auto& m : result.models)
-            models.push_back({{"name", m.name},
-                              {"lambda", m.lambda < 0 ? json(nullptr) : json(m.lambda)},
-                              {"artifact", corrected_model_path(m.name)},
-                              {"steps", m.steps},
-                              {"train_loss", m.train_loss},
-                              {"scenario_loss", m.scenario_loss},
-                              {"seconds", m.seconds}});
-          summary = {{"models", models},
-                     {"scenarios", result.scenarios},
-                     {"scenario_samples", result.scenario_samples},
-                     {"scenario_draws", drawn},
-                     {"baseline_failures", result.baseline_failures},
-                     {"automatic_labels", in.automatic},
-                     {"seconds", result.seconds}};
-          out.metrics = summary;
-          return out;
-        });
+          run = run_stage(ctx, workspace, kCorrectStage, options, in.fingerprints, [&](int64_t) {
+            auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
+                                            kTrainSampleStream, ctx.device, o->sample_batch_size);
+            const int64_t drawn = samples.size();
+            std::vector<int64_t> kept;
+            if (!in.judges.empty() && *confirm == "judges") {
+              // Only draws the judges read as their scenario's label: a draw that crossed into
+              // another class would teach the classifier a wrong label.
+              samples = keep_confirmed_draws(samples, in.judges, in.verdict, static_cast<int64_t>(in.labelled.size()),
+                                             ctx.device, &kept);
+              std::vector<int64_t> empty;
+              for (size_t k = 0; k < kept.size(); ++k)
+                if (kept[k] == 0) empty.push_back(in.labelled[k].id);
+              ctx.info(fmt::format("correct: the judges confirm {} of {} scenario draws{}", samples.size(), drawn,
+                                   empty.empty() ? std::string()
+                                                 : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
+              if (samples.size() == 0 && !o->lambdas.empty())
+                throw NothingConfirmed("correct: the judges confirm none of the scenario draws' labels: nothing to "
+                                       "train on (check the labels with `defuse annotate`, or draw wider: a larger "
+                                       "--tau)");
+            }
+            auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
+                                             labels_tensor(in.dataset.train), samples, in.failures, *o);
+            if (bar) bar->finish();
+            Workspace::StageOutput out;
+            out.artifacts = save_corrected_models(workspace, result);
+            json models = json::array();
+            for (const auto& m : result.models)
+              models.push_back({{"name", m.name},
+                                {"lambda", m.lambda < 0 ? json(nullptr) : json(m.lambda)},
+                                {"artifact", corrected_model_path(m.name)},
+                                {"steps", m.steps},
+                                {"train_loss", m.train_loss},
+                                {"scenario_loss", m.scenario_loss},
+                                {"seconds", m.seconds}});
+            summary = {{"models", models},
+                       {"scenarios", result.scenarios},
+                       {"scenario_samples", result.scenario_samples},
+                       {"scenario_draws", drawn},
+                       {"baseline_failures", result.baseline_failures},
+                       {"automatic_labels", in.automatic},
+                       {"seconds", result.seconds}};
+            out.metrics = summary;
+            return out;
+          });
         } catch (const NothingConfirmed& e) {
           if (!*allow_nothing) throw;
           // An answer, not an error: the labels are not ones the judges read in the scenarios'

@@ -88,8 +88,9 @@ const Registrar registrar(
                      "The shown draws come from N(mean, show_tau * covariance) (1: the scenario's own spread)")
           ->capture_default_str();
       app.add_option("--neighbours", o->neighbours, "Nearest real training images per scenario")->capture_default_str();
-      app.add_option("--min-failure-rate", o->min_failure_rate, "Drop scenarios whose samples (at --tau around the mean) fail less often than this (0: keep all, the "
-                     "reference's)")
+      app.add_option("--min-failure-rate", o->min_failure_rate,
+                     "Drop scenarios whose samples (at --tau around the mean) fail less often than this (0: keep "
+                     "all, the reference's)")
           ->capture_default_str();
       app.add_option("--seed", o->seed, "Random seed (k-means, scenario samples)")->capture_default_str();
       app.add_option("--batch-size", o->batch_size, "Decodes per forward pass")->capture_default_str();

@@ -288,14 +288,13 @@ const Registrar registrar(
         if (c.annotate == "judges")
           ctx.info("run: --annotate judges: each scenario is decided by the judges' reading, with no person looking; "
                    "use --annotate web to label them yourself");
-        bool nothing_to_correct = false;
-        std::string nothing_reason;
+        std::string nothing_to_correct;  // why there is nothing to correct; "" while there may be
         for (size_t i = 0; i < stages.size(); ++i) {
           const std::string& stage = stages[i];
-          if (nothing_to_correct && (stage == "annotate" || stage == "correct" || stage == "evaluate")) {
+          if (!nothing_to_correct.empty() && (stage == "annotate" || stage == "correct" || stage == "evaluate")) {
             if (!quiet)
               ctx.info(fmt::format("\n== [{}/{}] {}: skipped, nothing to correct ({})", i + 1, stages.size(), stage,
-                                   nothing_reason));
+                                   nothing_to_correct));
             continue;
           }
           const auto known = subcommand_options(stage);  // builds the subcommand's parser: once per stage
@@ -344,19 +343,14 @@ const Registrar registrar(
           if (!quiet)
             ctx.info(fmt::format("   {}{} ({})", r.skipped ? "up to date: " : "", stage_line(stage, r.summary),
                                  format_duration(r.seconds)));
-          if (stage == "correct" && r.summary.value("nothing_to_correct", false)) {
-            nothing_to_correct = true;
-            nothing_reason = "the judges confirm none of the labelled scenarios' draws";
-          }
-          if (stage == "distill" && need(r.summary, "scenarios", "distill").get<int64_t>() == 0) {
-            nothing_to_correct = true;
-            nothing_reason = "no failure scenario";
-          }
+          if (stage == "correct" && r.summary.value("nothing_to_correct", false))
+            nothing_to_correct = "the judges confirm none of the labelled scenarios' draws";
+          if (stage == "distill" && need(r.summary, "scenarios", "distill").get<int64_t>() == 0)
+            nothing_to_correct = "no failure scenario";
           if (stage == "annotate" && need(r.summary, "labelled", "annotate").get<int64_t>() == 0 &&
               need(r.summary, "complete", "annotate").get<bool>()) {
             // Every scenario rejected (not a bug, ambiguous, unrealistic): an answer, not an error.
-            nothing_to_correct = true;
-            nothing_reason = "no labelled scenario";
+            nothing_to_correct = "no labelled scenario";
           }
           results.push_back(std::move(r));
         }
@@ -428,18 +422,18 @@ const Registrar registrar(
         const std::string labels = c.annotate == "judges" ? " (labels from the judges: --annotate judges)"
                                    : c.annotate == "seed" ? " (labels were seed labels, unchecked: --annotate seed)"
                                                           : "";
-        // The headline is genuine-scenario accuracy where there are genuine scenarios: accuracy
-        // on scenarios nobody checked is not a fix.
         // How many held-out draws a figure rests on (the genuine scenarios' alone where it is
         // theirs): three draws at 100% is not a fix.
         auto draws = [&](bool genuine_only) {
           int64_t n = 0;
-          const json& counts = evaluation.value("scenario_draws", json::array());
-          const json& verdicts = evaluation.value("scenario_verdicts", json::array());
+          const json& counts = need(evaluation, "scenario_draws", "evaluate");
+          const json& verdicts = need(evaluation, "scenario_verdicts", "evaluate");
           for (size_t k = 0; k < counts.size(); ++k)
             if (!genuine_only || (k < verdicts.size() && verdicts[k] == "genuine")) n += counts[k].get<int64_t>();
           return n;
         };
+        // The headline is genuine-scenario accuracy where there are genuine scenarios: accuracy
+        // on scenarios nobody checked is not a fix.
         auto scen = [&](const json& m) {
           const json& g = m["genuine_scenario_accuracy"];
           std::string text =
@@ -451,7 +445,7 @@ const Registrar registrar(
             text += ", " + percent(m["failure_accuracy"].get<double>(), 1) + " of the scenarios' identified failures";
           if (m["heldout_failure_accuracy"].is_number())
             text += fmt::format(", {} of {} fresh failures", percent(m["heldout_failure_accuracy"].get<double>(), 1),
-                                evaluation.value("heldout_failures", int64_t{0}));
+                                need(evaluation, "heldout_failures", "evaluate").get<int64_t>());
           return text;
         };
         std::string fidelity;

@@ -1,4 +1,5 @@
 #include "defuse/identify/identify.h"
+#include "defuse/model/device.h"
 
 #include <gtest/gtest.h>
 #include <torch/script.h>

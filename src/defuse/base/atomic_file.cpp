@@ -23,6 +23,12 @@ constexpr std::string_view kTmpMarker = ".tmp-defuse-";
 
 std::string errno_text() { return std::strerror(errno); }
 
+// The pid of the writer whose temporary `name` is ("...<kTmpMarker><pid>[-...]"), 0 if it is none.
+int64_t temporary_writer(const std::string& name) {
+  const size_t at = name.find(kTmpMarker);
+  return at == std::string::npos ? 0 : std::atoll(name.c_str() + at + kTmpMarker.size());
+}
+
 fs::path temporary_sibling(const fs::path& path) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::ostringstream name;
@@ -110,10 +116,9 @@ int remove_stale_temporaries(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     std::string name = it->path().filename().string();
-    size_t at = name.find(kTmpMarker);
-    if (it->is_regular_file() && at != std::string::npos) {
+    const int64_t pid = temporary_writer(name);
+    if (it->is_regular_file() && pid > 0) {
       // A writer that is still alive (another stage, a reader's report) owns its temporary.
-      int64_t pid = std::atoll(name.c_str() + at + kTmpMarker.size());
       if (process_alive(pid)) continue;
       std::error_code rm;
       if (fs::remove(it->path(), rm)) ++removed;
@@ -126,7 +131,8 @@ DirectoryWrite::DirectoryWrite(const fs::path& dir, const std::string& marker, c
     : stage_(stage) {
   dir_ = fs::absolute(dir).lexically_normal();
   if (dir_.filename().empty()) dir_ = dir_.parent_path();
-  if (dir_.filename().empty() || dir_ == dir_.root_path()) throw IoError(stage + ": '" + dir.string() + "' names no directory");
+  if (dir_.filename().empty() || dir_ == dir_.root_path())
+    throw IoError(stage + ": '" + dir.string() + "' names no directory");
   const fs::path parent = dir_.parent_path();
   if (!fs::is_directory(parent)) throw IoError(stage + ": the directory " + parent.string() + " does not exist");
   std::error_code ec;
@@ -140,10 +146,8 @@ DirectoryWrite::DirectoryWrite(const fs::path& dir, const std::string& marker, c
   const std::string prefix = dir_.filename().string() + std::string(kTmpMarker);
   for (const auto& entry : fs::directory_iterator(parent, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(prefix, 0) != 0) continue;
-    char* end = nullptr;
-    const long pid = std::strtol(name.c_str() + prefix.size(), &end, 10);
-    if (end && *end == '\0' && pid > 0 && !process_alive(pid)) fs::remove_all(entry.path(), ec);
+    const int64_t pid = temporary_writer(name);
+    if (name.rfind(prefix, 0) == 0 && pid > 0 && !process_alive(pid)) fs::remove_all(entry.path(), ec);
   }
   tmp_ = parent / (prefix + std::to_string(::getpid()));
   fs::remove_all(tmp_, ec);

@@ -44,8 +44,6 @@ class DirectoryWrite {
   // Writes `bytes` to `relative` (a path inside the directory; parents are created).
   void write(const std::string& relative, std::string_view bytes);
   void commit();
-  const std::filesystem::path& temporary() const { return tmp_; }
-  const std::filesystem::path& target() const { return dir_; }
 
  private:
   std::filesystem::path dir_, tmp_;

@@ -1,6 +1,5 @@
 #include "defuse/identify/identify.h"
 
-#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -59,8 +58,7 @@ void IdentifyOptions::validate() const {
                "--beta-a and --beta-b must be positive numbers");
   check_option(max_seeds >= 0, kStage, "--max-seeds must be non-negative (0: every eligible seed)");
   check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
-  check_option(precision == "auto" || precision == "fp32" || precision == "bf16", kStage,
-               "unknown --precision '" + precision + "' (expected auto, fp32 or bf16)");
+  check_precision(precision, kStage);
   if (gate != "auto") gate_names().parse(gate, kStage, "gate");
   check_option(search == "fixed" || search == "growing", kStage,
                "unknown --search '" + search + "' (expected fixed or growing)");

@@ -7,7 +7,6 @@
 // classifier together, in channels-last batches, with no per-image loop.
 #pragma once
 
-
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -19,7 +18,6 @@
 #include "defuse/base/choice.h"
 #include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
-#include "defuse/model/device.h"  // cpu_has_fast_bf16, resolve_precision (were declared here)
 #include "defuse/model/vae.h"
 
 namespace defuse {
@@ -154,7 +152,6 @@ struct FailureSet {
 
   int64_t size() const { return latent.defined() ? latent.size(0) : 0; }
 };
-
 
 // Searches the latent space around the seeds (uint8 [N, C, H, W] images and int64 [N]
 // labels, CPU). `code_spread` [Z] is the standard deviation of each latent dimension over

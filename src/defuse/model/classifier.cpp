@@ -382,17 +382,18 @@ std::unique_ptr<Classifier> load_classifier(const std::filesystem::path& path, c
   }
 }
 
-void validate_classifier(Classifier& model, const Dataset& dataset, const std::string& what) {
+void validate_classifier(Classifier& model, const Dataset& dataset, const std::string& what,
+                         const std::string& against) {
   const auto& s = model.spec();
   if (s.arch != "torchscript") {
     if (s.channels != dataset.channels || s.height != dataset.height || s.width != dataset.width)
       throw ModelError("classifier: " + what + " takes " + std::to_string(s.channels) + "x" + std::to_string(s.height) +
-                       "x" + std::to_string(s.width) + " images but the dataset's are " +
+                       "x" + std::to_string(s.width) + " images but " + against + "'s are " +
                        std::to_string(dataset.channels) + "x" + std::to_string(dataset.height) + "x" +
                        std::to_string(dataset.width));
     if (s.num_classes != dataset.num_classes())
-      throw ModelError("classifier: " + what + " has " + std::to_string(s.num_classes) + " classes but the dataset has " +
-                       std::to_string(dataset.num_classes()));
+      throw ModelError("classifier: " + what + " has " + std::to_string(s.num_classes) + " classes but " + against +
+                       " has " + std::to_string(dataset.num_classes()));
   }
   // Run it once on two images of the dataset's shape: catches TorchScript models that take
   // another shape or emit another number of logits.
@@ -414,7 +415,7 @@ void validate_classifier(Classifier& model, const Dataset& dataset, const std::s
                      " for 2 images; expected [2, " + std::to_string(dataset.num_classes()) + "] logits");
   if (logits.size(1) != dataset.num_classes())
     throw ModelError("classifier: " + what + " outputs " + std::to_string(logits.size(1)) +
-                     " logits but the dataset has " + std::to_string(dataset.num_classes()) + " classes");
+                     " logits but " + against + " has " + std::to_string(dataset.num_classes()) + " classes");
   if (auto* scripted = dynamic_cast<ScriptedClassifier*>(&model)) {
     // Record the shape it was validated on.
     ClassifierSpec spec = scripted->spec();

@@ -61,8 +61,10 @@ std::unique_ptr<Classifier> make_classifier(const ClassifierSpec& spec);
 std::unique_ptr<Classifier> load_classifier(const std::filesystem::path& path, c10::Device device);
 
 // Checks that `model` takes the dataset's images and outputs one logit per class, by
-// running it on two images of the dataset's shape. Throws ModelError naming `what`.
-void validate_classifier(Classifier& model, const Dataset& dataset, const std::string& what);
+// running it on two images of the dataset's shape. Throws ModelError naming `what`, and
+// `against` for what the shape and classes are those of.
+void validate_classifier(Classifier& model, const Dataset& dataset, const std::string& what,
+                         const std::string& against = "the dataset");
 
 // Writes `model` as a TorchScript module taking float [N, C, H, W] images in [0, 1] and
 // returning [N, classes] logits, loadable in Python with torch.jit.load and by defuse as a

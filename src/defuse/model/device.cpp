@@ -33,6 +33,11 @@ bool cpu_has_fast_bf16() {
 #endif
 }
 
+void check_precision(const std::string& precision, const std::string& stage) {
+  check_option(precision == "auto" || precision == "fp32" || precision == "bf16", stage,
+               "unknown --precision '" + precision + "' (expected auto, fp32 or bf16)");
+}
+
 std::string resolve_precision(const std::string& precision, c10::Device device) {
   if (precision != "auto") return precision;
   return device.is_cpu() && cpu_has_fast_bf16() ? "bf16" : "fp32";

@@ -16,6 +16,8 @@ void set_compute_threads(int threads);
 
 // Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16).
 bool cpu_has_fast_bf16();
+// Throws ConfigError("<stage>: ...") unless `precision` is auto, fp32 or bf16 (a --precision).
+void check_precision(const std::string& precision, const std::string& stage);
 // "fp32" or "bf16" for a stage's --precision (auto, fp32 or bf16) on `device`: auto is bf16 on
 // a CPU with AVX512-BF16, else fp32.
 std::string resolve_precision(const std::string& precision, c10::Device device);

@@ -159,13 +159,9 @@ void check_model_fits(Classifier& model, const SuiteInfo& info, const std::strin
   shape.width = info.width;
   shape.class_names = info.class_names;
   try {
-    validate_classifier(model, shape, what);
+    validate_classifier(model, shape, what, "the suite");
   } catch (const ModelError& e) {
-    // validate_classifier speaks of "the dataset": here the shape and classes are the suite's.
-    std::string message = e.what();
-    for (size_t at = message.find("the dataset"); at != std::string::npos; at = message.find("the dataset", at))
-      message.replace(at, 11, "the suite");
-    throw ModelError("check: " + message);
+    throw ModelError(std::string("check: ") + e.what());
   }
 }
 

@@ -20,8 +20,7 @@ constexpr const char* kStage = "train-vae";
 }  // namespace
 
 void TrainVaeOptions::validate() const {
-  check_option(precision == "auto" || precision == "fp32" || precision == "bf16", kStage,
-               "unknown --precision '" + precision + "' (expected auto, fp32 or bf16)");
+  check_precision(precision, kStage);
   check_option(latent >= 0 && latent <= 4096, kStage,
                "--latent must be between 1 and 4096, or 0 for the data's default (got " + std::to_string(latent) + ")");
   check_option(filters >= 0 && filters <= 4096, kStage, "--filters must be between 1 and 4096, or 0 for the data's default");
@@ -149,10 +148,8 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
       auto z = mu + eps * (0.5 * logvar).exp();
       auto logits = vae->decode_logits(z).to(torch::kFloat32);
       autocast.reset();  // the losses in fp32
-      enc.mu = mu;
-      enc.logvar = logvar;
       auto recon = reconstruction_loss(logits, x, loss_kind).mean();
-      auto kl = gaussian_kl(enc.mu, enc.logvar).mean();
+      auto kl = gaussian_kl(mu, logvar).mean();
       auto loss = recon + weight * kl;
       optimizer.zero_grad();
       loss.backward();
