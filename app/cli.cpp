@@ -38,14 +38,6 @@ std::string first_line(const std::string& text) {
 
 }  // namespace
 
-bool Context::progress() const { return !quiet && is_terminal(2) && err == &std::cerr; }
-
-void Context::info(const std::string& line) const {
-  if (!quiet) *err << line << "\n" << std::flush;
-}
-
-void Context::warn(const std::string& line) const { *err << line << "\n" << std::flush; }
-
 void Context::result(const nlohmann::json& summary, const std::string& text) const {
   if (json) {
     *out << summary.dump() << "\n" << std::flush;
@@ -72,20 +64,6 @@ void add_common_options(CLI::App& app, Context& ctx, bool with_workspace) {
 void add_device_option(CLI::App& app, Context& ctx) {
   app.add_option("--device", ctx.device, "Where to compute: cpu, or cuda[:N] when LibTorch has CUDA")
       ->capture_default_str();
-}
-
-void prepare_compute(Context& ctx) {
-  // --threads 0: $OMP_NUM_THREADS when set (so test runners and schedulers can cap it),
-  // else every core (Debian's LibTorch would otherwise start with half of them).
-  int threads = ctx.threads;
-  if (threads <= 0) {
-    const char* env = std::getenv("OMP_NUM_THREADS");
-    threads = env ? std::atoi(env) : 0;
-  }
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  set_compute_threads(threads);
-  std::string warning = blas_warning(detect_blas());
-  if (!warning.empty()) ctx.warn(warning);
 }
 
 std::vector<std::string> subcommand_options(const std::string& name) {
@@ -132,6 +110,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   try {
     if (action) action(ctx);
     return ctx.exit_code;
+  } catch (...) {
+    return print_current_error(err);
+  }
+}
+
+int print_current_error(std::ostream& err) {
+  try {
+    throw;
   } catch (const Error& e) {
     err << "defuse: " << first_line(e.what()) << "\n";
     return e.exit_code();
@@ -143,6 +129,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return kExitInternal;
   } catch (const std::exception& e) {
     err << "defuse: " << first_line(e.what()) << "\n";
+    return kExitInternal;
+  } catch (...) {
+    err << "defuse: an unknown error\n";
     return kExitInternal;
   }
 }

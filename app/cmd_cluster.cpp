@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli.h"
+#include "defuse/pipeline/stage_support.h"
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/base/progress.h"

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "common.h"
-#include "figures.h"
+#include "defuse/report/interpolation.h"
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/model/classifier_store.h"

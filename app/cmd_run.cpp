@@ -1,7 +1,8 @@
 // defuse run: the whole loop (train or import the classifier, train the VAE, identify,
 // distill, annotate, correct, evaluate, report), incremental and resumable.
 //
-// Each stage runs as its own subcommand, in process, with --skip-unchanged: a stage whose
+// Each stage runs through its library driver (src/defuse/pipeline), with its options read by
+// the parser of its own command, and skip-unchanged set: a stage whose
 // options and inputs match its last complete run (and whose files are intact) is skipped,
 // so a rerun after a change redoes that stage and the ones whose inputs it changes, and a
 // run killed at any point resumes where it stopped (every stage writes atomically and
@@ -18,17 +19,30 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
-#include <sstream>
 
 #include "common.h"
 #include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/base/pipeline.h"
 #include "defuse/base/progress.h"
+#include "defuse/model/classifier_store.h"
+#include "defuse/model/vae_store.h"
+#include "defuse/pipeline/annotate_stage.h"
+#include "defuse/pipeline/classifier_stage.h"
+#include "defuse/pipeline/correct_stage.h"
+#include "defuse/pipeline/distill_stage.h"
+#include "defuse/pipeline/evaluate_stage.h"
+#include "defuse/pipeline/identify_stage.h"
+#include "defuse/pipeline/judges_stage.h"
+#include "defuse/pipeline/report_stage.h"
+#include "defuse/pipeline/vae_stage.h"
+#include "stop_signals.h"
 
 namespace defuse::cli {
 namespace {
@@ -52,7 +66,8 @@ const std::vector<std::string>& pipeline_stages() {
 
 // Options `run` sets itself for every stage; a config may not.
 const std::set<std::string> kReserved{"workspace", "json", "quiet", "threads", "device", "skip-unchanged", "help",
-                                      "data", "classifier", "auto", "import", "export", "until-complete", "judge"};
+                                      "data", "classifier", "auto", "import", "export", "until-complete", "judge",
+                                      "wait"};
 
 // run's own defaults: the default run (Fashion-MNIST, 2 cores) pays for its judges. 3,000
 // seeds instead of identify's 1,000: genuine failures are rare (25-48 per 1,000 seeds), and
@@ -188,48 +203,36 @@ json to_json(const RunConfig& c) {
           {"stages", stages}};
 }
 
-// One line saying what a stage produced, from its --json summary.
-std::string stage_line(const std::string& stage, const json& s) {
-  auto num = [&](const char* key) { return s.value(key, 0.0); };
-  auto count = [&](const char* key) { return s.value(key, int64_t{0}); };
-  if (stage == "train-classifier") return fmt::format("test accuracy {}", percent(num("test_accuracy")));
-  if (stage == "train-vae")
-    return fmt::format("test reconstruction {:.3f}, KL {:.3f}", num("test_reconstruction"), num("test_kl"));
-  if (stage == "identify")
-    return fmt::format("{} failures from {} seeds ({:.0f} decodes/s)", count("failures"), count("seeds"),
-                       num("decodes_per_second"));
-  if (stage == "train-judges") return fmt::format("{} judges", count("count"));
-  if (stage == "distill") {
-    if (s.contains("verdicts"))
-      return fmt::format("{} scenarios from {} failures: {} genuine, {} label changes, {} ambiguous", count("scenarios"),
-                         count("failures"), s["verdicts"].value("genuine", 0), s["verdicts"].value("label_change", 0),
-                         s["verdicts"].value("ambiguous", 0));
-    return fmt::format("{} scenarios from {} failures", count("scenarios"), count("failures"));
+// A stage's options: its defaults, then the configured values, read by the stage's own parser
+// (the one its command uses), so a config and the command line mean the same.
+template <typename Options>
+Options stage_options(RunConfig& config, const std::string& stage) {
+  Options o;
+  CLI::App app;
+  bind_stage_options(app, o);
+  std::vector<std::string> args;
+  for (const auto& [key, values] : config.stages[stage]) {
+    if (values.size() == 1) {
+      args.push_back("--" + key + "=" + values.front());
+    } else {
+      args.push_back("--" + key);
+      args.insert(args.end(), values.begin(), values.end());
+    }
   }
-  if (stage == "annotate")
-    return fmt::format("{} labelled, {} rejected of {} scenarios", count("labelled"), count("rejected"),
-                       count("scenarios"));
-  if (stage == "correct") return fmt::format("{} models fine-tuned", s.value("models", json::array()).size());
-  if (stage == "evaluate") return fmt::format("chose {}", s.value("chosen", std::string("?")));
-  if (stage == "report") return s.value("report", std::string());
-  return "";
+  std::reverse(args.begin(), args.end());  // CLI11 parses a vector from its back
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    throw ConfigError(fmt::format("run: [{}] options: {}", stage, e.what()));
+  }
+  return o;
 }
 
-struct StageResult {
+struct StageTiming {
   std::string stage;
-  json summary;
   double seconds = 0;
   bool skipped = false;
 };
-
-// A figure a stage's result must carry: missing, it is an error naming the stage and the key
-// (a renamed metric must stop the run, not read as "0 failures").
-const json& need(const json& object, const std::string& key, const std::string& where) {
-  if (!object.is_object() || !object.contains(key))
-    throw Error(fmt::format("run: {} has no '{}' in its result: run and that stage disagree (a bug, please report it)",
-                            where, key));
-  return object.at(key);
-}
 
 const Registrar registrar(
     "run",
@@ -280,10 +283,18 @@ const Registrar registrar(
         Workspace workspace(ctx.workspace);
         write_file_atomic(workspace.path("run/config.toml"), to_toml(c));
 
-        std::vector<std::string> stages;
-        for (const auto& s : pipeline_stages())
-          if (!subcommand_options(s).empty()) stages.push_back(s);
-        std::vector<StageResult> results;
+        // Every stage reads the log and skips what is up to date; its tables stay out of run's log.
+        StageEnv env = ctx;
+        env.json = true;
+        env.skip_unchanged = true;
+        const std::vector<std::string>& stages = pipeline_stages();
+        std::optional<ClassifierStageResult> classifier;
+        std::optional<VaeStageResult> vae;
+        std::optional<IdentifyStageResult> identify;
+        std::optional<DistillStageResult> distilled;
+        std::optional<EvaluateStageResult> evaluation;
+        std::optional<ReportStageResult> report;
+        std::vector<StageTiming> timings;
         const bool quiet = ctx.quiet;
         if (c.annotate == "judges")
           ctx.info("run: --annotate judges: each scenario is decided by the judges' reading, with no person looking; "
@@ -291,120 +302,140 @@ const Registrar registrar(
         std::string nothing_to_correct;  // why there is nothing to correct; "" while there may be
         for (size_t i = 0; i < stages.size(); ++i) {
           const std::string& stage = stages[i];
-          if (!nothing_to_correct.empty() && (stage == "annotate" || stage == "correct" || stage == "evaluate")) {
+          if (!nothing_to_correct.empty() && (stage == "annotate" || stage == kCorrectStage || stage == kEvaluateStage)) {
             if (!quiet)
               ctx.info(fmt::format("\n== [{}/{}] {}: skipped, nothing to correct ({})", i + 1, stages.size(), stage,
                                    nothing_to_correct));
             continue;
           }
-          const auto known = subcommand_options(stage);  // builds the subcommand's parser: once per stage
-          auto has_option = [&](const char* name) { return std::find(known.begin(), known.end(), name) != known.end(); };
-          std::vector<std::string> args{"defuse", stage, "--workspace", ctx.workspace, "--json"};
-          if (ctx.quiet) args.push_back("--quiet");
-          if (has_option("threads")) args.insert(args.end(), {"--threads", std::to_string(ctx.threads)});
-          if (has_option("device")) args.insert(args.end(), {"--device", ctx.device});
-          if (has_option("skip-unchanged")) args.push_back("--skip-unchanged");
-          if (stage == "correct") args.push_back("--allow-nothing");
-          if (stage == "train-classifier") {
-            if (!c.data.empty()) args.insert(args.end(), {"--data", c.data});
-            if (!c.classifier.empty()) args.insert(args.end(), {"--classifier", c.classifier});
-          }
-          if (stage == "train-judges")
-            for (const auto& j : c.judges) args.insert(args.end(), {"--judge", j});
-          if (stage == "annotate") {
-            if (c.annotate == "judges" || c.annotate == "seed") args.insert(args.end(), {"--auto", c.annotate});
-            else if (c.annotate == "web") args.push_back("--until-complete");
-            else args.insert(args.end(), {"--import", c.annotate.substr(5)});
-          }
-          for (const auto& [key, values] : c.stages[stage]) {
-            if (values.size() == 1) {
-              args.push_back("--" + key + "=" + values.front());
-            } else {
-              args.push_back("--" + key);
-              args.insert(args.end(), values.begin(), values.end());
-            }
-          }
           if (!quiet) ctx.info(fmt::format("\n== [{}/{}] {}", i + 1, stages.size(), stage));
           const auto stage_start = std::chrono::steady_clock::now();
-          std::ostringstream out;
-          const int code = run_cli(args, out, *ctx.err);
-          StageResult r;
-          r.stage = stage;
-          r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
-          if (code != 0)
+          StageResult result;
+          std::string line;  // what the stage produced, in a few words
+          try {
+            if (stage == kClassifierStage) {
+              auto o = stage_options<ClassifierStageOptions>(c, stage);
+              if (!c.data.empty()) o.data = c.data;
+              if (!c.classifier.empty()) o.classifier = c.classifier;
+              classifier = run_classifier_stage(env, o);
+              result = *classifier;
+              line = fmt::format("test accuracy {}", percent(classifier->test_accuracy));
+            } else if (stage == kJudgesStage) {
+              auto o = stage_options<JudgesStageOptions>(c, stage);
+              for (const auto& j : c.judges) o.train.files.push_back(j);
+              auto r = run_judges_stage(env, o);
+              result = r;
+              line = fmt::format("{} judges", r.count);
+            } else if (stage == kVaeStage) {
+              vae = run_vae_stage(env, stage_options<VaeStageOptions>(c, stage));
+              result = *vae;
+              line = fmt::format("test reconstruction {:.3f}, KL {:.3f}", vae->test_reconstruction, vae->test_kl);
+            } else if (stage == kIdentifyStage) {
+              identify = run_identify_stage(env, stage_options<IdentifyStageOptions>(c, stage));
+              result = *identify;
+              line = fmt::format("{} failures from {} seeds ({:.0f} decodes/s)", identify->failures, identify->seeds,
+                                 identify->decodes_per_second);
+            } else if (stage == kDistillStage) {
+              distilled = run_distill_stage(env, stage_options<DistillStageOptions>(c, stage));
+              result = *distilled;
+              line = distilled->verdicts
+                         ? fmt::format("{} scenarios from {} failures: {} genuine, {} label changes, {} ambiguous",
+                                       distilled->scenarios, distilled->failures, distilled->verdicts->genuine,
+                                       distilled->verdicts->label_change, distilled->verdicts->ambiguous)
+                         : fmt::format("{} scenarios from {} failures", distilled->scenarios, distilled->failures);
+              if (distilled->scenarios == 0) nothing_to_correct = "no failure scenario";
+            } else if (stage == "annotate") {
+              auto o = stage_options<AnnotateStageOptions>(c, stage);
+              std::optional<StopSignals> signals;
+              if (c.annotate == "judges" || c.annotate == "seed") {
+                o.auto_source = c.annotate;
+              } else if (c.annotate == "web") {
+                o.until_complete = true;
+                signals.emplace();
+              } else {
+                o.import_file = c.annotate.substr(5);
+              }
+              auto r = run_annotate_stage(
+                  env, o, [&] { return signals && signals->requested(); },
+                  [&](const std::string& url) { ctx.warn("annotate: open " + url); });
+              result = r;
+              line = fmt::format("{} labelled, {} rejected of {} scenarios", r.labelled, r.rejected, r.scenarios);
+              // Every scenario rejected (not a bug, ambiguous, unrealistic): an answer, not an error.
+              if (r.labelled == 0 && r.complete) nothing_to_correct = "no labelled scenario";
+            } else if (stage == kCorrectStage) {
+              auto o = stage_options<CorrectStageOptions>(c, stage);
+              o.allow_nothing = true;
+              auto r = run_correct_stage(env, o);
+              result = r;
+              line = fmt::format("{} models fine-tuned", r.models);
+              if (r.nothing_to_correct) nothing_to_correct = "the judges confirm none of the labelled scenarios' draws";
+            } else if (stage == kEvaluateStage) {
+              evaluation = run_evaluate_stage(env, stage_options<EvaluateStageOptions>(c, stage));
+              result = *evaluation;
+              line = "chose " + evaluation->evaluation.chosen_model().name;
+            } else if (stage == kReportStage) {
+              report = run_report_stage(env, stage_options<ReportStageOptions>(c, stage));
+              result = *report;
+              line = report->path;
+            } else {
+              throw Error("run: the pipeline lists a stage '" + stage + "' that run does not know (a bug)");
+            }
+          } catch (...) {
+            const int code = print_current_error(*ctx.err);
             throw StageFailed(fmt::format("run: stopped at stage {} ({}/{}); fix the cause and run again: completed "
                                           "stages are kept and skipped",
                                           stage, i + 1, stages.size()),
                               static_cast<ExitCode>(code));
-          r.summary = json::parse(out.str(), nullptr, false);
-          if (r.summary.is_discarded() || !r.summary.is_object())
-            throw Error(fmt::format("run: stage {} printed no JSON result (a bug, please report it)", stage));
-          r.skipped = r.summary.value("skipped", false);
-          if (!quiet)
-            ctx.info(fmt::format("   {}{} ({})", r.skipped ? "up to date: " : "", stage_line(stage, r.summary),
-                                 format_duration(r.seconds)));
-          if (stage == "correct" && r.summary.value("nothing_to_correct", false))
-            nothing_to_correct = "the judges confirm none of the labelled scenarios' draws";
-          if (stage == "distill" && need(r.summary, "scenarios", "distill").get<int64_t>() == 0)
-            nothing_to_correct = "no failure scenario";
-          if (stage == "annotate" && need(r.summary, "labelled", "annotate").get<int64_t>() == 0 &&
-              need(r.summary, "complete", "annotate").get<bool>()) {
-            // Every scenario rejected (not a bug, ambiguous, unrealistic): an answer, not an error.
-            nothing_to_correct = "no labelled scenario";
           }
-          results.push_back(std::move(r));
+          StageTiming t{stage, std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count(),
+                        result.skipped};
+          if (!quiet)
+            ctx.info(fmt::format("   {}{} ({})", t.skipped ? "up to date: " : "", line, format_duration(t.seconds)));
+          timings.push_back(t);
         }
 
-        // The final summary, from the results of the stages that ran (or were up to date).
-        auto find = [&](const std::string& stage) -> const json& {
-          static const json empty = json::object();
-          for (const auto& r : results)
-            if (r.stage == stage) return r.summary;
-          return empty;
-        };
-        const json& evaluation = find("evaluate");
-        const bool evaluated = !evaluation.empty();
-        auto model = [&](const std::string& name) -> json {
-          for (const auto& m : need(evaluation, "models", "evaluate"))
-            if (need(m, "name", "evaluate's models").get<std::string>() == name) return m;
-          throw Error(fmt::format("run: evaluate's result lists no model '{}' (a bug, please report it)", name));
-        };
-        auto figures = [&](const json& m, const std::string& name) -> json {
-          const std::string where = "evaluate's model " + name;
-          return {{"test_accuracy", need(m, "test_accuracy", where)},
-                  {"scenario_accuracy", need(m, "scenario_accuracy", where)},
-                  {"genuine_scenario_accuracy", m.value("genuine_scenario_accuracy", json(nullptr))},
+        // The final summary, from the typed results of the stages that ran (or were up to date).
+        const bool evaluated = evaluation.has_value();
+        auto figures = [&](const ModelScores& m) -> json {
+          auto optional = [](double v) { return v < 0 ? json(nullptr) : json(v); };
+          return {{"test_accuracy", m.test_accuracy},
+                  {"scenario_accuracy", m.scenario_accuracy},
+                  {"genuine_scenario_accuracy", optional(m.genuine_scenario_accuracy)},
                   // the scenarios' own identified failures, which the λ models never trained on
-                  {"failure_accuracy", m.value("failure_accuracy", json(nullptr))},
+                  {"failure_accuracy", optional(m.failure_accuracy)},
                   // fresh draws the original misreads: what the correction fixed, 0 for the original
-                  {"heldout_failure_accuracy", m.value("heldout_failure_accuracy", json(nullptr))}};
+                  {"heldout_failure_accuracy", optional(m.heldout_failure_accuracy)}};
         };
-        const std::string chosen_name = evaluated ? need(evaluation, "chosen", "evaluate").get<std::string>() : "";
-        json original = evaluated ? figures(model("original"), "original") : json::object();
-        json chosen = evaluated ? figures(model(chosen_name), chosen_name) : json::object();
-        chosen["model"] = chosen_name;
-        const json& distilled = find("distill");
-        json timings = json::object();
+        const EvaluationResult* ev = evaluated ? &evaluation->evaluation : nullptr;
+        json original = ev ? figures(ev->original()) : json::object();
+        json chosen = ev ? figures(ev->chosen_model()) : json::object();
+        chosen["model"] = ev ? ev->chosen_model().name : "";
+        json stage_seconds = json::object();
         json skipped = json::array();
-        for (const auto& r : results) {
-          timings[r.stage] = r.seconds;
-          if (r.skipped) skipped.push_back(r.stage);
+        for (const auto& t : timings) {
+          stage_seconds[t.stage] = t.seconds;
+          if (t.skipped) skipped.push_back(t.stage);
         }
+        json verdicts = nullptr;  // absent without judges
+        if (distilled->verdicts)
+          verdicts = {{"genuine", distilled->verdicts->genuine},
+                      {"label_change", distilled->verdicts->label_change},
+                      {"ambiguous", distilled->verdicts->ambiguous}};
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         json summary = {
             {"workspace", ctx.workspace},
-            {"scenarios", need(distilled, "scenarios", "distill")},
-            {"failures", need(find("identify"), "failures", "identify")},
-            {"verdicts", distilled.value("verdicts", json(nullptr))},  // absent without judges
+            {"scenarios", distilled->scenarios},
+            {"failures", identify->failures},
+            {"verdicts", verdicts},
             // null for a VAE trained by an older defuse, which did not measure it
-            {"reconstruction_accuracy", find("train-vae").value("reconstruction_accuracy", json(nullptr))},
+            {"reconstruction_accuracy", vae->reconstruction_accuracy ? json(*vae->reconstruction_accuracy) : json(nullptr)},
             {"original", original},
             {"chosen", chosen},
-            {"lambda", evaluated ? evaluation.value("lambda", json(nullptr)) : json(nullptr)},
+            {"lambda", ev && ev->chosen_model().is_sweep() ? json(ev->chosen_model().lambda) : json(nullptr)},
             {"automatic_labels", c.annotate == "judges" || c.annotate == "seed"},
             {"labels", c.annotate},
-            {"report", need(find("report"), "report", "report")},
-            {"stage_seconds", timings},
+            {"report", report->path},
+            {"stage_seconds", stage_seconds},
             {"skipped", skipped},
             {"seconds", seconds},
             {"config", to_json(c)}};
@@ -426,10 +457,9 @@ const Registrar registrar(
         // theirs): three draws at 100% is not a fix.
         auto draws = [&](bool genuine_only) {
           int64_t n = 0;
-          const json& counts = need(evaluation, "scenario_draws", "evaluate");
-          const json& verdicts = need(evaluation, "scenario_verdicts", "evaluate");
-          for (size_t k = 0; k < counts.size(); ++k)
-            if (!genuine_only || (k < verdicts.size() && verdicts[k] == "genuine")) n += counts[k].get<int64_t>();
+          for (size_t k = 0; k < ev->scenario_draws.size(); ++k)
+            if (!genuine_only || (k < ev->scenario_verdicts.size() && ev->scenario_verdicts[k] == "genuine"))
+              n += ev->scenario_draws[k];
           return n;
         };
         // The headline is genuine-scenario accuracy where there are genuine scenarios: accuracy
@@ -445,7 +475,7 @@ const Registrar registrar(
             text += ", " + percent(m["failure_accuracy"].get<double>(), 1) + " of the scenarios' identified failures";
           if (m["heldout_failure_accuracy"].is_number())
             text += fmt::format(", {} of {} fresh failures", percent(m["heldout_failure_accuracy"].get<double>(), 1),
-                                need(evaluation, "heldout_failures", "evaluate").get<int64_t>());
+                                ev->heldout_failures);
           return text;
         };
         std::string fidelity;
@@ -461,13 +491,12 @@ const Registrar registrar(
               scen(summary["original"]), summary["chosen"]["model"].get<std::string>(),
               percent(summary["chosen"]["test_accuracy"].get<double>()), scen(summary["chosen"]));
         } else {
-          const json& cls = find("train-classifier");
           text = fmt::format("\nrun: {}\n  classifier: test accuracy {}{}; nothing to correct\n", found,
-                             percent(need(cls, "test_accuracy", "train-classifier").get<double>()), fidelity);
+                             percent(classifier->test_accuracy), fidelity);
         }
         text += "  stages:";
-        for (const auto& r : results)
-          text += fmt::format(" {} {}{}", r.stage, format_duration(r.seconds), r.skipped ? " (up to date)" : "");
+        for (const auto& t : timings)
+          text += fmt::format(" {} {}{}", t.stage, format_duration(t.seconds), t.skipped ? " (up to date)" : "");
         text += fmt::format("\n  total {}; configuration in {}", format_duration(seconds),
                             workspace.path("run/config.toml").string());
         if (!summary["report"].get<std::string>().empty()) text += "\n  report: " + summary["report"].get<std::string>();

@@ -1,33 +1,32 @@
-// Helpers shared by the subcommands (app layer only: they combine stages, loading and saving).
+// Helpers shared by the subcommands (app layer only): the options every stage command takes,
+// and the binding of each stage's options to its command line, which `defuse run` uses too
+// (its config and --set flags are read by the stage's own parser).
 #pragma once
 
-#include <functional>
+#include <memory>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <utility>
 
 #include "cli.h"
-#include "defuse/base/workspace.h"
-#include "defuse/base/workspace_lock.h"
-#include "defuse/data/dataset.h"
+#include "defuse/pipeline/stage_support.h"
 
 namespace CLI {
 class App;
 }
 
+namespace defuse {
+struct AnnotateStageOptions;
+struct ClassifierStageOptions;
+struct JudgesStageOptions;
+struct VaeStageOptions;
+struct IdentifyStageOptions;
+struct DistillStageOptions;
+struct CorrectStageOptions;
+struct EvaluateStageOptions;
+struct ReportStageOptions;
+}  // namespace defuse
+
 namespace defuse::cli {
-
-inline constexpr const char* kDefaultData = "fashion-mnist";
-
-// The --data spec to use: the one given, else the one the workspace's classifier was
-// trained on, else the default dataset.
-std::string resolve_data_spec(Workspace& workspace, const std::string& given);
-
-// Loads the dataset and logs one line describing it.
-Dataset load_dataset_logged(Context& ctx, const std::string& spec, const DataOptions& options = {});
-
-// "91.23%"
-std::string percent(double fraction, int decimals = 2);
 
 // --skip-unchanged (stage commands): skip the stage when its last complete run had the same
 // options and inputs and its files are intact.
@@ -36,22 +35,41 @@ void add_skip_option(CLI::App& app, Context& ctx);
 // --wait (commands that write to the workspace): wait for another writer instead of stopping.
 void add_wait_option(CLI::App& app, Context& ctx);
 
-// Takes the workspace's writer lock for `command` (DESIGN §2): a second writer stops at once
-// with BusyError naming the holder, or with --wait says whom it waits for and waits.
-WorkspaceLock hold_workspace(const Context& ctx, const std::string& command);
+// The stage's own options (not --workspace, --threads and the others every command takes),
+// bound to `o`; defined in the stage's cmd_<name>.cpp.
+void bind_stage_options(CLI::App& app, ClassifierStageOptions& o);
+void bind_stage_options(CLI::App& app, JudgesStageOptions& o);
+void bind_stage_options(CLI::App& app, VaeStageOptions& o);
+void bind_stage_options(CLI::App& app, IdentifyStageOptions& o);
+void bind_stage_options(CLI::App& app, DistillStageOptions& o);
+void bind_stage_options(CLI::App& app, AnnotateStageOptions& o);
+void bind_stage_options(CLI::App& app, CorrectStageOptions& o);
+void bind_stage_options(CLI::App& app, EvaluateStageOptions& o);
+void bind_stage_options(CLI::App& app, ReportStageOptions& o);
 
-struct StageRun {
-  StageRecord record;
-  bool reused = false;  // the stage was up to date and did not run
-};
+// Where the command of a stage holds the workspace's writer lock (every stage but report).
+enum class Writes { kYes, kNo };
 
-// Workspace::run_stage, unless ctx.skip_unchanged is set and the latest complete run of
-// `stage` has the fingerprint of these options and inputs and intact files: then that run
-// is returned with `reused` set, `body` is not called, and a line says so.
-StageRun run_stage(Context& ctx, Workspace& workspace, const std::string& stage, const nlohmann::json& options,
-                   const nlohmann::json& inputs, const std::function<Workspace::StageOutput(int64_t)>& body);
-
-// "identify: up to date (run 12, 2026-11-23T16:01:02Z), skipped"
-std::string skipped_text(const StageRecord& record);
+// The command of a pipeline stage (DESIGN §2): the options every stage command takes, the
+// stage's own (bind_stage_options), and one call of its driver, whose result it prints.
+template <typename Options, typename Run>
+Registrar stage_command(std::string name, std::string description, int order, Run run,
+                        Writes writes = Writes::kYes) {
+  return Registrar(
+      std::move(name), std::move(description),
+      [run, writes](CLI::App& app, Context& ctx) -> Action {
+        auto o = std::make_shared<Options>();
+        add_common_options(app, ctx);
+        if (writes == Writes::kYes) add_wait_option(app, ctx);
+        add_skip_option(app, ctx);
+        add_device_option(app, ctx);
+        bind_stage_options(app, *o);
+        return [o, run](Context& ctx) {
+          auto r = run(ctx, *o);
+          ctx.result(r.summary, r.text);
+        };
+      },
+      order);
+}
 
 }  // namespace defuse::cli

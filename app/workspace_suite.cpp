@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "common.h"
-#include "correct_inputs.h"
+#include "defuse/pipeline/correct_inputs.h"
 #include "defuse/base/error.h"
 #include "defuse/model/classifier_store.h"
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "cli.h"
-#include "correct_inputs.h"
+#include "defuse/pipeline/correct_inputs.h"
 #include "defuse/base/workspace.h"
 #include "defuse/data/dataset.h"
 #include "defuse/suite/suite.h"

@@ -298,20 +298,26 @@ TEST_F(Correction, BadOptionsAndInputsAreClearErrors) {
                              "outside the classifier's 2 classes"));
 }
 
+// A model's scores for the choice and the JSON round trip.
+ModelScores model(std::string name, double lambda, double test, double scenario) {
+  ModelScores m;
+  m.name = std::move(name);
+  m.lambda = lambda;
+  m.test_accuracy = test;
+  m.scenario_accuracy = scenario;
+  return m;
+}
+
 TEST(ChooseModel, GenuineScenarioAccuracyDecidesWhenThereIsOne) {
-  auto model = [](std::string name, double lambda, double test, double scenario, double genuine) {
-    ModelScores m;
-    m.name = std::move(name);
-    m.lambda = lambda;
-    m.test_accuracy = test;
-    m.scenario_accuracy = scenario;
+  auto scored = [](std::string name, double lambda, double test, double scenario, double genuine) {
+    ModelScores m = model(std::move(name), lambda, test, scenario);
     m.genuine_scenario_accuracy = genuine;
     return m;
   };
   EvaluationResult r;
   // λ = 1 fits every labelled scenario best, λ = 0.1 the genuine ones.
-  r.models = {model("original", -1, 0.99, 0.1, 0.05), model("lambda=0.1", 0.1, 0.99, 0.7, 0.95),
-              model("lambda=1", 1, 0.99, 0.9, 0.80)};
+  r.models = {scored("original", -1, 0.99, 0.1, 0.05), scored("lambda=0.1", 0.1, 0.99, 0.7, 0.95),
+              scored("lambda=1", 1, 0.99, 0.9, 0.80)};
   choose_model(r, 0.002);
   EXPECT_TRUE(r.by_genuine);
   EXPECT_EQ(r.chosen_model().name, "lambda=0.1");
@@ -396,14 +402,6 @@ TEST(ConfirmedDraws, KeepOnlyTheDrawsWhoseLabelTheJudgesConfirm) {
 }
 
 TEST(ChooseModel, BestScenarioAccuracyWithinTheTestBudget) {
-  auto model = [](std::string name, double lambda, double test, double scenario) {
-    ModelScores m;
-    m.name = std::move(name);
-    m.lambda = lambda;
-    m.test_accuracy = test;
-    m.scenario_accuracy = scenario;
-    return m;
-  };
   EvaluationResult r;
   r.models = {model("original", -1, 0.990, 0.10), model("lambda=0.01", 0.01, 0.990, 0.40),
               model("lambda=0.1", 0.1, 0.9885, 0.80), model("lambda=1", 1, 0.985, 0.97),
@@ -446,6 +444,43 @@ TEST(ChooseModel, BestScenarioAccuracyWithinTheTestBudget) {
             "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,"
             "heldout_failure_accuracy,chosen");
   EXPECT_TRUE(test::contains(csv, "lambda=1,1,0.930000,0.060000,0.970000,,,,true"));
+}
+
+TEST(EvaluationFromJson, ReadsBackWhatEvaluationJsonWrote) {
+  EvaluationResult r;
+  r.models = {model("original", -1, 0.99, 0.1), model("lambda=0.1", 0.1, 0.985, 0.8), model("baseline", -1, 0.9, 0.7)};
+  for (auto& m : r.models) m.per_scenario = {m.scenario_accuracy, m.scenario_accuracy / 2};
+  r.models[1].genuine_scenario_accuracy = 0.75;
+  r.models[1].failure_accuracy = 0.5;
+  r.models[1].heldout_failure_accuracy = 0.625;
+  r.scenario_ids = {3, 7};
+  r.scenario_labels = {1, 0};
+  r.scenario_verdicts = {"genuine", ""};
+  r.scenario_draws = {100, 28};
+  r.test_images = 500;
+  r.scenario_images = 128;
+  r.failure_images = 9;
+  r.draws_drawn = 256;
+  r.heldout_failures = 40;
+  choose_model(r, 0.01);
+  const EvaluationResult back = evaluation_from_json(evaluation_json(r));
+  EXPECT_EQ(evaluation_json(back), evaluation_json(r));
+  EXPECT_EQ(back.chosen_model().name, r.chosen_model().name);
+  EXPECT_DOUBLE_EQ(back.models[1].genuine_scenario_accuracy, 0.75);
+  EXPECT_DOUBLE_EQ(back.models[0].genuine_scenario_accuracy, -1);
+  EXPECT_EQ(back.models[2].lambda, -1);
+  EXPECT_EQ(back.heldout_failures, 40);
+
+  // A missing key, a model the choice does not list, a wrong type: errors naming it, never 0.
+  auto j = evaluation_json(r);
+  j.erase("heldout_failures");
+  EXPECT_TRUE(test::contains(test::error_message<StateError>([&] { evaluation_from_json(j); }), "heldout_failures"));
+  j = evaluation_json(r);
+  j["chosen"] = "lambda=9";
+  EXPECT_TRUE(test::contains(test::error_message<StateError>([&] { evaluation_from_json(j); }), "lambda=9"));
+  j = evaluation_json(r);
+  j["models"][1]["test_accuracy"] = "high";
+  EXPECT_TRUE(test::contains(test::error_message<StateError>([&] { evaluation_from_json(j); }), "malformed"));
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <memory>
 #include <vector>
 
+#include <ATen/core/Tensor.h>
+
 namespace defuse {
 class Vae;
 }
@@ -23,5 +25,10 @@ void write_torchscript_constant(const std::filesystem::path& path, const std::ve
 // An untrained VAE for 1-channel side x side images (initialised from the global torch seed):
 // small enough for unit tests of the stages that decode.
 std::unique_ptr<Vae> make_tiny_vae(int64_t side = 12, int64_t latent = 4, int64_t filters = 8);
+
+// Whether two lists of parameters are equal tensor for tensor (and equally many).
+bool same_parameters(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
+// Whether any tensor of two lists of parameters differs (or their counts do).
+bool any_parameter_differs(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b);
 
 }  // namespace defuse::test

@@ -39,4 +39,18 @@ std::unique_ptr<Vae> make_tiny_vae(int64_t side, int64_t latent, int64_t filters
   return make_vae(spec);
 }
 
+bool same_parameters(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+bool any_parameter_differs(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  if (a.size() != b.size()) return true;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return true;
+  return false;
+}
+
 }  // namespace defuse::test

@@ -46,15 +46,8 @@ TEST(TrainClassifier, SameSeedGivesIdenticalWeights) {
   auto a = train_classifier(data, quick(11));
   auto b = train_classifier(data, quick(11));
   auto c = train_classifier(data, quick(12));
-  auto pa = a.model->parameters(), pb = b.model->parameters(), pc = c.model->parameters();
-  ASSERT_EQ(pa.size(), pb.size());
-  bool all_equal = true, any_differs = false;
-  for (size_t i = 0; i < pa.size(); ++i) {
-    all_equal = all_equal && torch::equal(pa[i], pb[i]);
-    any_differs = any_differs || !torch::equal(pa[i], pc[i]);
-  }
-  EXPECT_TRUE(all_equal);
-  EXPECT_TRUE(any_differs);
+  EXPECT_TRUE(test::same_parameters(a.model->parameters(), b.model->parameters()));
+  EXPECT_TRUE(test::any_parameter_differs(a.model->parameters(), c.model->parameters()));
   EXPECT_EQ(a.test.accuracy, b.test.accuracy);
 }
 

@@ -5,6 +5,7 @@
 
 #include "defuse/base/error.h"
 #include "support/test_support.h"
+#include "support/torch_support.h"
 
 namespace defuse {
 namespace {
@@ -82,15 +83,8 @@ TEST(TrainVae, SameSeedGivesIdenticalWeights) {
   auto a = train_vae(data, quick(7));
   auto b = train_vae(data, quick(7));
   auto c = train_vae(data, quick(8));
-  auto pa = a.model->parameters(), pb = b.model->parameters(), pc = c.model->parameters();
-  ASSERT_EQ(pa.size(), pb.size());
-  bool all_equal = true, any_differs = false;
-  for (size_t i = 0; i < pa.size(); ++i) {
-    all_equal = all_equal && torch::equal(pa[i], pb[i]);
-    any_differs = any_differs || !torch::equal(pa[i], pc[i]);
-  }
-  EXPECT_TRUE(all_equal);
-  EXPECT_TRUE(any_differs);
+  EXPECT_TRUE(test::same_parameters(a.model->parameters(), b.model->parameters()));
+  EXPECT_TRUE(test::any_parameter_differs(a.model->parameters(), c.model->parameters()));
   EXPECT_EQ(a.test.reconstruction, b.test.reconstruction);
   EXPECT_TRUE(torch::equal(a.train_codes, b.train_codes));
 }

@@ -161,6 +161,58 @@ nlohmann::json evaluation_json(const EvaluationResult& r) {
           {"failure_images", r.failure_images}};
 }
 
+EvaluationResult evaluation_from_json(const nlohmann::json& j) {
+  using nlohmann::json;
+  auto need = [](const json& o, const std::string& key, const std::string& where) -> const json& {
+    if (!o.is_object() || !o.contains(key))
+      throw StateError(fmt::format("evaluate's result has no '{}'{}: run `defuse evaluate` again", key, where));
+    return o.at(key);
+  };
+  auto optional = [](const json& v) { return v.is_null() ? -1.0 : v.get<double>(); };
+  try {
+    EvaluationResult r;
+    r.scenario_ids = need(j, "scenario_ids", "").get<std::vector<int64_t>>();
+    r.scenario_labels = need(j, "scenario_labels", "").get<std::vector<int64_t>>();
+    r.scenario_verdicts = need(j, "scenario_verdicts", "").get<std::vector<std::string>>();
+    r.scenario_draws = need(j, "scenario_draws", "").get<std::vector<int64_t>>();
+    r.within_budget = need(j, "within_budget", "").get<bool>();
+    r.by_genuine = need(j, "by_genuine", "").get<bool>();
+    r.rule = need(j, "rule", "").get<std::string>();
+    r.draws_drawn = need(j, "draws_drawn", "").get<int64_t>();
+    r.heldout_failures = need(j, "heldout_failures", "").get<int64_t>();
+    r.test_images = need(j, "test_images", "").get<int64_t>();
+    r.scenario_images = need(j, "scenario_images", "").get<int64_t>();
+    r.failure_images = need(j, "failure_images", "").get<int64_t>();
+    const std::string chosen = need(j, "chosen", "").get<std::string>();
+    bool found = false;
+    for (const auto& m : need(j, "models", "")) {
+      const std::string where = " for a model";
+      ModelScores s;
+      s.name = need(m, "name", where).get<std::string>();
+      s.lambda = optional(need(m, "lambda", where));
+      s.test_accuracy = need(m, "test_accuracy", where).get<double>();
+      s.scenario_accuracy = need(m, "scenario_accuracy", where).get<double>();
+      s.failure_accuracy = optional(need(m, "failure_accuracy", where));
+      s.genuine_scenario_accuracy = optional(need(m, "genuine_scenario_accuracy", where));
+      s.heldout_failure_accuracy = optional(need(m, "heldout_failure_accuracy", where));
+      const json& per = need(m, "per_scenario", where);
+      for (int64_t id : r.scenario_ids) s.per_scenario.push_back(need(per, std::to_string(id), where).get<double>());
+      if (s.name == chosen) {
+        r.chosen = r.models.size();
+        found = true;
+      }
+      r.models.push_back(std::move(s));
+    }
+    if (r.models.empty() || r.models.front().name != "original")
+      throw StateError("evaluate's result does not start with the original model: run `defuse evaluate` again");
+    if (!found)
+      throw StateError("evaluate's result chose '" + chosen + "', which it does not list: run `defuse evaluate` again");
+    return r;
+  } catch (const json::exception& e) {
+    throw StateError(std::string("evaluate's result is malformed (") + e.what() + "): run `defuse evaluate` again");
+  }
+}
+
 std::string evaluation_csv(const EvaluationResult& r) {
   std::string out =
       "name,lambda,test_accuracy,test_drop,scenario_accuracy,genuine_scenario_accuracy,failure_accuracy,"

@@ -107,6 +107,9 @@ void choose_model(EvaluationResult& result, double max_test_drop, double tie = 0
 // "within_budget", "rule", "scenario_ids", "scenario_labels", "test_images",
 // "scenario_images", "failure_images"}.
 nlohmann::json evaluation_json(const EvaluationResult& result);
+// Its inverse: an evaluation read back from evaluate's stored result (the stage's metrics or
+// results.json). A missing or mistyped key is a StateError naming it, never a 0.
+EvaluationResult evaluation_from_json(const nlohmann::json& j);
 // One CSV row per model: name,lambda,test_accuracy,test_drop,scenario_accuracy,
 // failure_accuracy,chosen,scenario_<id>... (RFC 4180; numbers with 6 decimals).
 std::string evaluation_csv(const EvaluationResult& result);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
+#include "defuse/base/stage_env.h"
 #include "defuse/annotate/annotation_store.h"
 #include "defuse/annotate/scenario_store.h"
 #include "defuse/base/workspace.h"
@@ -19,7 +19,7 @@
 #include "defuse/model/classifier.h"
 #include "defuse/model/vae.h"
 
-namespace defuse::cli {
+namespace defuse {
 
 struct CorrectionInputs {
   Dataset dataset;
@@ -40,7 +40,7 @@ struct CorrectionInputs {
 // scenarios) and warns when labels were automatic. Throws StateError when the workspace is
 // not ready (no annotations, every scenario rejected, identify re-run since distill, ...).
 // `stage` names the command in the log lines.
-CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, const std::string& data,
+CorrectionInputs load_correction_inputs(const StageEnv& env, Workspace& workspace, const std::string& data,
                                         bool with_failures, const std::string& stage = "correct");
 
-}  // namespace defuse::cli
+}  // namespace defuse

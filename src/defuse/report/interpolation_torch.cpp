@@ -1,4 +1,4 @@
-#include "figures.h"
+#include "defuse/report/interpolation.h"
 
 #include "defuse/model/classifier.h"
 #include "defuse/model/generate.h"
@@ -6,7 +6,7 @@
 #include "defuse/model/vae.h"
 #include "defuse/report/grid.h"
 
-namespace defuse::cli {
+namespace defuse {
 
 InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const at::Tensor& ends, int64_t label_from,
                                        int64_t label_to, int64_t steps, c10::Device device) {
@@ -40,4 +40,4 @@ InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const a
   return out;
 }
 
-}  // namespace defuse::cli
+}  // namespace defuse

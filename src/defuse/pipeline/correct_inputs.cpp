@@ -1,8 +1,8 @@
-#include "correct_inputs.h"
+#include "defuse/pipeline/correct_inputs.h"
 
 #include <fmt/format.h>
 
-#include "common.h"
+#include "defuse/pipeline/stage_support.h"
 #include "defuse/base/error.h"
 #include "defuse/data/fingerprint.h"
 #include "defuse/distill/distill.h"
@@ -12,12 +12,12 @@
 #include "defuse/model/device.h"
 #include "defuse/model/vae_store.h"
 
-namespace defuse::cli {
+namespace defuse {
 
-CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, const std::string& data,
+CorrectionInputs load_correction_inputs(const StageEnv& env, Workspace& workspace, const std::string& data,
                                         bool with_failures, const std::string& stage) {
   CorrectionInputs in;
-  auto device = parse_device(ctx.device, stage);
+  auto device = parse_device(env.device, stage);
   auto classifier = load_workspace_classifier(workspace, device);
   auto vae = load_workspace_vae(workspace, device);
   StageRecord distill = workspace.require("distill", "distill");
@@ -26,7 +26,7 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
   in.labelled = labelled_scenarios(in.scenarios, in.resolved);
   in.distill_tau = scenario_tau(distill);
 
-  in.dataset = load_dataset_logged(ctx, resolve_data_spec(workspace, data));
+  in.dataset = load_dataset_logged(env, resolve_data_spec(workspace, data));
   validate_classifier(*classifier.model, in.dataset, "the workspace's classifier");
   check_vae_fits(*vae.model, in.dataset, stage);
 
@@ -53,10 +53,10 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
     else if (r.automatic) ++in.automatic;
   }
   if (left_out > 0)
-    ctx.info(fmt::format("{}: {} of {} scenarios left out (rejected, tied or unlabelled)", stage, left_out,
+    env.info(fmt::format("{}: {} of {} scenarios left out (rejected, tied or unlabelled)", stage, left_out,
                          in.resolved.size()));
   if (in.automatic > 0)
-    ctx.warn(fmt::format("note: {} of the {} labelled scenarios carry automatic labels (annotate --auto), not a "
+    env.warn(fmt::format("note: {} of the {} labelled scenarios carry automatic labels (annotate --auto), not a "
                          "person's: the correction is only as right as those labels",
                          in.automatic, in.labelled.size()));
 
@@ -72,4 +72,4 @@ CorrectionInputs load_correction_inputs(Context& ctx, Workspace& workspace, cons
   return in;
 }
 
-}  // namespace defuse::cli
+}  // namespace defuse

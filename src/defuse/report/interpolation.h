@@ -1,5 +1,5 @@
-// Figures that need the models (app layer): the interpolation strip of `defuse interpolate`
-// and of the report.
+// The interpolation strip of `defuse interpolate` and of the report: it needs the models
+// (interpolation_torch.cpp); the rest of the report module is torch-free.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,7 +14,7 @@ class Vae;
 class Classifier;
 }  // namespace defuse
 
-namespace defuse::cli {
+namespace defuse {
 
 struct InterpolationStrip {
   Image strip;                // both endpoints framed, the decodes between, each marked with its prediction
@@ -28,4 +28,4 @@ struct InterpolationStrip {
 InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const at::Tensor& ends, int64_t label_from,
                                        int64_t label_to, int64_t steps, c10::Device device);
 
-}  // namespace defuse::cli
+}  // namespace defuse

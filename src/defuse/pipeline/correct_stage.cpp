@@ -1,0 +1,142 @@
+#include "defuse/pipeline/correct_stage.h"
+
+#include <fmt/format.h>
+
+#include "defuse/base/error.h"
+#include "defuse/base/progress.h"
+#include "defuse/correct/correct_store.h"
+#include "defuse/model/classifier.h"
+#include "defuse/model/tensors.h"
+#include "defuse/pipeline/correct_inputs.h"
+
+namespace defuse {
+namespace {
+
+using nlohmann::json;
+
+// The judges confirmed no scenario draw (see allow_nothing).
+struct NothingConfirmed : StateError {
+  using StateError::StateError;
+};
+
+}  // namespace
+
+json options_json(const CorrectOptions& o, double tau, const std::string& confirm) {
+  return {{"lambdas", o.lambdas},
+          {"baseline", o.baseline ? "failures-only" : "none"},
+          {"epochs", o.epochs},
+          {"batch_size", o.batch_size},
+          {"scenario_batch_size", o.scenario_batch_size},
+          {"optimizer", o.optimizer},
+          {"lr", o.lr},
+          {"momentum", o.momentum},
+          {"weight_decay", o.weight_decay},
+          {"freeze_batch_norm", o.freeze_batch_norm},
+          {"samples_per_scenario", o.samples_per_scenario},
+          {"tau", tau},
+          {"seed", o.seed},
+          {"confirm", confirm}};
+}
+
+CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions options) {
+  prepare_compute(env);
+  CorrectOptions* o = &options.correct;
+  check_option(options.confirm == "judges" || options.confirm == "none", "correct", "--confirm must be judges or none");
+  o->device = env.device;
+  auto lock = hold_workspace(env, "correct");
+  Workspace workspace(env.workspace);
+  o->validate();
+  CorrectionInputs in = load_correction_inputs(env, workspace, options.data, o->baseline);
+  const double tau = o->tau.value_or(in.distill_tau);
+
+  env.info(fmt::format("correct: {} labelled scenarios ({} samples each), λ sweep {}{}, {} epoch(s) of {} "
+                       "training images each",
+                       in.labelled.size(), o->samples_per_scenario, json(o->lambdas).dump(),
+                       o->baseline ? " + failures-only baseline" : "", o->epochs, in.dataset.train.size()));
+  std::unique_ptr<Progress> bar;
+  int bar_model = 0;
+  o->on_progress = [&](const CorrectProgress& p) {
+    if (p.model != bar_model) {
+      if (bar) bar->finish();
+      bar = std::make_unique<Progress>(env.log(), fmt::format("{}/{} {}", p.model, p.models, p.name), p.steps,
+                                       env.progress());
+      bar_model = p.model;
+    }
+    bar->update(p.step, fmt::format("loss {:.4f}", p.loss));
+  };
+
+  CorrectStageResult r;
+  json& summary = r.summary;
+  const json fingerprint = options_json(*o, tau, in.judges.empty() ? "none" : options.confirm);
+  StageRun run;
+  try {
+    run = run_stage(env, workspace, kCorrectStage, fingerprint, in.fingerprints, [&](int64_t) {
+      auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
+                                      kTrainSampleStream, env.device, o->sample_batch_size);
+      const int64_t drawn = samples.size();
+      std::vector<int64_t> kept;
+      if (!in.judges.empty() && options.confirm == "judges") {
+        // Only draws the judges read as their scenario's label: a draw that crossed into
+        // another class would teach the classifier a wrong label.
+        samples = keep_confirmed_draws(samples, in.judges, in.verdict, static_cast<int64_t>(in.labelled.size()),
+                                       env.device, &kept);
+        std::vector<int64_t> empty;
+        for (size_t k = 0; k < kept.size(); ++k)
+          if (kept[k] == 0) empty.push_back(in.labelled[k].id);
+        env.info(fmt::format("correct: the judges confirm {} of {} scenario draws{}", samples.size(), drawn,
+                             empty.empty() ? std::string()
+                                           : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
+        if (samples.size() == 0 && !o->lambdas.empty())
+          throw NothingConfirmed("correct: the judges confirm none of the scenario draws' labels: nothing to "
+                                 "train on (check the labels with `defuse annotate`, or draw wider: a larger "
+                                 "--tau)");
+      }
+      auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
+                                       labels_tensor(in.dataset.train), samples, in.failures, *o);
+      if (bar) bar->finish();
+      Workspace::StageOutput out;
+      out.artifacts = save_corrected_models(workspace, result);
+      json models = json::array();
+      for (const auto& m : result.models)
+        models.push_back({{"name", m.name},
+                          {"lambda", m.lambda < 0 ? json(nullptr) : json(m.lambda)},
+                          {"artifact", corrected_model_path(m.name)},
+                          {"steps", m.steps},
+                          {"train_loss", m.train_loss},
+                          {"scenario_loss", m.scenario_loss},
+                          {"seconds", m.seconds}});
+      summary = {{"models", models},
+                 {"scenarios", result.scenarios},
+                 {"scenario_samples", result.scenario_samples},
+                 {"scenario_draws", drawn},
+                 {"baseline_failures", result.baseline_failures},
+                 {"automatic_labels", in.automatic},
+                 {"seconds", result.seconds}};
+      out.metrics = summary;
+      return out;
+    });
+  } catch (const NothingConfirmed& e) {
+    if (!options.allow_nothing) throw;
+    // An answer, not an error: the labels are not ones the judges read in the scenarios'
+    // draws, so there is nothing to teach the classifier.
+    env.warn(std::string(e.what()) + "; nothing corrected");
+    r.summary = {{"nothing_to_correct", true}, {"reason", e.what()}, {"models", json::array()}};
+    r.text = "correct: nothing corrected";
+    r.nothing_to_correct = true;
+    return r;
+  }
+  take_run(r, run);
+  if (!env.json)
+    for (const auto& m : summary["models"])
+      env.info(fmt::format("  {:<16} {:>6} steps  train CE {:.4f}  scenario CE {:.4f}  ({})",
+                           m["name"].get<std::string>(), m["steps"].get<int64_t>(), m["train_loss"].get<double>(),
+                           m["scenario_loss"].get<double>(), format_duration(m["seconds"].get<double>())));
+  r.models = static_cast<int64_t>(need(summary, "models", "correct").size());
+  r.text = fmt::format("correct: {} models fine-tuned on {} labelled scenarios in {}; next: defuse evaluate "
+                       "--workspace {}",
+                       r.models, summary["scenarios"].get<int64_t>(), format_duration(summary["seconds"].get<double>()),
+                       env.workspace);
+  return r;
+}
+
+}  // namespace defuse

@@ -1,0 +1,79 @@
+#include "defuse/pipeline/judges_stage.h"
+
+#include <fmt/format.h>
+
+#include "defuse/base/hash.h"
+#include "defuse/base/progress.h"
+#include "defuse/data/fingerprint.h"
+#include "defuse/model/device.h"
+#include "defuse/train/train_classifier.h"
+
+namespace defuse {
+
+using nlohmann::json;
+
+json options_json(const JudgesStageOptions& o, const std::string& data, const std::vector<std::string>& archs,
+                  const std::string& device) {
+  const TrainJudgesOptions& t = o.train;
+  return {{"data", data},        {"archs", archs}, {"files", t.files}, {"epochs", t.epochs},
+          {"augment", t.augment}, {"seed", t.seed}, {"device", device}};
+}
+
+JudgesStageResult run_judges_stage(const StageEnv& env, JudgesStageOptions o) {
+  prepare_compute(env);
+  o.train.device = env.device;
+  parse_device(env.device, "train-judges");
+  if (o.train.archs.size() == 1 && o.train.archs.front() == "none") o.train.archs.clear();
+  o.train.validate();
+  auto lock = hold_workspace(env, "train-judges");
+  Workspace workspace(env.workspace);
+  const std::string spec = resolve_data_spec(workspace, o.data);
+  Dataset dataset = load_dataset_logged(env, spec);
+  std::vector<std::string> archs;
+  for (const auto& a : o.train.archs)
+    if (a == "auto")
+      for (const auto& d : default_judge_archs(dataset.channels, dataset.height, dataset.width)) archs.push_back(d);
+    else
+      archs.push_back(a);
+  json files = json::array();
+  for (const auto& f : o.train.files) files.push_back(hash_file(f));
+  json inputs = {{"dataset", dataset_fingerprint(dataset)}, {"files", files}};
+
+  std::unique_ptr<Progress> bar;
+  o.train.on_progress = [&](int judge, int judges, const TrainProgress& p) {
+    if (p.batch == 1) {
+      if (bar) bar->finish();
+      bar = std::make_unique<Progress>(env.log(),
+                                       fmt::format("judge {}/{} epoch {}/{}", judge, judges, p.epoch, p.epochs),
+                                       p.batches, env.progress());
+    }
+    bar->update(p.batch, fmt::format("loss {:.4f}  acc {}", p.loss, percent(p.accuracy)));
+  };
+  JudgesStageResult r;
+  StageRun run = run_stage(env, workspace, kJudgesStage, options_json(o, spec, archs, env.device), inputs,
+                           [&](int64_t) {
+    auto result = train_judges(dataset, o.train);
+    if (bar) bar->finish();
+    json judges = json::array();
+    std::vector<std::string> described;
+    for (const auto& j : result.panel.info()) {
+      judges.push_back({{"name", j.name},
+                        {"origin", j.origin},
+                        {"arch", j.arch},
+                        {"seed", j.seed},
+                        {"test_accuracy", j.test_accuracy},
+                        {"seconds", j.seconds}});
+      described.push_back(fmt::format("{} ({}, test accuracy {})", j.name, j.origin == "trained" ? j.arch : j.origin,
+                                      percent(j.test_accuracy)));
+    }
+    r.text = result.panel.empty() ? std::string("train-judges: no judges (failures will not be checked)")
+                                  : fmt::format("train-judges: {}", fmt::join(described, ", "));
+    return Workspace::StageOutput{{{"judges", judges}, {"count", result.panel.size()}},
+                                  save_judges(workspace, result.panel), nullptr};
+  });
+  take_run(r, run);
+  r.count = need(r.summary, "count", "train-judges").get<int64_t>();
+  return r;
+}
+
+}  // namespace defuse
