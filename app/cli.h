@@ -23,7 +23,7 @@ namespace defuse::cli {
 // threads, log) and stdout, where its result goes.
 struct Context : StageEnv {
   std::ostream* out = nullptr;  // stdout: results; with --json exactly one JSON object
-  int exit_code = 0;            // what the command returns when it ends without an error (check: 9 on a failed scenario)
+  int exit_code = 0;  // what the command returns when it ends without an error (check: 9 on a failed scenario)
 
   // The command's result: JSON on stdout with --json, else `text` on stdout (if non-empty).
   void result(const nlohmann::json& summary, const std::string& text) const;
@@ -42,7 +42,6 @@ struct Registrar {
 void add_common_options(CLI::App& app, Context& ctx, bool with_workspace = true);
 // --device cpu|cuda
 void add_device_option(CLI::App& app, Context& ctx);
-
 
 // The long option names ("samples", "max-seeds") of subcommand `name`; empty when there is
 // no such subcommand. (`defuse run` checks its configuration against them.)

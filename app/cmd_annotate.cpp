@@ -61,8 +61,10 @@ const Registrar registrar(
             [&](const std::string& url) {
               // The URL goes to stdout at once (scripts parse it), unless stdout is reserved for --json.
               const std::string line = "open " + url;
-              if (ctx.json) ctx.warn("annotate: " + line);
-              else *ctx.out << line << "\n" << std::flush;
+              if (ctx.json)
+                ctx.warn("annotate: " + line);
+              else
+                *ctx.out << line << "\n" << std::flush;
             });
         ctx.result(r.summary, r.text);
       };

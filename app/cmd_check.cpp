@@ -36,8 +36,9 @@ const Registrar registrar(
       app.add_option("-m,--model", *model_file, "The classifier to score: TorchScript (or a defuse checkpoint)")
           ->required();
       auto* suite_opt = app.add_option("-s,--suite", *suite_dir, "A suite directory written by `defuse export-suite`");
-      auto* ws_opt = app.add_option("-w,--workspace", *workspace,
-                                    "Build the suite from this workspace's scenarios instead (export-suite's defaults)");
+      auto* ws_opt =
+          app.add_option("-w,--workspace", *workspace,
+                         "Build the suite from this workspace's scenarios instead (export-suite's defaults)");
       suite_opt->excludes(ws_opt);
       app.add_option("--min-accuracy", *min_accuracy,
                      fmt::format("Pass mark of every scenario, overriding the suite's (default: the suite's, {} "
@@ -50,7 +51,9 @@ const Registrar registrar(
       app.add_option("--junit", *junit, "Also write the verdicts as JUnit XML to this file (CI test reports)");
       // The options that shape a suite built from -w; a stored suite is what it is.
       for (CLI::Option* o : add_suite_options(app, *request, false)) o->excludes(suite_opt);
-      app.add_option("--batch-size", *batch, "Images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
+      app.add_option("--batch-size", *batch, "Images per forward pass")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
 
       return [=](Context& ctx) {
         const auto start = std::chrono::steady_clock::now();
@@ -90,13 +93,13 @@ const Registrar registrar(
           dataset = std::move(built.dataset);
           suite_name = "workspace " + *workspace;
         }
-        if (dataset && (dataset->num_classes() != suite.info.num_classes() || dataset->channels != suite.info.channels ||
-                        dataset->height != suite.info.height || dataset->width != suite.info.width))
+        if (dataset &&
+            (dataset->num_classes() != suite.info.num_classes() || dataset->channels != suite.info.channels ||
+             dataset->height != suite.info.height || dataset->width != suite.info.width))
           throw DataError(fmt::format("check: the dataset has {} classes of {}x{}x{} images, the suite {} of {}",
                                       dataset->num_classes(), dataset->channels, dataset->height, dataset->width,
                                       suite.info.num_classes(), suite.info.shape()));
-        if (*min_test && !dataset)
-          throw ConfigError("check: --min-test-accuracy needs the dataset: pass --data SPEC");
+        if (*min_test && !dataset) throw ConfigError("check: --min-test-accuracy needs the dataset: pass --data SPEC");
 
         CheckReport report = check_suite(*model, suite, *min_accuracy, device, *batch);
         report.model = *model_file;

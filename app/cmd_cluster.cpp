@@ -33,8 +33,8 @@ struct ClusterArgs {
 std::vector<double> read_column(const std::string& path, int64_t n, const std::string& what) {
   Points p = read_points(path);
   if (p.rows * p.cols != n || (p.rows != 1 && p.cols != 1))
-    throw DataError(fmt::format("cluster: {} {} holds {}×{} values, expected one per point ({})", what, path, p.rows,
-                                p.cols, n));
+    throw DataError(
+        fmt::format("cluster: {} {} holds {}×{} values, expected one per point ({})", what, path, p.rows, p.cols, n));
   return p.values;
 }
 
@@ -90,9 +90,11 @@ const Registrar registrar(
                      "Concentration α of the weight prior; smaller favours fewer components (default 1/K)");
       app.add_option("--mean-precision-prior", a->mean_precision, "Precision β0 of the prior on the means (default 1)");
       app.add_option("--dof-prior", a->dof, "Degrees of freedom ν0 of the Wishart prior, > D−1 (default D)");
-      app.add_option("--reg-covar", o->reg_covar, "Added to the diagonal of every covariance to keep it positive definite")
+      app.add_option("--reg-covar", o->reg_covar,
+                     "Added to the diagonal of every covariance to keep it positive definite")
           ->capture_default_str();
-      app.add_option("--tol", o->tol, "Stop when the lower bound changes by less than this (unnormalised, as scikit-learn)")
+      app.add_option("--tol", o->tol,
+                     "Stop when the lower bound changes by less than this (unnormalised, as scikit-learn)")
           ->capture_default_str();
       app.add_option("--max-iter", o->max_iter, "Iterations per fit at most")->capture_default_str();
       app.add_option("--n-init", o->n_init, "Fits from different initialisations; the best lower bound is kept")
@@ -159,7 +161,8 @@ const Registrar registrar(
           opts.init = DpgmmInit::kGiven;
           opts.init_labels.resize(labels.size());
           for (size_t i = 0; i < labels.size(); ++i) {
-            if (labels[i] != std::floor(labels[i]) || labels[i] < 0 || labels[i] >= static_cast<double>(opts.components))
+            if (labels[i] != std::floor(labels[i]) || labels[i] < 0 ||
+                labels[i] >= static_cast<double>(opts.components))
               throw DataError(fmt::format("cluster: initial label {} of point {} is not an integer in [0, {})",
                                           labels[i], i, opts.components));
             opts.init_labels[i] = static_cast<int32_t>(labels[i]);
@@ -176,11 +179,11 @@ const Registrar registrar(
                 *ctx.err, opts.n_init > 1 ? fmt::format("fit {}/{}", it.init + 1, opts.n_init) : "fit", opts.max_iter,
                 ctx.progress());
           }
-          bar->update(it.iteration, fmt::format("bound {:.6g}  Δ {:.3g}  K {}", it.lower_bound, it.change,
-                                                it.components));
+          bar->update(it.iteration,
+                      fmt::format("bound {:.6g}  Δ {:.3g}  K {}", it.lower_bound, it.change, it.components));
         };
-        DpgmmResult r = fit_dpgmm(points.values.data(), points.rows, points.cols, opts,
-                                  weights.empty() ? nullptr : weights.data());
+        DpgmmResult r =
+            fit_dpgmm(points.values.data(), points.rows, points.cols, opts, weights.empty() ? nullptr : weights.data());
         if (bar) bar->finish();
         for (const auto& w : r.warnings) ctx.warn("cluster: warning: " + w);
         if (!r.converged && opts.max_iter > 0)
@@ -189,7 +192,8 @@ const Registrar registrar(
 
         std::string csv = "index,label,probability\n";
         csv.reserve(csv.size() + static_cast<size_t>(points.rows) * 24);
-        for (int64_t i = 0; i < points.rows; ++i) csv += fmt::format("{},{},{:.6g}\n", i, r.labels[i], r.probabilities[i]);
+        for (int64_t i = 0; i < points.rows; ++i)
+          csv += fmt::format("{},{},{:.6g}\n", i, r.labels[i], r.probabilities[i]);
         write_file_atomic(a->output, csv);
         if (!a->model_output.empty()) write_file_atomic(a->model_output, model_json(r.model).dump(1) + "\n");
 
@@ -220,8 +224,8 @@ const Registrar registrar(
                    fmt::format("cluster: {} points, {} of {} components used (weight > {:g}), lower bound {:.6g}, "
                                "{} in {} iterations, {} -> {}",
                                points.rows, used, r.model.components, a->min_weight, r.lower_bound,
-                               r.converged ? "converged" : "not converged", r.iterations,
-                               format_duration(r.seconds), a->output));
+                               r.converged ? "converged" : "not converged", r.iterations, format_duration(r.seconds),
+                               a->output));
       };
     },
     75);

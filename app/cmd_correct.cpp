@@ -13,13 +13,14 @@ void bind_stage_options(CLI::App& app, CorrectStageOptions& o) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option_function<std::string>(
-          "--baseline", [&o](const std::string& v) { o.correct.baseline = v == "failures-only"; },
-          "Also fine-tune on the labelled failures alone (failures-only) or not (none)")
+         "--baseline", [&o](const std::string& v) { o.correct.baseline = v == "failures-only"; },
+         "Also fine-tune on the labelled failures alone (failures-only) or not (none)")
       ->check(CLI::IsMember({"failures-only", "none"}))
       ->default_str(o.correct.baseline ? "failures-only" : "none");
   app.add_option("--epochs", o.correct.epochs, "Passes over the training split per model")->capture_default_str();
   app.add_option("--batch-size", o.correct.batch_size, "Training images per step")->capture_default_str();
-  app.add_option("--scenario-batch-size", o.correct.scenario_batch_size, "Scenario samples per step")->capture_default_str();
+  app.add_option("--scenario-batch-size", o.correct.scenario_batch_size, "Scenario samples per step")
+      ->capture_default_str();
   app.add_option("--optimizer", o.correct.optimizer, "sgd (with momentum, as the reference) or adam")
       ->check(CLI::IsMember({"sgd", "adam"}))
       ->capture_default_str();

@@ -19,9 +19,9 @@ void bind_stage_options(CLI::App& app, EvaluateStageOptions& o) {
                  "Draws come from N(mean, tau * covariance) (default: distill's --show-tau, the spread the "
                  "labelling page showed and the judges read)");
   app.add_option_function<double>(
-          "--max-test-drop", [&o](double points) { o.evaluate.max_test_drop = points / 100.0; },
-          "Choice rule: the best scenario accuracy among the lambdas whose test accuracy drops by at most this many "
-          "percentage points")
+         "--max-test-drop", [&o](double points) { o.evaluate.max_test_drop = points / 100.0; },
+         "Choice rule: the best scenario accuracy among the lambdas whose test accuracy drops by at most this many "
+         "percentage points")
       ->default_str(fmt::format("{:g}", 100 * o.evaluate.max_test_drop));
   app.add_option("--confirm", o.confirm,
                  "judges: score only the held-out draws whose label the workspace's judges confirm; none: every "
@@ -29,9 +29,9 @@ void bind_stage_options(CLI::App& app, EvaluateStageOptions& o) {
       ->check(CLI::IsMember({"judges", "none"}))
       ->capture_default_str();
   app.add_option_function<double>(
-          "--tie", [&o](double points) { o.evaluate.tie = points / 100.0; },
-          "Choice rule: scores within this many percentage points of the best are ties, which go to the smaller "
-          "lambda")
+         "--tie", [&o](double points) { o.evaluate.tie = points / 100.0; },
+         "Choice rule: scores within this many percentage points of the best are ties, which go to the smaller "
+         "lambda")
       ->default_str(fmt::format("{:g}", 100 * o.evaluate.tie));
   app.add_option("--seed", o.evaluate.seed, "Random seed of the held-out draws")->capture_default_str();
   app.add_option("--batch-size", o.evaluate.batch_size, "Images per forward pass")->capture_default_str();

@@ -193,9 +193,8 @@ const Registrar registrar(
         auto name_of = [&](int64_t label) { return label >= 0 ? names.at(static_cast<size_t>(label)) : std::string(); };
         auto num = [](int64_t v) { return v >= 0 ? std::to_string(v) : std::string(); };
         std::string csv = csv_record({"file", "class_index", "class_name", "class_folder", "scenario", "kind",
-                                      "scenario_verdict",
-                                      "verdict", "judge_label", "seed_index", "seed_split", "seed_label", "prediction",
-                                      "prediction_name", "probability", "latent"});
+                                      "scenario_verdict", "verdict", "judge_label", "seed_index", "seed_split",
+                                      "seed_label", "prediction", "prediction_name", "probability", "latent"});
         json manifest = json::array();
         for (const auto& r : rows) {
           csv += csv_record({r.file, num(r.class_index), name_of(r.class_index),
@@ -204,21 +203,22 @@ const Registrar registrar(
                              num(r.seed_label), num(r.prediction), name_of(r.prediction),
                              fmt::format("{:.6f}", r.probability), latent_text(r.latent)});
           auto lat = r.latent.contiguous();
-          manifest.push_back({{"file", r.file},
-                              {"class_index", r.class_index},
-                              {"class_name", name_of(r.class_index)},
-                              {"class_folder", folders.at(static_cast<size_t>(r.class_index))},
-                              {"scenario", r.scenario},
-                              {"kind", r.kind},
-                              {"scenario_verdict", r.scenario_verdict},
-                              {"verdict", r.verdict.empty() ? json(nullptr) : json(r.verdict)},
-                              {"judge_label", r.judge_label >= 0 ? json(r.judge_label) : json(nullptr)},
-                              {"seed_index", r.seed_index >= 0 ? json(r.seed_index) : json(nullptr)},
-                              {"seed_split", r.seed_split.empty() ? json(nullptr) : json(r.seed_split)},
-                              {"seed_label", r.seed_label >= 0 ? json(r.seed_label) : json(nullptr)},
-                              {"prediction", r.prediction},
-                              {"probability", r.probability},
-                              {"latent", std::vector<float>(lat.data_ptr<float>(), lat.data_ptr<float>() + lat.numel())}});
+          manifest.push_back(
+              {{"file", r.file},
+               {"class_index", r.class_index},
+               {"class_name", name_of(r.class_index)},
+               {"class_folder", folders.at(static_cast<size_t>(r.class_index))},
+               {"scenario", r.scenario},
+               {"kind", r.kind},
+               {"scenario_verdict", r.scenario_verdict},
+               {"verdict", r.verdict.empty() ? json(nullptr) : json(r.verdict)},
+               {"judge_label", r.judge_label >= 0 ? json(r.judge_label) : json(nullptr)},
+               {"seed_index", r.seed_index >= 0 ? json(r.seed_index) : json(nullptr)},
+               {"seed_split", r.seed_split.empty() ? json(nullptr) : json(r.seed_split)},
+               {"seed_label", r.seed_label >= 0 ? json(r.seed_label) : json(nullptr)},
+               {"prediction", r.prediction},
+               {"probability", r.probability},
+               {"latent", std::vector<float>(lat.data_ptr<float>(), lat.data_ptr<float>() + lat.numel())}});
         }
         out.write("manifest.csv", csv);
 
@@ -261,16 +261,17 @@ const Registrar registrar(
         out.write("scenarios_covariance.npy", npy_of<float>(covs, "<f4"));
         out.write("failures_scenario.npy", npy_of<int64_t>(member_of, "<i8"));
 
-        json doc = {{"format", "defuse-scenarios"},
-                    {"version", 1},
-                    {"class_names", names},
-                    {"shape", {{"channels", in.dataset.channels}, {"height", in.dataset.height}, {"width", in.dataset.width}}},
-                    {"scenarios_kept", *which},
-                    {"confirm", *confirm},
-                    {"tau", in.distill_tau},
-                    {"seed", *seed},
-                    {"fingerprints", in.fingerprints},
-                    {"images", manifest}};
+        json doc = {
+            {"format", "defuse-scenarios"},
+            {"version", 1},
+            {"class_names", names},
+            {"shape", {{"channels", in.dataset.channels}, {"height", in.dataset.height}, {"width", in.dataset.width}}},
+            {"scenarios_kept", *which},
+            {"confirm", *confirm},
+            {"tau", in.distill_tau},
+            {"seed", *seed},
+            {"fingerprints", in.fingerprints},
+            {"images", manifest}};
         out.write("manifest.json", doc.dump(1) + "\n");
         out.commit();
         int64_t member_rows = 0;

@@ -8,8 +8,7 @@
 namespace defuse::cli {
 
 void bind_stage_options(CLI::App& app, IdentifyStageOptions& o) {
-  app.add_option("-d,--data", o.data,
-                 "Dataset spec (default: the one the workspace's classifier was trained on)");
+  app.add_option("-d,--data", o.data, "Dataset spec (default: the one the workspace's classifier was trained on)");
   app.add_option("-Q,--samples", o.search.samples, "Perturbations decoded per seed")->capture_default_str();
   app.add_option("-M,--keep", o.search.keep, "Failures kept per seed, smallest perturbation first")
       ->capture_default_str();
@@ -43,7 +42,8 @@ void bind_stage_options(CLI::App& app, IdentifyStageOptions& o) {
       ->capture_default_str();
   app.add_option("--batch-size", o.search.batch_size, "Decodes per forward pass")->capture_default_str();
   app.add_option("--precision", o.search.precision,
-                 "fp32 (default: the same failures on every CPU); bf16: screen in bfloat16, confirming every failure in fp32; auto: bf16 "
+                 "fp32 (default: the same failures on every CPU); bf16: screen in bfloat16, confirming every failure "
+                 "in fp32; auto: bf16 "
                  "on CPUs with AVX512-BF16, else fp32")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
       ->capture_default_str();
@@ -69,9 +69,8 @@ void bind_stage_options(CLI::App& app, IdentifyStageOptions& o) {
 namespace {
 
 const Registrar registrar = stage_command<IdentifyStageOptions>(
-    "identify",
-    "Search the VAE's latent space around seed images for decodes the classifier gets wrong",
-    30, run_identify_stage);
+    "identify", "Search the VAE's latent space around seed images for decodes the classifier gets wrong", 30,
+    run_identify_stage);
 
 }  // namespace
 }  // namespace defuse::cli

@@ -60,15 +60,19 @@ const Registrar registrar(
         Image& strip = made.strip;
         json& predictions = made.predictions;
 
-        std::filesystem::path path = output->empty() ? workspace.path(fmt::format("figures/interpolation_{}_{}.png",
-                                                                                  *from, *to))
-                                                     : std::filesystem::path(*output);
+        std::filesystem::path path = output->empty()
+                                         ? workspace.path(fmt::format("figures/interpolation_{}_{}.png", *from, *to))
+                                         : std::filesystem::path(*output);
         auto png = encode_png(strip);
         write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
         const int64_t odd = made.other;
-        json summary = {{"output", path.string()}, {"from", *from},           {"to", *to},
-                        {"steps", *steps},         {"labels", {label_from, label_to}},
-                        {"predictions", predictions}, {"other_predictions", odd}};
+        json summary = {{"output", path.string()},
+                        {"from", *from},
+                        {"to", *to},
+                        {"steps", *steps},
+                        {"labels", {label_from, label_to}},
+                        {"predictions", predictions},
+                        {"other_predictions", odd}};
         ctx.result(summary, fmt::format("interpolate: test images {} (label {}) -> {} (label {}), {} steps, {} "
                                         "decodes predicted as neither label -> {}",
                                         *from, label_from, *to, label_to, *steps, odd, path.string()));

@@ -22,8 +22,8 @@ namespace {
 
 const Registrar registrar = stage_command<ReportStageOptions>(
     "report",
-    "Write a self-contained HTML report of the workspace: settings, scenario galleries, latent map, lambda curves",
-    85, run_report_stage, Writes::kNo);
+    "Write a self-contained HTML report of the workspace: settings, scenario galleries, latent map, lambda curves", 85,
+    run_report_stage, Writes::kNo);
 
 }  // namespace
 }  // namespace defuse::cli

@@ -65,9 +65,9 @@ const std::vector<std::string>& pipeline_stages() {
 }
 
 // Options `run` sets itself for every stage; a config may not.
-const std::set<std::string> kReserved{"workspace", "json", "quiet", "threads", "device", "skip-unchanged", "help",
-                                      "data", "classifier", "auto", "import", "export", "until-complete", "judge",
-                                      "wait"};
+const std::set<std::string> kReserved{"workspace",      "json",   "quiet",          "threads",    "device",
+                                      "skip-unchanged", "help",   "data",           "classifier", "auto",
+                                      "import",         "export", "until-complete", "judge",      "wait"};
 
 // run's own defaults: the default run (Fashion-MNIST, 2 cores) pays for its judges. 3,000
 // seeds instead of identify's 1,000: genuine failures are rare (25-48 per 1,000 seeds), and
@@ -107,8 +107,7 @@ void set_option(RunConfig& config, const std::string& where, const std::string& 
   const std::string key = normalise_key(key_in);
   const auto& stages = pipeline_stages();
   if (std::find(stages.begin(), stages.end(), stage) == stages.end())
-    throw ConfigError(fmt::format("run: {}: unknown stage '{}' (stages: {})", where, stage,
-                                  fmt::join(stages, ", ")));
+    throw ConfigError(fmt::format("run: {}: unknown stage '{}' (stages: {})", where, stage, fmt::join(stages, ", ")));
   const auto known = subcommand_options(stage);
   if (kReserved.count(key) || std::find(known.begin(), known.end(), key) == known.end())
     throw ConfigError(fmt::format("run: {}: stage {} has no option '{}'{}", where, stage, key,
@@ -118,13 +117,19 @@ void set_option(RunConfig& config, const std::string& where, const std::string& 
 }
 
 void set_top_level(RunConfig& config, const std::string& where, const std::string& key, const std::string& value) {
-  if (key == "data") config.data = value;
-  else if (key == "classifier") config.classifier = value;
-  else if (key == "annotate") config.annotate = value;
-  else if (key == "judge") config.judges.push_back(value);
+  if (key == "data")
+    config.data = value;
+  else if (key == "classifier")
+    config.classifier = value;
+  else if (key == "annotate")
+    config.annotate = value;
+  else if (key == "judge")
+    config.judges.push_back(value);
   else
-    throw ConfigError(fmt::format("run: {}: unknown top-level key '{}' (expected data, classifier, judge, annotate, "
-                                  "or a [stage] section)", where, key));
+    throw ConfigError(
+        fmt::format("run: {}: unknown top-level key '{}' (expected data, classifier, judge, annotate, "
+                    "or a [stage] section)",
+                    where, key));
 }
 
 void read_config_file(RunConfig& config, const std::string& file) {
@@ -144,14 +149,13 @@ void read_config_file(RunConfig& config, const std::string& file) {
         for (const auto& v : item.inputs) set_top_level(config, where, "judge", v);
         continue;
       }
-      if (item.inputs.size() != 1)
-        throw ConfigError(fmt::format("run: {}: '{}' takes one value", where, item.name));
+      if (item.inputs.size() != 1) throw ConfigError(fmt::format("run: {}: '{}' takes one value", where, item.name));
       set_top_level(config, where, normalise_key(item.name), item.inputs.front());
     } else if (item.parents.size() == 1) {
       set_option(config, where, item.parents.front(), item.name, item.inputs);
     } else {
-      throw ConfigError(fmt::format("run: {}: nested section [{}] (sections are stage names)", where,
-                                    fmt::join(item.parents, ".")));
+      throw ConfigError(
+          fmt::format("run: {}: nested section [{}] (sections are stage names)", where, fmt::join(item.parents, ".")));
     }
   }
 }
@@ -159,8 +163,7 @@ void read_config_file(RunConfig& config, const std::string& file) {
 // "identify.max-seeds=500" -> (identify, max-seeds, {500}); "data=mnist:DIR" -> top level.
 void apply_override(RunConfig& config, const std::string& text) {
   const auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError("run: --set " + text + ": expected STAGE.OPTION=VALUE");
+  if (eq == std::string::npos || eq == 0) throw ConfigError("run: --set " + text + ": expected STAGE.OPTION=VALUE");
   const std::string key = text.substr(0, eq), value = text.substr(eq + 1);
   const auto dot = key.find('.');
   if (dot == std::string::npos) return set_top_level(config, "--set " + text, normalise_key(key), value);
@@ -189,7 +192,8 @@ std::string to_toml(const RunConfig& c) {
     for (const auto& [key, values] : options) {
       std::vector<std::string> rendered;
       for (const auto& v : values) rendered.push_back(toml_value(v));
-      out += key + " = " + (values.size() == 1 ? rendered.front() : "[" + fmt::format("{}", fmt::join(rendered, ", ")) + "]") + "\n";
+      out += key + " = " +
+             (values.size() == 1 ? rendered.front() : "[" + fmt::format("{}", fmt::join(rendered, ", ")) + "]") + "\n";
     }
   }
   return out;
@@ -199,7 +203,10 @@ json to_json(const RunConfig& c) {
   json stages = json::object();
   for (const auto& [stage, options] : c.stages)
     for (const auto& [key, values] : options) stages[stage][key] = values;
-  return {{"data", c.data}, {"classifier", c.classifier}, {"judges", c.judges}, {"annotate", c.annotate},
+  return {{"data", c.data},
+          {"classifier", c.classifier},
+          {"judges", c.judges},
+          {"annotate", c.annotate},
           {"stages", stages}};
 }
 
@@ -251,8 +258,10 @@ const Registrar registrar(
       app.add_option("-d,--data", *cli_data, "Dataset spec (default: fashion-mnist from its Debian package)");
       app.add_option("--classifier", *cli_classifier,
                      "Your TorchScript classifier (FILE.pt) to debug instead of training a zoo model");
-      app.add_option("-c,--config", *config_file, "TOML file with the options of every stage ([identify] max-seeds = 500)");
-      app.add_option("-s,--set", *overrides, "Override one option: STAGE.OPTION=VALUE (repeatable), e.g. identify.samples=50");
+      app.add_option("-c,--config", *config_file,
+                     "TOML file with the options of every stage ([identify] max-seeds = 500)");
+      app.add_option("-s,--set", *overrides,
+                     "Override one option: STAGE.OPTION=VALUE (repeatable), e.g. identify.samples=50");
       app.add_option("--annotate", *cli_annotate,
                      "How scenarios get their labels: judges (default; auto is a synonym: the judges' reading, 'not a "
                      "bug' where they read what the classifier read), seed (the dominant seed label, unchecked), web "
@@ -297,12 +306,14 @@ const Registrar registrar(
         std::vector<StageTiming> timings;
         const bool quiet = ctx.quiet;
         if (c.annotate == "judges")
-          ctx.info("run: --annotate judges: each scenario is decided by the judges' reading, with no person looking; "
-                   "use --annotate web to label them yourself");
+          ctx.info(
+              "run: --annotate judges: each scenario is decided by the judges' reading, with no person looking; "
+              "use --annotate web to label them yourself");
         std::string nothing_to_correct;  // why there is nothing to correct; "" while there may be
         for (size_t i = 0; i < stages.size(); ++i) {
           const std::string& stage = stages[i];
-          if (!nothing_to_correct.empty() && (stage == "annotate" || stage == kCorrectStage || stage == kEvaluateStage)) {
+          if (!nothing_to_correct.empty() &&
+              (stage == "annotate" || stage == kCorrectStage || stage == kEvaluateStage)) {
             if (!quiet)
               ctx.info(fmt::format("\n== [{}/{}] {}: skipped, nothing to correct ({})", i + 1, stages.size(), stage,
                                    nothing_to_correct));
@@ -428,7 +439,8 @@ const Registrar registrar(
             {"failures", identify->failures},
             {"verdicts", verdicts},
             // null for a VAE trained by an older defuse, which did not measure it
-            {"reconstruction_accuracy", vae->reconstruction_accuracy ? json(*vae->reconstruction_accuracy) : json(nullptr)},
+            {"reconstruction_accuracy",
+             vae->reconstruction_accuracy ? json(*vae->reconstruction_accuracy) : json(nullptr)},
             {"original", original},
             {"chosen", chosen},
             {"lambda", ev && ev->chosen_model().is_sweep() ? json(ev->chosen_model().lambda) : json(nullptr)},
@@ -443,13 +455,13 @@ const Registrar registrar(
 
         const json& v = summary["verdicts"];
         std::string found =
-            v.is_object()
-                ? fmt::format("{} genuine failure scenarios ({} label changes where the classifier is right, {} "
-                              "ambiguous) from {} failures",
-                              v.value("genuine", 0), v.value("label_change", 0), v.value("ambiguous", 0),
-                              summary["failures"].get<int64_t>())
-                : fmt::format("{} failure scenarios from {} failures (no judges: not checked)",
-                              summary["scenarios"].get<int64_t>(), summary["failures"].get<int64_t>());
+            v.is_object() ? fmt::format(
+                                "{} genuine failure scenarios ({} label changes where the classifier is right, {} "
+                                "ambiguous) from {} failures",
+                                v.value("genuine", 0), v.value("label_change", 0), v.value("ambiguous", 0),
+                                summary["failures"].get<int64_t>())
+                          : fmt::format("{} failure scenarios from {} failures (no judges: not checked)",
+                                        summary["scenarios"].get<int64_t>(), summary["failures"].get<int64_t>());
         const std::string labels = c.annotate == "judges" ? " (labels from the judges: --annotate judges)"
                                    : c.annotate == "seed" ? " (labels were seed labels, unchecked: --annotate seed)"
                                                           : "";
@@ -480,7 +492,8 @@ const Registrar registrar(
         };
         std::string fidelity;
         if (summary["reconstruction_accuracy"].is_number())
-          fidelity = fmt::format(", {} on its VAE reconstructions", percent(summary["reconstruction_accuracy"].get<double>()));
+          fidelity =
+              fmt::format(", {} on its VAE reconstructions", percent(summary["reconstruction_accuracy"].get<double>()));
         std::string text;
         if (evaluated) {
           text = fmt::format(
@@ -499,7 +512,8 @@ const Registrar registrar(
           text += fmt::format(" {} {}{}", t.stage, format_duration(t.seconds), t.skipped ? " (up to date)" : "");
         text += fmt::format("\n  total {}; configuration in {}", format_duration(seconds),
                             workspace.path("run/config.toml").string());
-        if (!summary["report"].get<std::string>().empty()) text += "\n  report: " + summary["report"].get<std::string>();
+        if (!summary["report"].get<std::string>().empty())
+          text += "\n  report: " + summary["report"].get<std::string>();
         ctx.result(summary, text);
       };
     },

@@ -23,9 +23,9 @@ std::string headline(const StageRecord& r) {
   for (const char* key : {"test_accuracy", "failures", "scenarios", "labelled", "test_reconstruction"})
     if (r.metrics.contains(key) && r.metrics[key].is_number()) {
       double v = r.metrics[key].get<double>();
-      return std::string(key) + " " + (v <= 1.0 && std::string(key).find("accuracy") != std::string::npos
-                                            ? fmt::format("{:.2f}%", 100 * v)
-                                            : fmt::format("{:g}", v));
+      return std::string(key) + " " +
+             (v <= 1.0 && std::string(key).find("accuracy") != std::string::npos ? fmt::format("{:.2f}%", 100 * v)
+                                                                                 : fmt::format("{:g}", v));
     }
   return "";
 }
@@ -47,9 +47,12 @@ const Registrar registrar(
         } else {
           // The latest run of each stage, in the order stages first ran.
           for (const auto& r : history) {
-            auto it = std::find_if(shown.begin(), shown.end(), [&](const StageRecord& s) { return s.stage == r.stage; });
-            if (it == shown.end()) shown.push_back(r);
-            else *it = r;
+            auto it =
+                std::find_if(shown.begin(), shown.end(), [&](const StageRecord& s) { return s.stage == r.stage; });
+            if (it == shown.end())
+              shown.push_back(r);
+            else
+              *it = r;
           }
         }
         json runs = json::array();
@@ -58,8 +61,13 @@ const Registrar registrar(
         for (const auto& r : shown) {
           bool intact = r.status != "complete" || workspace.artifacts_intact(r);
           std::string status = intact ? r.status : "stale";
-          runs.push_back({{"id", r.id}, {"stage", r.stage}, {"status", status}, {"started_at", r.started_at},
-                          {"finished_at", r.finished_at}, {"seconds", r.seconds}, {"metrics", r.metrics},
+          runs.push_back({{"id", r.id},
+                          {"stage", r.stage},
+                          {"status", status},
+                          {"started_at", r.started_at},
+                          {"finished_at", r.finished_at},
+                          {"seconds", r.seconds},
+                          {"metrics", r.metrics},
                           {"fingerprint", r.fingerprint}});
           text += fmt::format("{:<18} {:<12} {:<21} {:>10}  {}\n", r.stage, status, r.finished_at,
                               r.status == "complete" ? format_duration(r.seconds) : "", headline(r));
@@ -73,11 +81,12 @@ const Registrar registrar(
           std::vector<std::string> names = pending;
           text += fmt::format("not run yet: {}\n", fmt::join(names, ", "));
         }
-        json summary{{"workspace", workspace.dir().string()}, {"runs", runs}, {"pending", pending}, {"writer", nullptr}};
+        json summary{
+            {"workspace", workspace.dir().string()}, {"runs", runs}, {"pending", pending}, {"writer", nullptr}};
         if (auto holder = WorkspaceLock::holder(workspace.dir())) {
           text += "in use by " + holder->describe() + "\n";
-          summary["writer"] = {{"pid", holder->pid}, {"host", holder->host}, {"command", holder->command},
-                               {"since", holder->since}};
+          summary["writer"] = {
+              {"pid", holder->pid}, {"host", holder->host}, {"command", holder->command}, {"since", holder->since}};
         }
         ctx.result(summary, text.substr(0, text.size() - 1));
       };

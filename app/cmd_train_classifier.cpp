@@ -30,9 +30,8 @@ void bind_stage_options(CLI::App& app, ClassifierStageOptions& o) {
 namespace {
 
 const Registrar registrar = stage_command<ClassifierStageOptions>(
-    "train-classifier",
-    "Train a classifier from the zoo (or import a TorchScript one) and evaluate it",
-    10, run_classifier_stage);
+    "train-classifier", "Train a classifier from the zoo (or import a TorchScript one) and evaluate it", 10,
+    run_classifier_stage);
 
 }  // namespace
 }  // namespace defuse::cli

@@ -20,8 +20,7 @@ void bind_stage_options(CLI::App& app, JudgesStageOptions& o) {
                  "data's shape; none: train no judge)")
       ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--epochs", o.train.epochs, "Passes over the training split per trained judge")
-      ->capture_default_str();
+  app.add_option("--epochs", o.train.epochs, "Passes over the training split per trained judge")->capture_default_str();
   app.add_flag("--augment,!--no-augment", o.train.augment, "Random ±2 px shifts of the judges' training images")
       ->capture_default_str();
   app.add_option("--seed", o.train.seed, "Random seed of the trained judges (judge i: derived from it)")
@@ -32,8 +31,8 @@ namespace {
 
 const Registrar registrar = stage_command<JudgesStageOptions>(
     "train-judges",
-    "Train the judges (classifiers other than the one under test) that tell genuine failures from label changes",
-    15, run_judges_stage);
+    "Train the judges (classifiers other than the one under test) that tell genuine failures from label changes", 15,
+    run_judges_stage);
 
 }  // namespace
 }  // namespace defuse::cli

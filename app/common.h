@@ -53,8 +53,7 @@ enum class Writes { kYes, kNo };
 // The command of a pipeline stage (DESIGN §2): the options every stage command takes, the
 // stage's own (bind_stage_options), and one call of its driver, whose result it prints.
 template <typename Options, typename Run>
-Registrar stage_command(std::string name, std::string description, int order, Run run,
-                        Writes writes = Writes::kYes) {
+Registrar stage_command(std::string name, std::string description, int order, Run run, Writes writes = Writes::kYes) {
   return Registrar(
       std::move(name), std::move(description),
       [run, writes](CLI::App& app, Context& ctx) -> Action {

@@ -26,7 +26,8 @@ std::string export_model(Workspace& workspace, const std::string& which_in, cons
     char* end = nullptr;
     double lambda = std::strtod(which.c_str(), &end);
     if (end == which.c_str() || *end != '\0')
-      throw ConfigError("export: unknown model '" + which + "' (expected chosen, original, baseline, lambda=<λ> or <λ>)");
+      throw ConfigError("export: unknown model '" + which +
+                        "' (expected chosen, original, baseline, lambda=<λ> or <λ>)");
     which = lambda_name(lambda);
   }
   std::unique_ptr<Classifier> model;

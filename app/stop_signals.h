@@ -29,7 +29,8 @@ class StopSignals {
   bool requested() const { return g_stop_requested != 0; }
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 }  // namespace defuse::cli

@@ -19,7 +19,8 @@ std::vector<CLI::Option*> add_suite_options(CLI::App& app, SuiteRequest& r, bool
                      "genuine: the labelled scenarios the judges call genuine; labelled: every labelled scenario")
           ->check(CLI::IsMember({"genuine", "labelled"}))
           ->capture_default_str());
-  added.push_back(app.add_option("--images", r.options.images_per_scenario, "Images per scenario")->capture_default_str());
+  added.push_back(
+      app.add_option("--images", r.options.images_per_scenario, "Images per scenario")->capture_default_str());
   added.push_back(app.add_option("--max-draws", r.options.max_draws, "Draws per scenario at most, to find them")
                       ->capture_default_str());
   added.push_back(app.add_flag("--all-confirmed", r.all_confirmed,
@@ -27,8 +28,9 @@ std::vector<CLI::Option*> add_suite_options(CLI::App& app, SuiteRequest& r, bool
                                "classifier gets wrong"));
   added.push_back(app.add_option("--seed", r.options.seed, "Random seed of the draws")->capture_default_str());
   if (!with_mark_and_data) return added;
-  added.push_back(app.add_option("--min-accuracy", r.options.min_accuracy, "Each scenario's pass mark (accuracy in [0, 1])")
-                      ->capture_default_str());
+  added.push_back(
+      app.add_option("--min-accuracy", r.options.min_accuracy, "Each scenario's pass mark (accuracy in [0, 1])")
+          ->capture_default_str());
   added.push_back(
       app.add_option("-d,--data", r.data, "Dataset spec (default: the one the workspace's classifier was trained on)"));
   return added;
@@ -49,16 +51,18 @@ std::vector<LabelledScenario> chosen_scenarios(Context& ctx, const CorrectionInp
                                           : std::string("distill ran before the judges were trained")) +
                        "), so none is known to be genuine: run `defuse train-judges` and identify, distill and "
                        "annotate again, or pass --scenarios labelled to take every labelled scenario");
-    throw StateError(fmt::format("{}: none of the {} labelled scenarios is genuine (the judges read their failures "
-                                 "otherwise): no failure of the classifier to take; --scenarios labelled takes them all",
-                                 stage, in.labelled.size()));
+    throw StateError(
+        fmt::format("{}: none of the {} labelled scenarios is genuine (the judges read their failures "
+                    "otherwise): no failure of the classifier to take; --scenarios labelled takes them all",
+                    stage, in.labelled.size()));
   }
   const auto unjudged =
       std::count_if(chosen.begin(), chosen.end(), [](const LabelledScenario& s) { return s.verdict.empty(); });
   if (unjudged > 0)
-    ctx.warn(fmt::format("note: {} of the {} scenarios were not judged: their images are the classifier's failures "
-                         "only if their labels are right",
-                         unjudged, chosen.size()));
+    ctx.warn(
+        fmt::format("note: {} of the {} scenarios were not judged: their images are the classifier's failures "
+                    "only if their labels are right",
+                    unjudged, chosen.size()));
   return chosen;
 }
 
@@ -83,8 +87,8 @@ WorkspaceSuite workspace_suite(Context& ctx, Workspace& workspace, const SuiteRe
   info.original_test_accuracy = classifier.metrics.value("test_accuracy", -1.0);
 
   WorkspaceSuite out;
-  out.suite = build_suite(*in.vae, *in.classifier, in.judges, in.verdict, chosen, in.distill_tau, std::move(info),
-                          options);
+  out.suite =
+      build_suite(*in.vae, *in.classifier, in.judges, in.verdict, chosen, in.distill_tau, std::move(info), options);
   for (auto& sc : out.suite.info.scenario_list)
     if (const Scenario* found = in.scenarios.find(sc.id)) sc.seed_label = found->seed_label;
   for (const auto& l : out.suite.info.left_out)

@@ -84,7 +84,8 @@ TEST_F(AnnotationStore, ValidatesEveryField) {
   EXPECT_TRUE(test::contains(refusal(vote(1, "al\nice", 1)), "control characters"));
   EXPECT_TRUE(test::contains(refusal(vote(1, " alice", 1)), "starts or ends with a space"));
   EXPECT_TRUE(test::contains(refusal(vote(1, "al\xffice", 1)), "not valid UTF-8"));
-  EXPECT_TRUE(test::contains(refusal(vote(1, "alice", 1, "", std::string(1001, 'n'))), "1001 characters, at most 1000"));
+  EXPECT_TRUE(
+      test::contains(refusal(vote(1, "alice", 1, "", std::string(1001, 'n'))), "1001 characters, at most 1000"));
   EXPECT_TRUE(test::contains(refusal(vote(1, "alice", 1, "", "bad \x01 byte")), "control characters"));
   EXPECT_TRUE(test::contains(refusal(vote(1, "alice", 1, "", "\xc0\xaf")), "not valid UTF-8"));  // overlong '/'
   Annotation wrong_run = vote(1, "alice", 1);
@@ -367,8 +368,9 @@ TEST(AnnotationTables, AnOlderCatalogueIsUpgradedKeepingItsHistory) {
       END;
     )sql");
     ws.db()
-        .prepare("INSERT INTO annotations (distill_run_id, scenario_id, annotator, label, created_at)"
-                 " VALUES (?, 1, 'alice', 3, '2026-01-01T00:00:00.000Z')")
+        .prepare(
+            "INSERT INTO annotations (distill_run_id, scenario_id, annotator, label, created_at)"
+            " VALUES (?, 1, 'alice', 3, '2026-01-01T00:00:00.000Z')")
         .bind(1, set.run_id)
         .run();
   }
@@ -531,7 +533,9 @@ TEST_F(ExportImport, BadFilesAreRejectedWhole) {
 
   msg = import_error("{not json", js);
   EXPECT_TRUE(test::contains(msg, "not valid JSON")) << msg;
-  msg = import_error(R"({"annotations": [{"scenario": 1, "annotator": "a", "label": 3}, {"scenario": 1, "annotator": "a", "label": 3.5}]})", js);
+  msg = import_error(
+      R"({"annotations": [{"scenario": 1, "annotator": "a", "label": 3}, {"scenario": 1, "annotator": "a", "label": 3.5}]})",
+      js);
   EXPECT_TRUE(test::contains(msg, "annotation 2: label is neither")) << msg;
   msg = import_error(R"({"distill_run_id": 5, "annotations": []})", js);
   EXPECT_TRUE(test::contains(msg, "distill run 5")) << msg;

@@ -144,8 +144,9 @@ TEST(ScenarioStore, WithoutADistillStageItIsAStateError) {
   std::string message = test::error_message<StateError>([&] { load_scenarios(ws); });
   EXPECT_TRUE(test::contains(message, "defuse distill")) << message;
   // A distill run that stored no scenarios.
-  auto record = ws.run_stage("distill", json::object(), json::object(),
-                             [](int64_t) { return Workspace::StageOutput{json::object(), {}, nullptr}; });
+  auto record = ws.run_stage("distill", json::object(), json::object(), [](int64_t) {
+    return Workspace::StageOutput{json::object(), {}, nullptr};
+  });
   message = test::error_message<StateError>([&] { load_scenarios(ws); });
   EXPECT_TRUE(test::contains(message, "stored no scenarios")) << message;
 }
@@ -215,8 +216,7 @@ TEST(ScenarioStore, ValidatesWhatDistillationHandsIn) {
   EXPECT_TRUE(test::contains(broken([](ScenarioSet& x) { x.scenarios[0].neighbours[0].label = -1; }), "label"));
   for (std::string path : {"../x.png", "/etc/x.png", "scenarios/../x.png", "scenarios//x.png", "other/x.png",
                            "scenarios/x.jpg", "scenarios\\x.png", "scenarios/./x.png"}) {
-    EXPECT_TRUE(test::contains(broken([&](ScenarioSet& x) { x.scenarios[0].samples[0].path = path; }), "path"))
-        << path;
+    EXPECT_TRUE(test::contains(broken([&](ScenarioSet& x) { x.scenarios[0].samples[0].path = path; }), "path")) << path;
   }
 }
 

@@ -51,9 +51,7 @@ class Server : public ::testing::Test {
     c->set_read_timeout(10);
     return c;
   }
-  httplib::Headers write_headers() const {
-    return {{"Origin", origin()}, {"X-CSRF-Token", server_->csrf_token()}};
-  }
+  httplib::Headers write_headers() const { return {{"Origin", origin()}, {"X-CSRF-Token", server_->csrf_token()}}; }
   httplib::Result post(const json& body, httplib::Headers headers) {
     return client()->Post("/api/annotations", headers, body.dump(), "application/json");
   }
@@ -233,7 +231,9 @@ TEST_F(Server, RefusesCrossOriginWrites) {
   EXPECT_TRUE(test::contains(error_of(r), "cross-origin")) << r->body;
   EXPECT_EQ(post(ok, {{"Origin", "null"}, {"X-CSRF-Token", csrf}})->status, 403);
   EXPECT_EQ(post(ok, {{"Origin", "http://127.0.0.1:1"}, {"X-CSRF-Token", csrf}})->status, 403);
-  EXPECT_EQ(post(ok, {{"Origin", "https://127.0.0.1:" + std::to_string(server_->port())}, {"X-CSRF-Token", csrf}})->status, 403);
+  EXPECT_EQ(
+      post(ok, {{"Origin", "https://127.0.0.1:" + std::to_string(server_->port())}, {"X-CSRF-Token", csrf}})->status,
+      403);
   EXPECT_EQ(post(ok, {{"Referer", "http://evil.example/page"}, {"X-CSRF-Token", csrf}})->status, 403);
   EXPECT_EQ(post(ok, {{"Referer", origin() + ".evil.example/"}, {"X-CSRF-Token", csrf}})->status, 403);
   r = post(ok, {{"X-CSRF-Token", csrf}});  // neither Origin nor Referer
@@ -279,20 +279,26 @@ TEST_F(Server, ValidatesEveryField) {
   };
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 10}}), "label 10 is not a class"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", -1}}), "not a class"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", "3"}}), "\"label\" must be an integer"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 2.5}}), "\"label\" must be an integer"));
+  EXPECT_TRUE(
+      test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", "3"}}), "\"label\" must be an integer"));
+  EXPECT_TRUE(
+      test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 2.5}}), "\"label\" must be an integer"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 99}, {"annotator", "a"}, {"label", 1}}), "unknown scenario 99"));
   EXPECT_TRUE(test::contains(refused({{"scenario", "1"}, {"annotator", "a"}, {"label", 1}}), "\"scenario\" must be"));
   EXPECT_TRUE(test::contains(refused({{"annotator", "a"}, {"label", 1}}), "\"scenario\" must be"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"label", 1}}), "\"annotator\" must be"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", ""}, {"label", 1}}), "name is empty"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", std::string(65, 'a')}, {"label", 1}}), "at most 64"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"note", std::string(1001, 'n')}}),
-                             "at most 1000"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"note", 5}}), "\"note\" must be"));
+  EXPECT_TRUE(
+      test::contains(refused({{"scenario", 1}, {"annotator", std::string(65, 'a')}, {"label", 1}}), "at most 64"));
+  EXPECT_TRUE(test::contains(
+      refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"note", std::string(1001, 'n')}}), "at most 1000"));
+  EXPECT_TRUE(
+      test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"note", 5}}), "\"note\" must be"));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}}), "needs a label or a rejection"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"reject", "ambiguous"}}), "not both"));
-  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"reject", "boring"}}), "is not \"unrealistic\""));
+  EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"label", 1}, {"reject", "ambiguous"}}),
+                             "not both"));
+  EXPECT_TRUE(
+      test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"reject", "boring"}}), "is not \"unrealistic\""));
   EXPECT_TRUE(test::contains(refused({{"scenario", 1}, {"annotator", "a"}, {"reject", true}}), "\"reject\" must be"));
   EXPECT_TRUE(test::contains(refused(json::array({1, 2})), "not a JSON object"));
   auto r = client()->Post("/api/annotations", write_headers(), "{\"scenario\": 1,", "application/json");
@@ -392,7 +398,8 @@ TEST_F(Server, WithATokenEveryRequestNeedsIt) {
   EXPECT_EQ(client()->Get("/thumbs/run-1/s1-sample-0.png?token=secret-token-123")->status, 200);
   EXPECT_EQ(client()->Get("/api/state", {{"X-Defuse-Token", "secret-token-123"}})->status, 200);
   // A foreign Host is fine with the token (it is how a remote browser reaches us)...
-  EXPECT_EQ(client()->Get("/api/state", {{"X-Defuse-Token", "secret-token-123"}, {"Host", "lab-box:8765"}})->status, 200);
+  EXPECT_EQ(client()->Get("/api/state", {{"X-Defuse-Token", "secret-token-123"}, {"Host", "lab-box:8765"}})->status,
+            200);
   // ...and writes still need the origin check and the CSRF token on top of it.
   json ok = {{"scenario", 1}, {"annotator", "a"}, {"label", 1}};
   EXPECT_EQ(post(ok, {{"X-Defuse-Token", "secret-token-123"}, {"Origin", origin()}})->status, 403);
@@ -416,8 +423,8 @@ TEST_F(Server, AnyOtherAddressThanLoopbackRequiresAToken) {
 TEST(ServerOptions, LoopbackHostsAndValidation) {
   for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1", "[::1]"})
     EXPECT_TRUE(is_loopback_host(host)) << host;
-  for (const char* host : {"0.0.0.0", "10.0.0.1", "127.0.0", "127.0.0.1.evil.example", "127.0.0.256", "localhost.evil",
-                           "::", ""})
+  for (const char* host :
+       {"0.0.0.0", "10.0.0.1", "127.0.0", "127.0.0.1.evil.example", "127.0.0.256", "localhost.evil", "::", ""})
     EXPECT_FALSE(is_loopback_host(host)) << host;
 
   test::TempDir tmp;
@@ -461,9 +468,12 @@ TEST_F(Server, EightClientsPostingAThousandAnnotationsEachAreAllStored) {
     threads.emplace_back([&, c] {
       auto cli = client();  // one keep-alive connection per client
       for (int i = 0; i < kEach; ++i) {
-        json body = {{"scenario", 1 + (i + c) % 4}, {"annotator", "client-" + std::to_string(c)}, {"note", std::to_string(i)}};
-        if (i % 10 == 9) body["reject"] = "ambiguous";
-        else body["label"] = (i * 7 + c) % 10;
+        json body = {
+            {"scenario", 1 + (i + c) % 4}, {"annotator", "client-" + std::to_string(c)}, {"note", std::to_string(i)}};
+        if (i % 10 == 9)
+          body["reject"] = "ambiguous";
+        else
+          body["label"] = (i * 7 + c) % 10;
         auto r = cli->Post("/api/annotations", headers, body.dump(), "application/json");
         if (!r || r->status != 200) ++failures;
       }
@@ -510,8 +520,8 @@ TEST_F(Server, WaitsUntilEveryScenarioIsDecided) {
 TEST_F(Server, ServeUntilCompleteStopsWhenAskedOrAtOnceWhenDone) {
   std::string url;
   int polls = 0;
-  ServeResult r = serve_until_complete(dir_, {}, [&](const std::string& u) { url = u; },
-                                       [&] { return ++polls > 3; });
+  ServeResult r = serve_until_complete(
+      dir_, {}, [&](const std::string& u) { url = u; }, [&] { return ++polls > 3; });
   EXPECT_FALSE(r.complete);
   EXPECT_EQ(r.url, url);
   EXPECT_TRUE(test::contains(url, "http://127.0.0.1:"));

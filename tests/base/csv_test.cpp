@@ -54,10 +54,14 @@ TEST(Csv, MalformedQuotesAreDataErrorsNamingTheLine) {
 TEST(Csv, WritesFieldsThatReadBack) {
   // (value, as written): quoted only when a reader would otherwise take it apart or trim it.
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"plain", "plain"},          {"", ""},
-      {"a,b", "\"a,b\""},          {"say \"hi\"", "\"say \"\"hi\"\"\""},
-      {"two\nlines", "\"two\nlines\""}, {"cr\r", "\"cr\r\""},
-      {" padded", "\" padded\""},  {"padded ", "\"padded \""},
+      {"plain", "plain"},
+      {"", ""},
+      {"a,b", "\"a,b\""},
+      {"say \"hi\"", "\"say \"\"hi\"\"\""},
+      {"two\nlines", "\"two\nlines\""},
+      {"cr\r", "\"cr\r\""},
+      {" padded", "\" padded\""},
+      {"padded ", "\"padded \""},
   };
   for (const auto& [value, written] : cases) EXPECT_EQ(csv_field(value), written) << value;
   const Fields fields = {"1", "", "a,b", "say \"hi\"", "two\r\nlines", " x "};

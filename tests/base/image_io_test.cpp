@@ -65,8 +65,7 @@ TEST(ImageIo, DecodesPpmP6AndPgmP5) {
 
 TEST(ImageIo, PpmAcceptsCommentsSmallAndSixteenBitMaxval) {
   const std::string commented = std::string("P5\n# made by hand\n2 # width\n1\n15\n") + "\x0f\x05";
-  const Image a =
-      decode_ppm(reinterpret_cast<const uint8_t*>(commented.data()), commented.size(), "a");
+  const Image a = decode_ppm(reinterpret_cast<const uint8_t*>(commented.data()), commented.size(), "a");
   EXPECT_EQ(a.pixels, (std::vector<uint8_t>{255, 85}));  // scaled from maxval 15
   const std::string wide = std::string("P5 2 1 65535\n") + std::string("\xff\xff\x80\x00", 4);
   const Image b = decode_ppm(reinterpret_cast<const uint8_t*>(wide.data()), wide.size(), "b");
@@ -112,8 +111,7 @@ TEST(ImageIo, RejectsCorruptAndUnknownFiles) {
   png.resize(png.size() / 2);
   EXPECT_THROW(decode_image(png.data(), png.size(), "half.png"), DataError);
   const std::vector<uint8_t> text = bytes_of("hello, world");
-  EXPECT_EQ(test::error_message<DataError>(
-                [&] { decode_image(text.data(), text.size(), "data: notes.png"); }),
+  EXPECT_EQ(test::error_message<DataError>([&] { decode_image(text.data(), text.size(), "data: notes.png"); }),
             "data: notes.png: not a PNG, JPEG or binary PPM/PGM image");
   EXPECT_THROW(decode_image(nullptr, 0, "empty"), DataError);
 }

@@ -59,8 +59,8 @@ TEST(Npy, NumpyLoadsWhatWeWrite) {
       "assert s.dtype == numpy.int8 and list(s) == [-1, 2], s\n"
       "print('ok')\n";
   write_file_atomic(dir.path() / "check.py", script);
-  const std::string cmd = "/usr/bin/python3 " + (dir.path() / "check.py").string() + " " + dir.path().string() +
-                          " > " + (dir.path() / "out").string() + " 2>&1";
+  const std::string cmd = "/usr/bin/python3 " + (dir.path() / "check.py").string() + " " + dir.path().string() + " > " +
+                          (dir.path() / "out").string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
   EXPECT_EQ(rc, 0) << read_file(dir.path() / "out");
 }

@@ -21,7 +21,10 @@ TEST(Utf8, ValidatesAndCounts) {
 
 TEST(Utf8, FindsControlCharacters) {
   EXPECT_FALSE(has_control_characters("plain h\xc3\xa9", false));
-  EXPECT_TRUE(has_control_characters("a\x01" "b", false));
+  EXPECT_TRUE(
+      has_control_characters("a\x01"
+                             "b",
+                             false));
   EXPECT_TRUE(has_control_characters("del\x7f", true));
   EXPECT_TRUE(has_control_characters("two\nlines", false));
   EXPECT_FALSE(has_control_characters("two\nlines\tand a tab\r\n", true));

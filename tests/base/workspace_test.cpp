@@ -56,11 +56,13 @@ TEST(Workspace, ExtraRowsCommitWithTheStageOrNotAtAll) {
   test::TempDir tmp;
   Workspace ws(tmp.path());
   ws.db().exec("CREATE TABLE things (run_id INTEGER, value INTEGER)");
-  EXPECT_THROW(ws.run_stage("s", json::object(), json::object(), [&](int64_t id) {
-    return Workspace::StageOutput{json::object(), {{"missing", "does/not/exist"}}, [id](Database& db) {
+  EXPECT_THROW(ws.run_stage("s", json::object(), json::object(),
+                            [&](int64_t id) {
+                              return Workspace::StageOutput{
+                                  json::object(), {{"missing", "does/not/exist"}}, [id](Database& db) {
                                     db.prepare("INSERT INTO things VALUES (?, 1)").bind(1, id).run();
                                   }};
-  }),
+                            }),
                IoError);
   Statement count = ws.db().prepare("SELECT COUNT(*) FROM things");
   ASSERT_TRUE(count.step());
@@ -102,7 +104,10 @@ TEST(Workspace, RunLeftRunningByADeadProcessIsReportedInterrupted) {
 
 TEST(Workspace, RefusesNewerSchema) {
   test::TempDir tmp;
-  { Database db(tmp.path() / "defuse.db"); db.set_user_version(99); }
+  {
+    Database db(tmp.path() / "defuse.db");
+    db.set_user_version(99);
+  }
   EXPECT_THROW(Workspace ws(tmp.path()), StateError);
 }
 

@@ -34,22 +34,36 @@ ReportData synthetic_report() {
   d.class_names[8] = "Bag <& \"odd\" name>";  // escaping, seen in the browser
   d.notes = {"Labels were chosen automatically (--auto): no person checked them."};
   d.summary = {
-      {"Data", {{"dataset", "fashion-mnist"}, {"path", "/usr/share/datasets/fashion-mnist"}, {"classes", "10"},
-                {"training images", "60,000"}, {"test images", "10,000"}}},
-      {"Classifier", {{"architecture", "small-cnn"}, {"epochs", "5"}, {"test accuracy", "91.24%"}, {"seed", "1"},
-                      {"time", "58 s"}}},
-      {"VAE", {{"latent size", "10"}, {"beta", "4"}, {"reconstruction", "ssim"}, {"epochs", "20"}, {"time", "4 min 12 s"}}},
-      {"Search", {{"seeds", "correctly classified training images"}, {"perturbations per seed (Q)", "100"},
-                  {"kept per seed (M)", "5"}, {"noise", "gaussian, scale 0.5"}, {"failures kept", "31,402"},
-                  {"time", "2 min 3 s"}}},
-      {"Clustering", {{"components", "100"}, {"concentration", "0.01"}, {"fit on", "10,000 codes"},
-                      {"scenarios (weight > 0.01)", "6"}, {"iterations", "143"}, {"time", "9.8 s"}}},
+      {"Data",
+       {{"dataset", "fashion-mnist"},
+        {"path", "/usr/share/datasets/fashion-mnist"},
+        {"classes", "10"},
+        {"training images", "60,000"},
+        {"test images", "10,000"}}},
+      {"Classifier",
+       {{"architecture", "small-cnn"}, {"epochs", "5"}, {"test accuracy", "91.24%"}, {"seed", "1"}, {"time", "58 s"}}},
+      {"VAE",
+       {{"latent size", "10"}, {"beta", "4"}, {"reconstruction", "ssim"}, {"epochs", "20"}, {"time", "4 min 12 s"}}},
+      {"Search",
+       {{"seeds", "correctly classified training images"},
+        {"perturbations per seed (Q)", "100"},
+        {"kept per seed (M)", "5"},
+        {"noise", "gaussian, scale 0.5"},
+        {"failures kept", "31,402"},
+        {"time", "2 min 3 s"}}},
+      {"Clustering",
+       {{"components", "100"},
+        {"concentration", "0.01"},
+        {"fit on", "10,000 codes"},
+        {"scenarios (weight > 0.01)", "6"},
+        {"iterations", "143"},
+        {"time", "9.8 s"}}},
       {"Versions", {{"defuse", "0.1.0"}, {"LibTorch", "1.13.1"}, {"BLAS", "OpenBLAS 0.3.21"}, {"threads", "2"}}},
   };
 
   // Scenarios: seed class -> predicted class, samples (mostly misclassified) and neighbours.
   const int pairs[][2] = {{6, 0}, {4, 2}, {9, 7}, {2, 4}, {0, 3}, {5, 7}};
-  const char* annotations[] = {"labelled: Shirt", "labelled: Coat", "labelled: Ankle boot", "tie",
+  const char* annotations[] = {"labelled: Shirt",       "labelled: Coat", "labelled: Ankle boot", "tie",
                                "rejected: unrealistic", "unlabelled"};
   const double before[] = {0.08, 0.15, 0.22, 0.31, -1, 0.4}, after[] = {0.86, 0.79, 0.91, 0.52, -1, 0.37};
   for (int k = 0; k < 6; ++k) {
@@ -67,8 +81,8 @@ ReportData synthetic_report() {
     s.accuracy_after = after[k];
     for (int i = 0; i < 10; ++i) {
       const bool wrong = i % 4 != 3;
-      s.samples.push_back({png(test::blob_image(28, k, i, false)),
-                           wrong ? s.predicted_label : s.seed_label, wrong ? "bad" : "good"});
+      s.samples.push_back(
+          {png(test::blob_image(28, k, i, false)), wrong ? s.predicted_label : s.seed_label, wrong ? "bad" : "good"});
     }
     for (int i = 0; i < 5; ++i) {
       s.neighbours.push_back({png(test::blob_image(28, k, i, true)), s.seed_label + " (train)", ""});
@@ -89,7 +103,8 @@ ReportData synthetic_report() {
     auto [ax, ay] = centre(pairs[k][0]);
     auto [bx, by] = centre(pairs[k][1]);
     const float mx = 0.6f * ax + 0.4f * bx, my = 0.6f * ay + 0.4f * by;
-    for (int i = 0; i < 120; ++i) d.map.failures.push_back({mx + 2.5f * noise(rng), my + 2.5f * noise(rng), pairs[k][0]});
+    for (int i = 0; i < 120; ++i)
+      d.map.failures.push_back({mx + 2.5f * noise(rng), my + 2.5f * noise(rng), pairs[k][0]});
     d.map.scenario_means.push_back({mx, my, pairs[k][0]});
     d.map.scenario_ids.push_back(d.scenarios[k].id);
   }

@@ -52,7 +52,7 @@ TEST(BalancedStream, BalancesLabelsThenScenariosAndCoversEveryImage) {
   EXPECT_EQ(per_image.size(), 17u);  // every image is used
   EXPECT_EQ(per_image[10], 75);      // scenario 1's two images, 150 draws between them
   EXPECT_EQ(per_image[11], 75);
-  EXPECT_EQ(per_image[0], 15);       // scenario 0's ten images
+  EXPECT_EQ(per_image[0], 15);  // scenario 0's ten images
   // Reshuffled on every pass, deterministic per seed.
   BalancedStream again(l, s, 3), other(l, s, 4);
   EXPECT_TRUE(torch::equal(again.next(600), idx));
@@ -99,16 +99,18 @@ TEST(LabelledScenarios, KeepsLabelledOnesAndExplainsWhenThereAreNone) {
   EXPECT_FLOAT_EQ(picked[1].mean[0].item<float>(), 3.f);
   EXPECT_EQ(picked[1].member_failures, (std::vector<int64_t>{4, 5}));
 
-  auto reason = [&](std::vector<ResolvedScenario> r) { return test::error_message<StateError>([&] { labelled_scenarios(set, r); }); };
+  auto reason = [&](std::vector<ResolvedScenario> r) {
+    return test::error_message<StateError>([&] { labelled_scenarios(set, r); });
+  };
   EXPECT_TRUE(test::contains(reason({decision(1, Resolution::kRejected), decision(2, Resolution::kRejected),
                                      decision(3, Resolution::kRejected)}),
                              "all 3 scenarios were rejected"));
   EXPECT_TRUE(test::contains(reason({decision(1, Resolution::kUnlabelled), decision(2, Resolution::kUnlabelled),
                                      decision(3, Resolution::kUnlabelled)}),
                              "annotate"));
-  EXPECT_TRUE(test::contains(reason({decision(1, Resolution::kTie), decision(2, Resolution::kRejected),
-                                     decision(3, Resolution::kUnlabelled)}),
-                             "1 tied"));
+  EXPECT_TRUE(test::contains(
+      reason({decision(1, Resolution::kTie), decision(2, Resolution::kRejected), decision(3, Resolution::kUnlabelled)}),
+      "1 tied"));
   EXPECT_TRUE(test::contains(reason({}), "no scenarios"));
 }
 
@@ -180,7 +182,11 @@ class Correction : public ::testing::Test {
   }
 
   double accuracy(Classifier& model, const LabelledImages& set) {
-    return predict_logits(model, set.images, 100, torch::kCPU).argmax(1).eq(set.labels).to(torch::kDouble).mean()
+    return predict_logits(model, set.images, 100, torch::kCPU)
+        .argmax(1)
+        .eq(set.labels)
+        .to(torch::kDouble)
+        .mean()
         .item<double>();
   }
   double test_accuracy(Classifier& model) {
@@ -253,11 +259,11 @@ TEST_F(Correction, LambdaFixesTheScenarioAndKeepsTheTestAccuracy) {
 TEST_F(Correction, EachModelDependsOnlyOnItsLambdaAndTheSeed) {
   auto o = options();
   o.baseline = false;
-  auto sweep = correct_classifier(*original_, images_tensor(dataset_->train, *dataset_),
-                                  labels_tensor(dataset_->train), train_, failures_, o);
+  auto sweep = correct_classifier(*original_, images_tensor(dataset_->train, *dataset_), labels_tensor(dataset_->train),
+                                  train_, failures_, o);
   o.lambdas = {1.0};
-  auto alone = correct_classifier(*original_, images_tensor(dataset_->train, *dataset_),
-                                  labels_tensor(dataset_->train), train_, failures_, o);
+  auto alone = correct_classifier(*original_, images_tensor(dataset_->train, *dataset_), labels_tensor(dataset_->train),
+                                  train_, failures_, o);
   auto a = sweep.models[1].model->parameters(), b = alone.models[0].model->parameters();
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
@@ -271,7 +277,8 @@ TEST_F(Correction, BadOptionsAndInputsAreClearErrors) {
   auto train_images = images_tensor(dataset_->train, *dataset_);
   auto train_labels = labels_tensor(dataset_->train);
   auto message = [&](CorrectOptions o, const LabelledImages& failures) {
-    return test::error_message<Error>([&] { correct_classifier(*original_, train_images, train_labels, train_, failures, o); });
+    return test::error_message<Error>(
+        [&] { correct_classifier(*original_, train_images, train_labels, train_, failures, o); });
   };
   auto o = options();
   o.lambdas = {-0.5};
@@ -344,8 +351,8 @@ TEST(ScoreModel, GenuineScenarioAccuracyCountsOnlyTheGenuineScenariosDraws) {
   held_out.scenario = torch::tensor({0, 0, 0, 1, 1, 1}, torch::kLong);
   EvaluateOptions o;
   at::Tensor pred;
-  auto s = score_model(*model, "original", -1, torch::zeros({0, 1, 4, 4}, torch::kUInt8), torch::zeros({0}, torch::kLong),
-                       held_out, LabelledImages{}, 3, o, {true, false, false}, &pred);
+  auto s = score_model(*model, "original", -1, torch::zeros({0, 1, 4, 4}, torch::kUInt8),
+                       torch::zeros({0}, torch::kLong), held_out, LabelledImages{}, 3, o, {true, false, false}, &pred);
   EXPECT_DOUBLE_EQ(s.scenario_accuracy, 0.5);
   EXPECT_DOUBLE_EQ(s.genuine_scenario_accuracy, 1.0);
   EXPECT_EQ(pred.size(0), 6);

@@ -33,8 +33,7 @@ TEST(DataSpec, ImageSizeOutOfRangeIsConfigError) {
 }
 
 TEST(DataSpec, NonexistentDirectoryIsIoError) {
-  const std::string message =
-      test::error_message<IoError>([] { load_dataset("mnist:/nonexistent/dir"); });
+  const std::string message = test::error_message<IoError>([] { load_dataset("mnist:/nonexistent/dir"); });
   EXPECT_NE(message.find("/nonexistent/dir"), std::string::npos) << message;
 }
 
@@ -55,9 +54,9 @@ std::string spec_error(const std::string& spec) {
 }
 
 TEST(DataSpec, ParsesKindDirectoryAndOptions) {
-  const DataSpec spec =
-      parse_data_spec("gtsrb:/data/GTSRB,size=48,holdout=0.25,split-seed=18446744073709551615,"
-                      "gt=/elsewhere/GT-final_test.csv");
+  const DataSpec spec = parse_data_spec(
+      "gtsrb:/data/GTSRB,size=48,holdout=0.25,split-seed=18446744073709551615,"
+      "gt=/elsewhere/GT-final_test.csv");
   EXPECT_EQ(spec.kind, "gtsrb");
   EXPECT_EQ(spec.dir, "/data/GTSRB");
   EXPECT_EQ(spec.options.image_size, 48);
@@ -86,15 +85,13 @@ TEST(DataSpec, UnknownOptionNamesTheAcceptedOnes) {
   EXPECT_EQ(spec_error("gtsrb:/d,colour=1"),
             "data: unknown option 'colour' in 'gtsrb:/d,colour=1' (accepted: size, holdout, "
             "split-seed, gt)");
-  EXPECT_TRUE(
-      test::contains(spec_error("folder:/d,seed=1"), "(accepted: size, holdout, split-seed)"));
+  EXPECT_TRUE(test::contains(spec_error("folder:/d,seed=1"), "(accepted: size, holdout, split-seed)"));
 }
 
 TEST(DataSpec, OptionTheKindDoesNotTakeIsConfigError) {
   EXPECT_EQ(spec_error("folder:/d,gt=x.csv"),
             "data: option 'gt' does not apply to folder (accepted: size, holdout, split-seed)");
-  EXPECT_EQ(spec_error("mnist:/d,size=32"),
-            "data: option 'size' does not apply to mnist (mnist takes none)");
+  EXPECT_EQ(spec_error("mnist:/d,size=32"), "data: option 'size' does not apply to mnist (mnist takes none)");
   EXPECT_TRUE(test::contains(spec_error("fashion-mnist,holdout=0.1"), "fashion-mnist takes none"));
   EXPECT_TRUE(test::contains(spec_error("svhn:/d,split-seed=1"), "does not apply to svhn"));
 }
@@ -102,10 +99,8 @@ TEST(DataSpec, OptionTheKindDoesNotTakeIsConfigError) {
 TEST(DataSpec, HoldoutMustBeAFractionStrictlyBetweenZeroAndOne) {
   for (const char* value : {"0", "1", "1.5", "-0.1", "abc", "0.2x", "", "nan", "inf", " 0.2"}) {
     const std::string message = spec_error(std::string("gtsrb:/d,holdout=") + value);
-    EXPECT_EQ(message.rfind(std::string("data: bad value '") + value + "' for holdout", 0), 0u)
-        << message;
-    EXPECT_TRUE(test::contains(message, "(expected a fraction in (0, 1), such as 0.2)"))
-        << message;
+    EXPECT_EQ(message.rfind(std::string("data: bad value '") + value + "' for holdout", 0), 0u) << message;
+    EXPECT_TRUE(test::contains(message, "(expected a fraction in (0, 1), such as 0.2)")) << message;
   }
   EXPECT_EQ(parse_data_spec("gtsrb:/d,holdout=0.999").options.holdout, 0.999);
   EXPECT_EQ(parse_data_spec("gtsrb:/d,holdout=1e-3").options.holdout, 0.001);
@@ -117,27 +112,26 @@ TEST(DataSpec, HoldoutMustBeAFractionStrictlyBetweenZeroAndOne) {
 
 TEST(DataSpec, BadSizeSeedOrPathIsConfigErrorNamingTheKey) {
   EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,size=0"), "bad value '0' for size"));
-  EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,size=2000"), "expected an image side in "
-                                                                "pixels, 1..1024"));
+  EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,size=2000"),
+                             "expected an image side in "
+                             "pixels, 1..1024"));
   EXPECT_TRUE(test::contains(spec_error("folder:/d,size=3.5"), "bad value '3.5' for size"));
-  EXPECT_TRUE(
-      test::contains(spec_error("gtsrb:/d,split-seed=-1"), "bad value '-1' for split-seed"));
-  EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,split-seed=18446744073709551616"),
-                             "for split-seed in"));
+  EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,split-seed=-1"), "bad value '-1' for split-seed"));
+  EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,split-seed=18446744073709551616"), "for split-seed in"));
   EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,gt="), "bad value '' for gt"));
 }
 
 TEST(DataSpec, MalformedOrRepeatedOptionsAreConfigErrors) {
   // A comma inside the directory reads as the start of options: the message says so.
   const std::string message = spec_error("gtsrb:/data/a,b/GTSRB");
-  EXPECT_TRUE(test::contains(message, "option 'b/GTSRB' in 'gtsrb:/data/a,b/GTSRB' is not "
-                                      "KEY=VALUE"))
+  EXPECT_TRUE(test::contains(message,
+                             "option 'b/GTSRB' in 'gtsrb:/data/a,b/GTSRB' is not "
+                             "KEY=VALUE"))
       << message;
   EXPECT_TRUE(test::contains(message, "DIR cannot contain one")) << message;
   EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,"), "option '' in"));
   EXPECT_TRUE(test::contains(spec_error("gtsrb:/d,=3"), "is not KEY=VALUE"));
-  EXPECT_EQ(spec_error("gtsrb:/d,size=8,size=9"),
-            "data: option 'size' is given twice in 'gtsrb:/d,size=8,size=9'");
+  EXPECT_EQ(spec_error("gtsrb:/d,size=8,size=9"), "data: option 'size' is given twice in 'gtsrb:/d,size=8,size=9'");
   EXPECT_TRUE(test::contains(spec_error("gtsrb:,size=8"), "names no directory after ':'"));
   EXPECT_TRUE(test::contains(spec_error("gtsrb,size=8"), "needs a directory: gtsrb:DIR"));
 }
@@ -149,8 +143,8 @@ TEST(DataSpec, LoadDatasetRejectsABadSpecBeforeReadingAnything) {
 
 // The held-out groups of `labels`/`groups`, per class.
 std::map<int64_t, std::set<std::string>> held_out_by_class(const std::vector<int64_t>& labels,
-                                                           const std::vector<std::string>& groups,
-                                                           double holdout, uint64_t seed) {
+                                                           const std::vector<std::string>& groups, double holdout,
+                                                           uint64_t seed) {
   const std::vector<bool> held = hold_out_groups(labels, groups, holdout, seed);
   std::map<int64_t, std::set<std::string>> out;
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -172,8 +166,7 @@ TEST(HoldOutGroups, HonoursTheFractionOfEveryClassWithinRounding) {
     }
   }
   for (double holdout : {0.01, 0.1, 0.2, 0.25, 0.5, 0.75, 0.99}) {
-    const std::map<int64_t, std::set<std::string>> held =
-        held_out_by_class(labels, groups, holdout, 1);
+    const std::map<int64_t, std::set<std::string>> held = held_out_by_class(labels, groups, holdout, 1);
     for (int64_t n = 1; n <= 40; ++n) {
       const int64_t count = held.count(n) ? static_cast<int64_t>(held.at(n).size()) : 0;
       const double exact = holdout * static_cast<double>(n);
@@ -222,8 +215,7 @@ TEST(HoldOutGroups, DependsOnTheSeedAndTheGroupsOnly) {
   // Pinned: the algorithm is part of the spec's meaning (a recorded spec must reproduce its
   // split on every platform), so a change to it has to show up here. The expected groups were
   // computed by a separate Python transcription of the algorithm documented in dataset.h.
-  EXPECT_EQ(first.at(0), (std::set<std::string>{"item16", "item22", "item32", "item36", "item46",
-                                                "item6"}));
+  EXPECT_EQ(first.at(0), (std::set<std::string>{"item16", "item22", "item32", "item36", "item46", "item6"}));
 }
 
 TEST(DataClassNames, AreTheOfficialLists) {
@@ -245,8 +237,7 @@ TEST(DatasetValidate, RejectsLabelsOutOfRange) {
   Dataset dataset = test::make_toy_dataset(6, 4, 1, 2, 2, 3);
   dataset.test.labels[2] = 3;
   const std::string message = test::error_message<DataError>([&] { dataset.validate(); });
-  EXPECT_NE(message.find("label 3 of test example 2 is outside 0..2"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("label 3 of test example 2 is outside 0..2"), std::string::npos) << message;
   dataset.test.labels[2] = -1;
   EXPECT_THROW(dataset.validate(), DataError);
 }

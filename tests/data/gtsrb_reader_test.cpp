@@ -29,14 +29,12 @@ Image numbered_image(int64_t width, int64_t height) {
   Image image{width, height, 3, {}};
   for (int64_t y = 0; y < height; ++y)
     for (int64_t x = 0; x < width; ++x)
-      for (int64_t c = 0; c < 3; ++c)
-        image.pixels.push_back(static_cast<uint8_t>(x + 16 * y + 100 * c));
+      for (int64_t c = 0; c < 3; ++c) image.pixels.push_back(static_cast<uint8_t>(x + 16 * y + 100 * c));
   return image;
 }
 
 // A sample whose image is `background` except the box (x1, y1)-(x2, y2) in `sign` colour.
-test::GtsrbSample two_colour_sample(int64_t size, int64_t x1, int64_t y1, int64_t x2, int64_t y2,
-                                    int64_t class_id) {
+test::GtsrbSample two_colour_sample(int64_t size, int64_t x1, int64_t y1, int64_t x2, int64_t y2, int64_t class_id) {
   test::GtsrbSample sample;
   sample.image = Image{size, size, 3, {}};
   for (int64_t y = 0; y < size; ++y)
@@ -55,11 +53,10 @@ test::GtsrbSample two_colour_sample(int64_t size, int64_t x1, int64_t y1, int64_
 
 // A valid tree: two training classes (0 and 14) and two test images.
 void write_small_tree(const fs::path& dir) {
-  test::write_gtsrb_tree(
-      dir,
-      {two_colour_sample(20, 5, 5, 15, 15, 0), two_colour_sample(24, 5, 5, 19, 19, 14),
-       two_colour_sample(20, 5, 5, 15, 15, 0)},
-      {two_colour_sample(20, 5, 5, 15, 15, 14), two_colour_sample(30, 5, 5, 25, 25, 0)});
+  test::write_gtsrb_tree(dir,
+                         {two_colour_sample(20, 5, 5, 15, 15, 0), two_colour_sample(24, 5, 5, 19, 19, 14),
+                          two_colour_sample(20, 5, 5, 15, 15, 0)},
+                         {two_colour_sample(20, 5, 5, 15, 15, 14), two_colour_sample(30, 5, 5, 25, 25, 0)});
 }
 
 std::string read_data_error(const fs::path& dir) {
@@ -72,8 +69,7 @@ std::string read_io_error(const fs::path& dir) {
 
 TEST(GtsrbCsv, ParsesCrlfRows) {
   const std::vector<GtsrbRow> rows = parse_gtsrb_csv(
-      std::string(kHeader) +
-          "00000_00000.ppm;29;30;5;6;24;25;0\r\n00000_00001.ppm;30;30;5;5;25;25;42\r\n",
+      std::string(kHeader) + "00000_00000.ppm;29;30;5;6;24;25;0\r\n00000_00001.ppm;30;30;5;5;25;25;42\r\n",
       "GT-00000.csv");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].filename, "00000_00000.ppm");
@@ -106,27 +102,22 @@ TEST(GtsrbCsv, RejectsMissingColumns) {
 
 TEST(GtsrbCsv, RejectsBadFields) {
   const std::string h = kHeader;
-  EXPECT_EQ(csv_error(h + "a.ppm;29;3x;5;6;24;25;0\r\n"),
-            "data: GT-00001.csv line 2: bad Height '3x'");
-  EXPECT_TRUE(
-      contains(csv_error(h + "a.ppm;29;30;5;6;24;25\r\n"), "line 2: has 7 fields, the header 8"));
+  EXPECT_EQ(csv_error(h + "a.ppm;29;3x;5;6;24;25;0\r\n"), "data: GT-00001.csv line 2: bad Height '3x'");
+  EXPECT_TRUE(contains(csv_error(h + "a.ppm;29;30;5;6;24;25\r\n"), "line 2: has 7 fields, the header 8"));
   EXPECT_TRUE(contains(csv_error(h + "a.ppm;29;30;-5;6;24;25;0\r\n"), "bad Roi.X1 '-5'"));
   EXPECT_TRUE(contains(csv_error(h + "a.ppm;29;30;;6;24;25;0\r\n"), "bad Roi.X1 ''"));
-  EXPECT_TRUE(
-      contains(csv_error(h + "a.ppm;99999999999999999999;30;5;6;24;25;0\r\n"), "bad Width"));
+  EXPECT_TRUE(contains(csv_error(h + "a.ppm;99999999999999999999;30;5;6;24;25;0\r\n"), "bad Width"));
   EXPECT_TRUE(contains(csv_error(h + "../x.ppm;29;30;5;6;24;25;0\r\n"), "bad Filename '../x.ppm'"));
 }
 
 TEST(GtsrbCsv, RejectsClassIdOutOfRange) {
-  EXPECT_EQ(
-      csv_error(std::string(kHeader) + "a.ppm;29;30;5;6;24;25;0\r\nb.ppm;29;30;5;6;24;25;43\r\n"),
-      "data: GT-00001.csv line 3: ClassId 43 is outside 0..42");
+  EXPECT_EQ(csv_error(std::string(kHeader) + "a.ppm;29;30;5;6;24;25;0\r\nb.ppm;29;30;5;6;24;25;43\r\n"),
+            "data: GT-00001.csv line 3: ClassId 43 is outside 0..42");
 }
 
 TEST(GtsrbCsv, RejectsEmptyOrOutsideRoi) {
   const std::string h = kHeader;
-  EXPECT_TRUE(contains(csv_error(h + "a.ppm;29;30;24;6;24;25;0\r\n"),
-                       "is empty or outside the 29x30 image"));
+  EXPECT_TRUE(contains(csv_error(h + "a.ppm;29;30;24;6;24;25;0\r\n"), "is empty or outside the 29x30 image"));
   EXPECT_TRUE(contains(csv_error(h + "a.ppm;29;30;5;6;30;25;0\r\n"), "Roi (5,6)-(30,25)"));
 }
 
@@ -141,8 +132,7 @@ TEST(GtsrbReader, CropsTheRoiExactly) {
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t y = 0; y < 6; ++y)
       for (int64_t x = 0; x < 6; ++x)
-        ASSERT_EQ(gtsrb.test.images[(c * 6 + y) * 6 + x],
-                  static_cast<uint8_t>((x + 2) + 16 * (y + 3) + 100 * c));
+        ASSERT_EQ(gtsrb.test.images[(c * 6 + y) * 6 + x], static_cast<uint8_t>((x + 2) + 16 * (y + 3) + 100 * c));
   EXPECT_EQ(gtsrb.test.labels[0], 3);
 }
 
@@ -169,8 +159,7 @@ TEST(GtsrbReader, ResizesToImageSizeWithTheOfficialClassNames) {
   write_small_tree(tmp.path());
   // A grey (P5) image among them becomes 3 channels.
   Image grey{20, 20, 1, std::vector<uint8_t>(400, 77)};
-  test::write_image_file(tmp.path() / "Final_Training" / "Images" / "00000" / "00000_00002.ppm",
-                         grey);
+  test::write_image_file(tmp.path() / "Final_Training" / "Images" / "00000" / "00000_00002.ppm", grey);
   const Dataset gtsrb = load_dataset("gtsrb:" + tmp.path().string());
   EXPECT_EQ(gtsrb.name, "gtsrb");
   EXPECT_EQ(gtsrb.class_names, gtsrb_classes());
@@ -223,8 +212,7 @@ TEST(GtsrbReader, ClassIdDisagreeingWithItsFolderIsDataError) {
   write_small_tree(tmp.path());
   test::write_file(tmp.path() / "Final_Training" / "Images" / "00014" / "GT-00014.csv",
                    std::string(kHeader) + "00000_00001.ppm;24;24;5;5;19;19;13\r\n");
-  EXPECT_TRUE(contains(read_data_error(tmp.path()),
-                       "ClassId 13 of 00000_00001.ppm disagrees with its folder 00014"));
+  EXPECT_TRUE(contains(read_data_error(tmp.path()), "ClassId 13 of 00000_00001.ppm disagrees with its folder 00014"));
 }
 
 TEST(GtsrbReader, ClassIdOutOfRangeIsDataError) {
@@ -232,23 +220,19 @@ TEST(GtsrbReader, ClassIdOutOfRangeIsDataError) {
   write_small_tree(tmp.path());
   test::write_file(tmp.path() / "Final_Test" / "Images" / "GT-final_test.csv",
                    std::string(kHeader) + "00000.ppm;20;20;5;5;15;15;43\r\n");
-  EXPECT_TRUE(contains(read_data_error(tmp.path()),
-                       "GT-final_test.csv line 2: ClassId 43 is outside 0..42"));
+  EXPECT_TRUE(contains(read_data_error(tmp.path()), "GT-final_test.csv line 2: ClassId 43 is outside 0..42"));
 }
 
 TEST(GtsrbReader, EmptyDatasetIsDataError) {
   test::TempDir tmp;
-  test::write_file(tmp.path() / "Final_Training" / "Images" / "00000" / "GT-00000.csv",
-                   std::string(kHeader));
-  test::write_file(tmp.path() / "Final_Test" / "Images" / "GT-final_test.csv",
-                   std::string(kHeader));
+  test::write_file(tmp.path() / "Final_Training" / "Images" / "00000" / "GT-00000.csv", std::string(kHeader));
+  test::write_file(tmp.path() / "Final_Test" / "Images" / "GT-final_test.csv", std::string(kHeader));
   EXPECT_TRUE(contains(read_data_error(tmp.path()), "no training images listed"));
 }
 
 // A training set of `tracks[k]` tracks of `frames` frames for class k: file TTTTT_FFFFF.ppm,
 // a 4x4 image of one colour that names its class (red), track (green) and frame (blue).
-std::vector<test::GtsrbSample> tracked_samples(const std::map<int64_t, int64_t>& tracks,
-                                               int64_t frames) {
+std::vector<test::GtsrbSample> tracked_samples(const std::map<int64_t, int64_t>& tracks, int64_t frames) {
   std::vector<test::GtsrbSample> samples;
   for (const auto& [class_id, n_tracks] : tracks) {
     for (int64_t t = 0; t < n_tracks; ++t) {
@@ -261,8 +245,7 @@ std::vector<test::GtsrbSample> tracked_samples(const std::map<int64_t, int64_t>&
         s.x2 = s.y2 = 4;
         s.class_id = class_id;
         char file[32];
-        std::snprintf(file, sizeof file, "%05lld_%05lld.ppm", static_cast<long long>(t),
-                      static_cast<long long>(f));
+        std::snprintf(file, sizeof file, "%05lld_%05lld.ppm", static_cast<long long>(t), static_cast<long long>(f));
         s.file = file;
         samples.push_back(std::move(s));
       }
@@ -305,18 +288,16 @@ TEST(GtsrbTrackSplit, HoldsOutWholeTracksWhenThereIsNoFinalTest) {
     }
   }
   // Every frame of a held-out track is in the test split.
-  EXPECT_EQ(test.size(),
-            3 * (test_tracks[0].size() + test_tracks[3].size() + test_tracks[14].size()));
+  EXPECT_EQ(test.size(), 3 * (test_tracks[0].size() + test_tracks[3].size() + test_tracks[14].size()));
   // 20% of 5, 10 and 2 tracks rounded, at least one; a class of one track stays in training.
   EXPECT_EQ(test_tracks[0].size(), 1u);
   EXPECT_EQ(test_tracks[3].size(), 2u);
   EXPECT_EQ(test_tracks[14].size(), 1u);
   EXPECT_EQ(test_tracks.count(42), 0u);
   EXPECT_EQ(train_tracks.at(42).size(), 1u);
-  EXPECT_EQ(gtsrb.source,
-            "GTSRB training split in " + tmp.path().string() +
-                ": no Final_Test, held out 20% of the tracks of each class (split-seed 0): 42 "
-                "train / 12 test images, Roi crops resized to 4x4");
+  EXPECT_EQ(gtsrb.source, "GTSRB training split in " + tmp.path().string() +
+                              ": no Final_Test, held out 20% of the tracks of each class (split-seed 0): 42 "
+                              "train / 12 test images, Roi crops resized to 4x4");
 }
 
 TEST(GtsrbTrackSplit, HonoursTheHoldoutFractionPerClass) {
@@ -328,8 +309,7 @@ TEST(GtsrbTrackSplit, HonoursTheHoldoutFractionPerClass) {
   EXPECT_EQ(test_tracks.at(2).size(), 2u);  // 2.1
   EXPECT_EQ(test_tracks.at(5).size(), 6u);  // 6
   EXPECT_EQ(gtsrb.test.size(), 2 * (1 + 2 + 6));
-  EXPECT_TRUE(contains(gtsrb.source, "held out 30% of the tracks of each class (split-seed 0)"))
-      << gtsrb.source;
+  EXPECT_TRUE(contains(gtsrb.source, "held out 30% of the tracks of each class (split-seed 0)")) << gtsrb.source;
 }
 
 TEST(GtsrbTrackSplit, IsDeterministicForASeedAndChangesWithAnother) {
@@ -342,7 +322,7 @@ TEST(GtsrbTrackSplit, IsDeterministicForASeedAndChangesWithAnother) {
   EXPECT_EQ(again.train.images, first.train.images);
   EXPECT_EQ(again.test.images, first.test.images);
   EXPECT_EQ(again.test.labels, first.test.labels);
-  EXPECT_EQ(other.test.size(), first.test.size());  // the same counts...
+  EXPECT_EQ(other.test.size(), first.test.size());                              // the same counts...
   EXPECT_NE(by_class(tracks_of(other.test)), by_class(tracks_of(first.test)));  // ...other tracks
   EXPECT_TRUE(contains(other.source, "(split-seed 8)")) << other.source;
 }
@@ -375,33 +355,29 @@ TEST(GtsrbTrackSplit, NoClassWithTwoTracksIsDataError) {
 TEST(GtsrbTrackSplit, GtWithoutFinalTestIsIoError) {
   test::TempDir tmp;
   test::write_gtsrb_training(tmp.path(), tracked_samples({{0, 2}}, 1));
-  const std::string message = error_message<IoError>(
-      [&] { load_dataset("gtsrb:" + tmp.path().string() + ",gt=/tmp/GT-final_test.csv"); });
-  EXPECT_TRUE(contains(message, "gt=/tmp/GT-final_test.csv is given but " +
-                                    (tmp.path() / "Final_Test" / "Images").string()))
+  const std::string message =
+      error_message<IoError>([&] { load_dataset("gtsrb:" + tmp.path().string() + ",gt=/tmp/GT-final_test.csv"); });
+  EXPECT_TRUE(
+      contains(message, "gt=/tmp/GT-final_test.csv is given but " + (tmp.path() / "Final_Test" / "Images").string()))
       << message;
 }
 
 // The test set of write_small_tree with the ground truth in `csv_dir` (none if empty).
 void write_tree_with_csv_in(const fs::path& dir, const fs::path& csv_dir) {
-  test::write_gtsrb_training(dir, {two_colour_sample(20, 5, 5, 15, 15, 0),
-                                   two_colour_sample(24, 5, 5, 19, 19, 14)});
-  test::write_gtsrb_test(dir,
-                         {two_colour_sample(20, 5, 5, 15, 15, 14),
-                          two_colour_sample(30, 5, 5, 25, 25, 0)},
+  test::write_gtsrb_training(dir, {two_colour_sample(20, 5, 5, 15, 15, 0), two_colour_sample(24, 5, 5, 19, 19, 14)});
+  test::write_gtsrb_test(dir, {two_colour_sample(20, 5, 5, 15, 15, 14), two_colour_sample(30, 5, 5, 25, 25, 0)},
                          csv_dir);
 }
 
 TEST(GtsrbTestCsv, IsFoundInEachOfTheThreePlaces) {
-  for (const fs::path& place : {fs::path("Final_Test") / "Images", fs::path("Final_Test"),
-                                fs::path()}) {
+  for (const fs::path& place : {fs::path("Final_Test") / "Images", fs::path("Final_Test"), fs::path()}) {
     test::TempDir tmp;
     write_tree_with_csv_in(tmp.path(), tmp.path() / place);
     const Dataset gtsrb = load_dataset("gtsrb:" + tmp.path().string());
     EXPECT_EQ(gtsrb.test.labels, (std::vector<int64_t>{14, 0})) << place;
     const fs::path csv = tmp.path() / place / "GT-final_test.csv";
-    EXPECT_EQ(gtsrb.source, "GTSRB in " + tmp.path().string() + ", test labels from " +
-                                csv.string() + ", Roi crops resized to 32x32");
+    EXPECT_EQ(gtsrb.source, "GTSRB in " + tmp.path().string() + ", test labels from " + csv.string() +
+                                ", Roi crops resized to 32x32");
   }
 }
 
@@ -411,8 +387,7 @@ TEST(GtsrbTestCsv, PlacesAreTriedInOrderAndGtOverridesThemAll) {
   // Other labels in each later place and in the gt= file tell which one was read.
   const fs::path final_test_csv = tmp.path() / "Final_Test" / "GT-final_test.csv";
   test::write_file(final_test_csv, std::string(kHeader) + "00000.ppm;20;20;5;5;15;15;1\r\n");
-  test::write_file(tmp.path() / "GT-final_test.csv",
-                   std::string(kHeader) + "00000.ppm;20;20;5;5;15;15;2\r\n");
+  test::write_file(tmp.path() / "GT-final_test.csv", std::string(kHeader) + "00000.ppm;20;20;5;5;15;15;2\r\n");
   const fs::path gt = tmp.path() / "mine" / "labels.csv";
   test::write_file(gt, std::string(kHeader) + "00001.ppm;30;30;5;5;25;25;3\r\n");
   const std::string spec = "gtsrb:" + tmp.path().string();
@@ -424,8 +399,8 @@ TEST(GtsrbTestCsv, PlacesAreTriedInOrderAndGtOverridesThemAll) {
   EXPECT_EQ(load_dataset(spec).test.labels, (std::vector<int64_t>{1}));
   fs::remove(final_test_csv);
   EXPECT_EQ(load_dataset(spec).test.labels, (std::vector<int64_t>{2}));
-  const std::string message = error_message<IoError>(
-      [&] { load_dataset(spec + ",gt=" + (tmp.path() / "no.csv").string()); });
+  const std::string message =
+      error_message<IoError>([&] { load_dataset(spec + ",gt=" + (tmp.path() / "no.csv").string()); });
   EXPECT_EQ(message, "data: gtsrb: " + (tmp.path() / "no.csv").string() + " (gt=) not found");
 }
 
@@ -434,8 +409,8 @@ TEST(GtsrbTestCsv, MissingGroundTruthNamesEveryPlaceLookedAt) {
   write_tree_with_csv_in(tmp.path(), fs::path());
   const std::string message = read_io_error(tmp.path());
   const std::string dir = tmp.path().string();
-  EXPECT_EQ(message, "data: gtsrb: GT-final_test.csv not found in " + dir +
-                         "/Final_Test/Images/, " + dir + "/Final_Test/, " + dir +
+  EXPECT_EQ(message, "data: gtsrb: GT-final_test.csv not found in " + dir + "/Final_Test/Images/, " + dir +
+                         "/Final_Test/, " + dir +
                          "/ (the test images' labels: the ground truth is a separate download, "
                          "GTSRB_Final_Test_GT.zip; unpack it into one of those places or give "
                          "its path with gt=PATH)");
@@ -445,15 +420,14 @@ TEST(GtsrbTestCsv, OnlyTheShippedTestListGetsItsOwnMessage) {
   test::TempDir tmp;
   write_tree_with_csv_in(tmp.path(), fs::path());
   const fs::path list = tmp.path() / "Final_Test" / "Images" / "GT-final_test.test.csv";
-  test::write_file(list, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2\r\n"
-                         "00000.ppm;20;20;5;5;15;15\r\n");
+  test::write_file(list,
+                   "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2\r\n"
+                   "00000.ppm;20;20;5;5;15;15\r\n");
   const std::string message = read_io_error(tmp.path());
-  EXPECT_TRUE(contains(message, "GT-final_test.csv not found in " + tmp.path().string() +
-                                    "/Final_Test/Images/, "))
+  EXPECT_TRUE(contains(message, "GT-final_test.csv not found in " + tmp.path().string() + "/Final_Test/Images/, "))
       << message;
   EXPECT_TRUE(contains(message, "only " + list.string() + ", the list of test images shipped " +
-                                    "with them, which has no ClassId column and so is not the " +
-                                    "ground truth"))
+                                    "with them, which has no ClassId column and so is not the " + "ground truth"))
       << message;
   EXPECT_TRUE(contains(message, "separate download")) << message;
   EXPECT_TRUE(contains(message, "gt=PATH")) << message;
@@ -463,9 +437,10 @@ TEST(GtsrbTestCsv, FinalTestWithoutImagesIsIoError) {
   test::TempDir tmp;
   test::write_gtsrb_training(tmp.path(), tracked_samples({{0, 2}}, 1));
   test::write_file(tmp.path() / "Final_Test" / "GT-final_test.csv", std::string(kHeader));
-  EXPECT_TRUE(contains(read_io_error(tmp.path()),
-                       (tmp.path() / "Final_Test" / "Images").string() + " not found (the test "
-                       "images; without any " + (tmp.path() / "Final_Test").string()));
+  EXPECT_TRUE(contains(read_io_error(tmp.path()), (tmp.path() / "Final_Test" / "Images").string() +
+                                                      " not found (the test "
+                                                      "images; without any " +
+                                                      (tmp.path() / "Final_Test").string()));
 }
 
 // The real training set, when present: $DEFUSE_GTSRB_DIR, else the unpacked copy of

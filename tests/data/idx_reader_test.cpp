@@ -20,8 +20,7 @@ std::string parse_error(const std::vector<uint8_t>& bytes) {
 }
 
 // A toy MNIST-like directory: 1 channel, 7x5 images, 10 classes.
-Dataset write_toy_mnist(const fs::path& dir, bool gzip,
-                        test::IdxNaming naming = test::IdxNaming::kOfficial) {
+Dataset write_toy_mnist(const fs::path& dir, bool gzip, test::IdxNaming naming = test::IdxNaming::kOfficial) {
   Dataset toy = test::make_toy_dataset(30, 12, 1, 7, 5, 10);
   test::write_idx_dataset(dir, toy, gzip, naming);
   return toy;
@@ -62,8 +61,8 @@ TEST(IdxReader, MissingFileIsIoErrorNamingIt) {
   test::TempDir tmp;
   write_toy_mnist(tmp.path(), true);
   fs::remove(tmp.path() / "t10k-labels-idx1-ubyte.gz");
-  const std::string message = error_message<IoError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<IoError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "data: mnist: t10k-labels-idx1-ubyte[.gz]")) << message;
   EXPECT_TRUE(contains(message, tmp.path().string())) << message;
 }
@@ -76,8 +75,8 @@ TEST(IdxReader, WrongMagicNamesTheFile) {
   test::TempDir tmp;
   write_toy_mnist(tmp.path(), false);
   test::write_file(tmp.path() / "train-images-idx3-ubyte", std::string("GIF89a-not-idx"));
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "train-images-idx3-ubyte: bad magic 0x47494638")) << message;
   EXPECT_EQ(message.rfind("data: ", 0), 0u);
 }
@@ -87,8 +86,8 @@ TEST(IdxReader, TruncatedPayloadNamesTheFile) {
   write_toy_mnist(tmp.path(), false);
   const fs::path images = tmp.path() / "t10k-images-idx3-ubyte";
   fs::resize_file(images, fs::file_size(images) - 10);
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message,
                        "t10k-images-idx3-ubyte: truncated payload: the header claims "
                        "12x7x5 (420 bytes) but 410 bytes follow"))
@@ -100,8 +99,8 @@ TEST(IdxReader, TruncatedGzipStreamIsDataError) {
   write_toy_mnist(tmp.path(), true);
   const fs::path labels = tmp.path() / "train-labels-idx1-ubyte.gz";
   fs::resize_file(labels, fs::file_size(labels) - 12);
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "train-labels-idx1-ubyte.gz: truncated gzip stream")) << message;
 }
 
@@ -112,18 +111,17 @@ TEST(IdxReader, CorruptGzipStreamIsDataError) {
   std::vector<uint8_t> bytes = read_file_bytes(images.string(), "test");
   for (size_t i = 12; i < bytes.size(); i += 3) bytes[i] ^= 0x5a;
   test::write_file(images, bytes);
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "train-images-idx3-ubyte.gz: corrupt gzip stream")) << message;
 }
 
 TEST(IdxReader, ImageAndLabelCountMismatchIsDataError) {
   test::TempDir tmp;
   write_toy_mnist(tmp.path(), false);
-  test::write_file(tmp.path() / "train-labels-idx1-ubyte",
-                   test::idx_bytes({29}, std::vector<uint8_t>(29, 1)));
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  test::write_file(tmp.path() / "train-labels-idx1-ubyte", test::idx_bytes({29}, std::vector<uint8_t>(29, 1)));
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "holds 29 labels but")) << message;
   EXPECT_TRUE(contains(message, "holds 30 images")) << message;
 }
@@ -134,10 +132,9 @@ TEST(IdxReader, LabelOutOfRangeIsDataError) {
   std::vector<uint8_t> labels(12, 3);
   labels[4] = 10;
   test::write_file(tmp.path() / "t10k-labels-idx1-ubyte", test::idx_bytes({12}, labels));
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
-  EXPECT_TRUE(contains(message, "t10k-labels-idx1-ubyte: label 10 of example 4 is outside 0..9"))
-      << message;
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  EXPECT_TRUE(contains(message, "t10k-labels-idx1-ubyte: label 10 of example 4 is outside 0..9")) << message;
 }
 
 TEST(IdxReader, MixedImageSizesAreDataError) {
@@ -145,26 +142,25 @@ TEST(IdxReader, MixedImageSizesAreDataError) {
   write_toy_mnist(tmp.path(), false);
   test::write_file(tmp.path() / "t10k-images-idx3-ubyte",
                    test::idx_bytes({12, 5, 7}, std::vector<uint8_t>(12 * 35, 0)));
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "test images are 7x5 but training images are 5x7")) << message;
 }
 
 TEST(IdxReader, WrongArrayRankIsDataError) {
   test::TempDir tmp;
   write_toy_mnist(tmp.path(), false);
-  test::write_file(tmp.path() / "train-labels-idx1-ubyte",
-                   test::idx_bytes({30, 1}, std::vector<uint8_t>(30, 0)));
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  test::write_file(tmp.path() / "train-labels-idx1-ubyte", test::idx_bytes({30, 1}, std::vector<uint8_t>(30, 0)));
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "expected labels [N], found an array of 30x1")) << message;
 }
 
 TEST(IdxReader, EmptyDatasetIsDataError) {
   test::TempDir tmp;
   test::write_idx_dataset(tmp.path(), test::make_toy_dataset(0, 0, 1, 4, 4, 10), true);
-  const std::string message = error_message<DataError>(
-      [&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
+  const std::string message =
+      error_message<DataError>([&] { read_idx_dataset(tmp.path().string(), "mnist", digit_classes()); });
   EXPECT_TRUE(contains(message, "the train split is empty")) << message;
 }
 
@@ -227,8 +223,7 @@ TEST(IdxReader, ReadsRealMnistQuickly) {
   }
   const auto start = std::chrono::steady_clock::now();
   const Dataset mnist = load_dataset("mnist:" + dir.string());
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   RecordProperty("load_seconds", std::to_string(seconds));
   EXPECT_EQ(mnist.train.size(), 60000);
   EXPECT_EQ(mnist.test.size(), 10000);

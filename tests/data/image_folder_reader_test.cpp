@@ -36,8 +36,8 @@ TEST(ImageFolder, ReadsPngsKeepingTheirSizeAndGreyness) {
     const Image image = test::split_image(folder, folder.train, i);
     bool found = false;
     for (int64_t j = 0; j < toy.train.size() && !found; ++j) {
-      found = toy.train.labels[j] == folder.train.labels[i] &&
-              test::split_image(toy, toy.train, j).pixels == image.pixels;
+      found =
+          toy.train.labels[j] == folder.train.labels[i] && test::split_image(toy, toy.train, j).pixels == image.pixels;
     }
     EXPECT_TRUE(found) << "train image " << i;
   }
@@ -54,20 +54,16 @@ TEST(ImageFolder, ReadsRgbPpmAndJpeg) {
     EXPECT_EQ(folder.image_size(), 3 * 8 * 8) << extension;
     EXPECT_EQ(folder.train.labels, (std::vector<int64_t>{0, 0, 1, 1})) << extension;
     if (extension == ".ppm") {
-      EXPECT_EQ(test::split_image(folder, folder.test, 0).pixels,
-                test::split_image(toy, toy.test, 0).pixels);
+      EXPECT_EQ(test::split_image(folder, folder.test, 0).pixels, test::split_image(toy, toy.test, 0).pixels);
     }
   }
 }
 
 TEST(ImageFolder, MixedSizesAreResizedToImageSize) {
   test::TempDir tmp;
-  test::write_image_file(tmp.path() / "train" / "a" / "1.png",
-                         Image{10, 6, 1, std::vector<uint8_t>(60, 9)});
-  test::write_image_file(tmp.path() / "train" / "b" / "1.png",
-                         Image{4, 4, 1, std::vector<uint8_t>(16, 9)});
-  test::write_image_file(tmp.path() / "test" / "b" / "1.png",
-                         Image{4, 4, 1, std::vector<uint8_t>(16, 9)});
+  test::write_image_file(tmp.path() / "train" / "a" / "1.png", Image{10, 6, 1, std::vector<uint8_t>(60, 9)});
+  test::write_image_file(tmp.path() / "train" / "b" / "1.png", Image{4, 4, 1, std::vector<uint8_t>(16, 9)});
+  test::write_image_file(tmp.path() / "test" / "b" / "1.png", Image{4, 4, 1, std::vector<uint8_t>(16, 9)});
   DataOptions options;
   options.image_size = 12;
   const Dataset folder = read_image_folder(tmp.path().string(), options);
@@ -81,8 +77,7 @@ TEST(ImageFolder, MixedSizesAreResizedToImageSize) {
 TEST(ImageFolder, OneColourImageMakesAllThreeChannels) {
   test::TempDir tmp;
   test::write_image_file(tmp.path() / "train" / "a" / "1.png", Image{2, 2, 1, {1, 2, 3, 4}});
-  test::write_image_file(tmp.path() / "train" / "b" / "1.ppm",
-                         Image{2, 2, 3, std::vector<uint8_t>(12, 5)});
+  test::write_image_file(tmp.path() / "train" / "b" / "1.ppm", Image{2, 2, 3, std::vector<uint8_t>(12, 5)});
   test::write_image_file(tmp.path() / "test" / "a" / "1.pgm", Image{2, 2, 1, {6, 7, 8, 9}});
   const Dataset folder = read_image_folder(tmp.path().string(), {});
   EXPECT_EQ(folder.channels, 3);
@@ -133,13 +128,13 @@ TEST(ImageFolder, TrainWithoutTestOrValIsIoErrorPointingAtTheUnsplitReading) {
   test::TempDir tmp;
   test::write_image_folder(tmp.path(), test::make_toy_dataset(4, 2, 1, 3, 3, 2));
   fs::remove_all(tmp.path() / "test");
-  const std::string message =
-      error_message<IoError>([&] { read_image_folder(tmp.path().string(), {}); });
+  const std::string message = error_message<IoError>([&] { read_image_folder(tmp.path().string(), {}); });
   const fs::path train = tmp.path() / "train";
   EXPECT_EQ(message, "data: folder: " + (tmp.path() / "test").string() + " not found, nor " +
                          (tmp.path() / "val").string() +
                          " (DIR/train/ needs DIR/test/ or DIR/val/ beside it; to hold out part of "
-                         "train/ instead, give folder:" + train.string() + ")");
+                         "train/ instead, give folder:" +
+                         train.string() + ")");
   // Which works: train/'s classes, split.
   const Dataset folder = load_dataset("folder:" + train.string());
   EXPECT_EQ(folder.class_names, (std::vector<std::string>{"class0", "class1"}));
@@ -150,14 +145,12 @@ TEST(ImageFolder, TestOrValWithoutTrainIsIoError) {
   test::TempDir tmp;
   test::write_image_folder(tmp.path(), test::make_toy_dataset(4, 2, 1, 3, 3, 2), ".png", "val");
   fs::remove_all(tmp.path() / "train");
-  const std::string message =
-      error_message<IoError>([&] { read_image_folder(tmp.path().string(), {}); });
-  EXPECT_TRUE(contains(message, "data: folder: " + (tmp.path() / "train").string() +
-                                    " not found beside " + (tmp.path() / "val").string()))
+  const std::string message = error_message<IoError>([&] { read_image_folder(tmp.path().string(), {}); });
+  EXPECT_TRUE(contains(message, "data: folder: " + (tmp.path() / "train").string() + " not found beside " +
+                                    (tmp.path() / "val").string()))
       << message;
-  EXPECT_TRUE(contains(
-      error_message<IoError>([&] { read_image_folder((tmp.path() / "none").string(), {}); }),
-      "data: folder: " + (tmp.path() / "none").string() + " not found"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_image_folder((tmp.path() / "none").string(), {}); }),
+                       "data: folder: " + (tmp.path() / "none").string() + " not found"));
 }
 
 TEST(ImageFolder, ValIsTheTestSplitWhenThereIsNoTest) {
@@ -168,19 +161,16 @@ TEST(ImageFolder, ValIsTheTestSplitWhenThereIsNoTest) {
   EXPECT_EQ(folder.train.size(), 9);
   EXPECT_EQ(folder.test.size(), 6);
   EXPECT_EQ(folder.test.labels, (std::vector<int64_t>{0, 0, 1, 1, 2, 2}));
-  EXPECT_EQ(folder.source,
-            "image folders in " + tmp.path().string() + " (train/, and val/ as the test split)");
+  EXPECT_EQ(folder.source, "image folders in " + tmp.path().string() + " (train/, and val/ as the test split)");
 }
 
 TEST(ImageFolder, TestWinsOverValAndTheSourceSaysSo) {
   test::TempDir tmp;
   test::write_image_folder(tmp.path(), test::make_toy_dataset(9, 6, 1, 4, 4, 3));
-  test::write_image_file(tmp.path() / "val" / "class0" / "x.png",
-                         Image{4, 4, 1, std::vector<uint8_t>(16, 1)});
+  test::write_image_file(tmp.path() / "val" / "class0" / "x.png", Image{4, 4, 1, std::vector<uint8_t>(16, 1)});
   const Dataset folder = load_dataset("folder:" + tmp.path().string());
   EXPECT_EQ(folder.test.size(), 6);
-  EXPECT_EQ(folder.source,
-            "image folders in " + tmp.path().string() + " (train/ and test/; val/ unused)");
+  EXPECT_EQ(folder.source, "image folders in " + tmp.path().string() + " (train/ and test/; val/ unused)");
 }
 
 // DIR/<class>/* with no split: class k holds counts[k] grey 2x2 images, each of one value
@@ -237,8 +227,7 @@ TEST(ImageFolder, UnsplitFolderSplitIsDeterministicAndSeeded) {
   EXPECT_EQ(first.test.size(), 12);
   EXPECT_EQ(other.test.size(), 12);
   EXPECT_NE(values_by_class(other.test), values_by_class(first.test));
-  EXPECT_TRUE(contains(other.source, "held out 50% of the images of each class (split-seed 1)"))
-      << other.source;
+  EXPECT_TRUE(contains(other.source, "held out 50% of the images of each class (split-seed 1)")) << other.source;
 }
 
 TEST(ImageFolder, UnsplitFolderOfSingleImagesIsDataError) {

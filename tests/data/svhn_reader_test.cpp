@@ -29,8 +29,7 @@ void write_pattern_mat(const fs::path& path, size_t n, const std::vector<double>
   for (size_t i = 0; i < n; ++i)
     for (size_t c = 0; c < 3; ++c)
       for (size_t col = 0; col < 3; ++col)
-        for (size_t row = 0; row < 4; ++row)
-          x[row + 4 * (col + 3 * (c + 3 * i))] = pattern(row, col, c, i);
+        for (size_t row = 0; row < 4; ++row) x[row + 4 * (col + 3 * (c + 3 * i))] = pattern(row, col, c, i);
   test::write_svhn_mat(path, x, {4, 3, 3, n}, y);
 }
 
@@ -93,9 +92,7 @@ TEST(SvhnReader, TruncatedFileIsDataError) {
       {-20, "cannot read y"}, {-2, "cannot read X"}, {200, "has no variable X"}, {10, "too short"}};
   for (const auto& [cut, expected] : cuts) {
     test::write_svhn_dataset(tmp.path(), toy);
-    fs::resize_file(train, cut == -2 ? fs::file_size(train) / 2
-                           : cut < 0 ? fs::file_size(train) + cut
-                                     : cut);
+    fs::resize_file(train, cut == -2 ? fs::file_size(train) / 2 : cut < 0 ? fs::file_size(train) + cut : cut);
     const std::string message = read_error(tmp.path());
     EXPECT_TRUE(contains(message, "data: " + train.string() + ": " + expected)) << message;
   }
@@ -146,8 +143,7 @@ TEST(SvhnReader, WrongVariablesAreDataError) {
   test::TempDir tmp;
   write_pattern_mat(tmp.path() / "test_32x32.mat", 1, {1});
   // X with one channel.
-  test::write_svhn_mat(tmp.path() / "train_32x32.mat", std::vector<uint8_t>(8, 1), {2, 2, 1, 2},
-                       {1, 2});
+  test::write_svhn_mat(tmp.path() / "train_32x32.mat", std::vector<uint8_t>(8, 1), {2, 2, 1, 2}, {1, 2});
   EXPECT_TRUE(contains(read_error(tmp.path()), "X must be H x W x 3 x N"));
   // No X at all: a file holding only an unrelated variable.
   {
@@ -165,8 +161,7 @@ TEST(SvhnReader, WrongVariablesAreDataError) {
 TEST(SvhnReader, MixedImageSizesAreDataError) {
   test::TempDir tmp;
   write_pattern_mat(tmp.path() / "train_32x32.mat", 1, {1});
-  test::write_svhn_mat(tmp.path() / "test_32x32.mat", std::vector<uint8_t>(2 * 2 * 3, 1),
-                       {2, 2, 3, 1}, {1});
+  test::write_svhn_mat(tmp.path() / "test_32x32.mat", std::vector<uint8_t>(2 * 2 * 3, 1), {2, 2, 3, 1}, {1});
   EXPECT_TRUE(contains(read_error(tmp.path()), "images are 2x2 but training images are 3x4"));
 }
 

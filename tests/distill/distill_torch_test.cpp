@@ -128,8 +128,8 @@ TEST(Distill, NoFailuresGiveNoScenariosAndBadOptionsAreClearErrors) {
   FailureSet empty = f.failures;
   empty.latent = torch::zeros({0, 4});
   // With a validity gate, finding no genuine failure is an answer, not an error.
-  auto none = distill_scenarios(*f.vae, *f.classifier, empty, f.train_codes, f.train_images, f.train_labels,
-                                small_options());
+  auto none =
+      distill_scenarios(*f.vae, *f.classifier, empty, f.train_codes, f.train_images, f.train_labels, small_options());
   EXPECT_EQ(none.failures, 0);
   EXPECT_TRUE(none.scenarios.empty());
   auto o = small_options();

@@ -100,7 +100,6 @@ TEST(DpgmmParity, ExplicitPriorsMatchScikitLearn) {
   check_parity(k_full_priors, o);
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Beyond parity.
 

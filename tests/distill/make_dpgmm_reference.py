@@ -3,7 +3,7 @@
 BayesianGaussianMixture (Debian's python3-sklearn, 1.2).
 
 Run once; paste its output into tests/distill/dpgmm_reference.h between the "BEGIN GENERATED" and
-"END GENERATED" markers (or run with --check to compare with what is there):
+"END GENERATED" markers, inside its "clang-format off" and "on" lines (or run with --check to compare with what is there):
 
     /usr/bin/python3 tests/distill/make_dpgmm_reference.py > /tmp/ref.inc
 

@@ -37,7 +37,8 @@ template <typename T>
 std::string raw(const std::vector<T>& values, bool big_endian = false) {
   std::string out(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
   if (big_endian)
-    for (size_t i = 0; i < values.size(); ++i) std::reverse(out.begin() + i * sizeof(T), out.begin() + (i + 1) * sizeof(T));
+    for (size_t i = 0; i < values.size(); ++i)
+      std::reverse(out.begin() + i * sizeof(T), out.begin() + (i + 1) * sizeof(T));
   return out;
 }
 
@@ -74,19 +75,19 @@ TEST(PointsNpy, ReadsFloat64AndFloat32InEitherOrder) {
   EXPECT_EQ(back.values, p.values);
   EXPECT_EQ(points_npy_bytes(p).size() % 64, 48u);  // header padded to 64 bytes, then 48 of data
 
-  auto f32 = parse_points_npy(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
-                                  raw(std::vector<float>{1.5f, 2, 3, 4})),
-                              "f.npy");
+  auto f32 = parse_points_npy(
+      npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", raw(std::vector<float>{1.5f, 2, 3, 4})),
+      "f.npy");
   EXPECT_EQ(f32.values, (std::vector<double>{1.5, 2, 3, 4}));
   // Fortran order: stored column by column.
-  auto fortran = parse_points_npy(npy("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }",
-                                      raw(std::vector<double>{1, 4, 2, 5, 3, 6})),
-                                  "fo.npy");
+  auto fortran = parse_points_npy(
+      npy("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", raw(std::vector<double>{1, 4, 2, 5, 3, 6})),
+      "fo.npy");
   EXPECT_EQ(fortran.values, (std::vector<double>{1, 2, 3, 4, 5, 6}));
   // Big-endian, version 2 header, 1-D shape.
-  auto be = parse_points_npy(npy("{'descr': '>f8', 'fortran_order': False, 'shape': (3,), }",
-                                 raw(std::vector<double>{7, 8, 9}, true), 2),
-                             "be.npy");
+  auto be = parse_points_npy(
+      npy("{'descr': '>f8', 'fortran_order': False, 'shape': (3,), }", raw(std::vector<double>{7, 8, 9}, true), 2),
+      "be.npy");
   EXPECT_EQ(be.rows, 3);
   EXPECT_EQ(be.cols, 1);
   EXPECT_EQ(be.values, (std::vector<double>{7, 8, 9}));

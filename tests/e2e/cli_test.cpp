@@ -44,8 +44,8 @@ class Cli : public ::testing::Test {
 };
 
 TEST_F(Cli, TrainClassifierPrintsOneJsonObjectAndRecordsTheStage) {
-  auto r = run({"train-classifier", "--data", data(), "--workspace", workspace_, "--epochs", "2", "--batch-size",
-                "32", "--lr", "0.01", "--json", "--threads", "1"});
+  auto r = run({"train-classifier", "--data", data(), "--workspace", workspace_, "--epochs", "2", "--batch-size", "32",
+                "--lr", "0.01", "--json", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << r.err;
   json summary = json::parse(r.out);  // throws (fails the test) if stdout holds anything else
   EXPECT_EQ(summary["epochs"], 2);
@@ -71,8 +71,9 @@ TEST_F(Cli, TrainClassifierPrintsOneJsonObjectAndRecordsTheStage) {
 
 TEST(Pipeline, TheStageListNamesTheStagesAndCommandsThatExist) {
   // base/pipeline.h is torch-free; the stages' own name constants must match it.
-  const std::vector<std::string> constants{kClassifierStage, kJudgesStage, kVaeStage,      kIdentifyStage, kDistillStage,
-                                           "annotate",       kCorrectStage, kEvaluateStage, "report"};
+  const std::vector<std::string> constants{kClassifierStage, kJudgesStage,   kVaeStage,
+                                           kIdentifyStage,   kDistillStage,  "annotate",
+                                           kCorrectStage,    kEvaluateStage, "report"};
   EXPECT_EQ(pipeline_stage_names(), constants);
   for (const auto& stage : pipeline()) {
     SCOPED_TRACE(std::string(stage.name));
@@ -94,8 +95,8 @@ TEST(Pipeline, TheStageListNamesTheStagesAndCommandsThatExist) {
 TEST_F(Cli, ImportsAValidTorchScriptClassifier) {
   auto model = tmp_.path() / "user.pt";
   test::write_torchscript_linear(model, 12 * 12, 10);
-  auto r = run({"train-classifier", "--data", data(), "--workspace", workspace_, "--classifier", model.string(),
-                "--json"});
+  auto r =
+      run({"train-classifier", "--data", data(), "--workspace", workspace_, "--classifier", model.string(), "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["epochs"], 0);
 }
@@ -121,8 +122,8 @@ TEST_F(Cli, CorruptClassifierFileIsAModelError) {
 }
 
 TEST_F(Cli, MissingDatasetIsAnIoErrorAndTruncatedOneADataError) {
-  auto missing = run({"train-classifier", "--data", "mnist:" + (tmp_.path() / "nope").string(), "--workspace",
-                      workspace_});
+  auto missing =
+      run({"train-classifier", "--data", "mnist:" + (tmp_.path() / "nope").string(), "--workspace", workspace_});
   EXPECT_EQ(missing.code, kExitIo) << missing.err;
   EXPECT_EQ(missing.err.rfind("defuse: data: ", 0), 0u) << missing.err;
 
@@ -170,9 +171,10 @@ TEST_F(Cli, ClusterScreensGiveTheSameFit) {
   }
   EXPECT_EQ(summaries[0]["lower_bounds"], summaries[1]["lower_bounds"]);
   EXPECT_EQ(labels[0], labels[1]);
-  EXPECT_EQ(run({"cluster", "--input", points.string(), "--output", (tmp_.path() / "l.csv").string(), "--screen",
-                 "exact"}).code,
-            kExitUsage);
+  EXPECT_EQ(
+      run({"cluster", "--input", points.string(), "--output", (tmp_.path() / "l.csv").string(), "--screen", "exact"})
+          .code,
+      kExitUsage);
 }
 
 TEST_F(Cli, StatusOfANonWorkspaceIsAStateError) {

@@ -31,8 +31,8 @@ class CorrectCli : public ::testing::Test {
     data_ = new std::string("mnist:" + data.string());
     const std::string ws = (base_->path() / "ws").string();
     auto check = [](const CliResult& r) { ASSERT_EQ(r.code, 0) << r.err; };
-    check(run({"train-classifier", "--data", *data_, "--workspace", ws, "--epochs", "1", "--batch-size", "32",
-               "--lr", "0.003", "--threads", "1", "--quiet"}));
+    check(run({"train-classifier", "--data", *data_, "--workspace", ws, "--epochs", "1", "--batch-size", "32", "--lr",
+               "0.003", "--threads", "1", "--quiet"}));
     check(run({"train-vae", "--workspace", ws, "--epochs", "1", "--filters", "8", "--latent", "4", "--batch-size", "40",
                "--threads", "1", "--quiet"}));
     // The one-epoch toy VAE's reconstructions are misread often: keep those seeds, so that
@@ -52,15 +52,22 @@ class CorrectCli : public ::testing::Test {
   }
 
   std::vector<std::string> correct_args(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a{"correct", "--workspace", ws_, "--lambda", "0.1,1", "--epochs", "1", "--batch-size",
-                               "32", "--scenario-batch-size", "16", "--samples-per-scenario", "32", "--lr", "0.01",
-                               "--threads", "1"};
+    std::vector<std::string> a{"correct", "--workspace",
+                               ws_,       "--lambda",
+                               "0.1,1",   "--epochs",
+                               "1",       "--batch-size",
+                               "32",      "--scenario-batch-size",
+                               "16",      "--samples-per-scenario",
+                               "32",      "--lr",
+                               "0.01",    "--threads",
+                               "1"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
   bool correct_written() {
     Workspace w(ws_);
-    return w.latest("correct").has_value() || (fs::exists(fs::path(ws_) / "correct") && !fs::is_empty(fs::path(ws_) / "correct"));
+    return w.latest("correct").has_value() ||
+           (fs::exists(fs::path(ws_) / "correct") && !fs::is_empty(fs::path(ws_) / "correct"));
   }
 
   static test::TempDir* base_;
@@ -117,8 +124,8 @@ TEST_F(CorrectCli, CorrectEvaluateAndExport) {
   EXPECT_EQ(nodir.code, 4);
 
   // The exported model is a classifier defuse can start from.
-  auto again = run({"train-classifier", "--workspace", (tmp_.path() / "ws2").string(), "--data", *data_,
-                    "--classifier", exported, "--quiet", "--json"});
+  auto again = run({"train-classifier", "--workspace", (tmp_.path() / "ws2").string(), "--data", *data_, "--classifier",
+                    exported, "--quiet", "--json"});
   EXPECT_EQ(again.code, 0) << again.err;
 
   // Changing an annotation decision (a person relabels scenario 1) makes the stored
@@ -142,9 +149,9 @@ TEST_F(CorrectCli, CorrectEvaluateAndExport) {
 TEST_F(CorrectCli, JudgesThatConfirmNoDrawLeaveNothingToCorrect) {
   test::write_torchscript_constant(tmp_.path() / "says0.pt", {6, 0, 0, 0, 0, 0, 0, 0, 0, 0});
   test::write_torchscript_constant(tmp_.path() / "says1.pt", {0, 6, 0, 0, 0, 0, 0, 0, 0, 0});
-  auto judges = run({"train-judges", "--workspace", ws_, "--archs", "none", "--judge",
-                     (tmp_.path() / "says0.pt").string(), "--judge", (tmp_.path() / "says1.pt").string(), "--threads",
-                     "1", "--quiet"});
+  auto judges =
+      run({"train-judges", "--workspace", ws_, "--archs", "none", "--judge", (tmp_.path() / "says0.pt").string(),
+           "--judge", (tmp_.path() / "says1.pt").string(), "--threads", "1", "--quiet"});
   ASSERT_EQ(judges.code, 0) << judges.err;
   ASSERT_EQ(run({"annotate", "--workspace", ws_, "--auto", "seed", "--quiet"}).code, 0);
   auto strict = run(correct_args());

@@ -38,9 +38,8 @@ class IdentifyCli : public ::testing::Test {
                 "0.01", "--threads", "1", "--quiet"});
   }
   CliResult train_vae(const std::string& ws, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args{"train-vae", "--workspace", ws,         "--epochs", "1", "--filters",
-                                  "8",         "--latent",    "4",        "--batch-size", "50",
-                                  "--threads", "1",           "--quiet"};
+    std::vector<std::string> args{"train-vae", "--workspace",  ws,   "--epochs",  "1", "--filters", "8", "--latent",
+                                  "4",         "--batch-size", "50", "--threads", "1", "--quiet"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run(args);
   }
@@ -66,8 +65,8 @@ TEST_F(IdentifyCli, TrainVaeIdentifyAndInterpolate) {
   EXPECT_TRUE(fs::exists(fs::path(ws_) / "vae" / "model.pt"));
   EXPECT_TRUE(fs::exists(fs::path(ws_) / "vae" / "codes.pt"));
 
-  auto id = run({"identify", "--workspace", ws_, "-Q", "16", "-M", "2", "--max-seeds", "30", "--threads", "1",
-                 "--json", "--quiet"});
+  auto id = run({"identify", "--workspace", ws_, "-Q", "16", "-M", "2", "--max-seeds", "30", "--threads", "1", "--json",
+                 "--quiet"});
   ASSERT_EQ(id.code, 0) << id.err;
   json s = json::parse(id.out);
   for (const char* key : {"seeds", "decodes", "failures", "decodes_per_second", "failure_rate", "decodes_per_failure",
@@ -95,7 +94,8 @@ TEST_F(IdentifyCli, TrainVaeIdentifyAndInterpolate) {
     EXPECT_EQ(png.channels, 3);
   }
 
-  auto text = run({"identify", "--workspace", ws_, "-Q", "8", "--max-seeds", "10", "--noise", "beta", "--threads", "1"});
+  auto text =
+      run({"identify", "--workspace", ws_, "-Q", "8", "--max-seeds", "10", "--noise", "beta", "--threads", "1"});
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("decodes/s"), std::string::npos) << text.out;
 
@@ -153,8 +153,8 @@ TEST_F(IdentifyCli, ClassifierWithOtherClassesIsAModelErrorAndWritesNothing) {
 TEST_F(IdentifyCli, BadOptionsAreConfigErrorsAndWriteNothing) {
   ASSERT_EQ(train_classifier(ws_, data_).code, 0);
   ASSERT_EQ(train_vae(ws_).code, 0);
-  for (auto args : std::vector<std::vector<std::string>>{{"-Q", "0"}, {"-M", "0"}, {"--sigma", "-1"},
-                                                          {"--batch-size", "0"}}) {
+  for (auto args :
+       std::vector<std::vector<std::string>>{{"-Q", "0"}, {"-M", "0"}, {"--sigma", "-1"}, {"--batch-size", "0"}}) {
     std::vector<std::string> full{"identify", "--workspace", ws_};
     full.insert(full.end(), args.begin(), args.end());
     auto r = run(full);

@@ -34,7 +34,8 @@ class RunCli : public ::testing::Test {
     base_ = new test::TempDir();
     test::write_idx_dataset(base_->path() / "data", test::make_toy_dataset(240, 60, 1, 12, 12, 4), false);
     std::ofstream(base_->path() / "tiny.toml") << R"(# a run that takes seconds
-data = "mnist:)" << (base_->path() / "data").string() << R"("
+data = "mnist:)" << (base_->path() / "data").string()
+                                               << R"("
 annotate = "seed"
 [train-judges]
 archs = "mlp"
@@ -78,8 +79,8 @@ map-failures = 60
   static void TearDownTestSuite() { delete base_; }
 
   std::vector<std::string> args(const std::string& ws, std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a{"run", "--workspace", ws, "--config", (base_->path() / "tiny.toml").string(),
-                               "--threads", "1", "--json", "--quiet"};
+    std::vector<std::string> a{"run",       "--workspace", ws,       "--config", (base_->path() / "tiny.toml").string(),
+                               "--threads", "1",           "--json", "--quiet"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }

@@ -53,13 +53,21 @@ class SuiteCli : public ::testing::Test {
     check(run({"distill", "--workspace", ws, "--components", "8", "--samples", "16", "--shown", "4", "--neighbours",
                "2", "--min-failure-rate", "0", "--threads", "1", "--quiet"}));
     check(run({"annotate", "--workspace", ws, "--auto", "seed", "--quiet"}));
-    check(run({"correct", "--workspace", ws, "--lambda", "1", "--baseline", "none", "--epochs", "1", "--batch-size", "32",
-               "--scenario-batch-size", "32", "--samples-per-scenario", "64", "--lr", "0.01", "--threads", "1",
-               "--quiet"}));
+    check(run({"correct", "--workspace",
+               ws,        "--lambda",
+               "1",       "--baseline",
+               "none",    "--epochs",
+               "1",       "--batch-size",
+               "32",      "--scenario-batch-size",
+               "32",      "--samples-per-scenario",
+               "64",      "--lr",
+               "0.01",    "--threads",
+               "1",       "--quiet"}));
     check(run({"evaluate", "--workspace", ws, "--samples-per-scenario", "32", "--threads", "1", "--quiet"}));
     check(run({"export", "--workspace", ws, "--model", "original", "-o", (base_->path() / "original.pt").string(),
                "--quiet"}));
-    check(run({"export", "--workspace", ws, "--model", "chosen", "-o", (base_->path() / "chosen.pt").string(), "--quiet"}));
+    check(run(
+        {"export", "--workspace", ws, "--model", "chosen", "-o", (base_->path() / "chosen.pt").string(), "--quiet"}));
   }
   static void TearDownTestSuite() {
     delete ws_;
@@ -69,8 +77,9 @@ class SuiteCli : public ::testing::Test {
   static std::string model(const char* name) { return (base_->path() / name).string(); }
   std::vector<std::string> export_args(const fs::path& out, std::vector<std::string> extra = {},
                                        const char* images = "16") const {
-    std::vector<std::string> a{"export-suite", "--workspace", *ws_, "-o", out.string(), "--scenarios", "labelled",
-                               "--images", images, "--max-draws", "2048", "--threads", "1"};
+    std::vector<std::string> a{"export-suite", "--workspace", *ws_,       "-o",   out.string(),
+                               "--scenarios",  "labelled",    "--images", images, "--max-draws",
+                               "2048",         "--threads",   "1"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -168,8 +177,8 @@ TEST_F(SuiteCli, BadModelsAndBadSuitesAreClearErrors) {
   // A model of other classes is refused before scoring, and no report is written.
   test::write_torchscript_constant(tmp_.path() / "three.pt", {1, 0, 0});
   const fs::path junit = tmp_.path() / "r.xml";
-  auto wrong = run({"check", "--model", (tmp_.path() / "three.pt").string(), "--suite", suite.string(), "--junit",
-                    junit.string()});
+  auto wrong = run(
+      {"check", "--model", (tmp_.path() / "three.pt").string(), "--suite", suite.string(), "--junit", junit.string()});
   EXPECT_EQ(wrong.code, 6);
   EXPECT_TRUE(test::contains(wrong.err, "three.pt")) << wrong.err;
   EXPECT_FALSE(fs::exists(junit));

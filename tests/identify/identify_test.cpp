@@ -267,13 +267,12 @@ TEST_F(LatentSearch, BadInputIsAClearError) {
   auto wrong = torch::ones({12}, torch::kLong);
   EXPECT_TRUE(test::contains(message(ModelError(""), options(), images_, wrong, *classifier), "none of the 12"));
   // No seeds at all.
-  EXPECT_TRUE(test::contains(message(DataError(""), options(), images_.slice(0, 0, 0), labels_.slice(0, 0, 0),
-                                     *classifier),
-                             "no seed images"));
+  EXPECT_TRUE(
+      test::contains(message(DataError(""), options(), images_.slice(0, 0, 0), labels_.slice(0, 0, 0), *classifier),
+                     "no seed images"));
   // Images of another shape than the VAE's.
   auto big = torch::zeros({2, 1, 16, 16}, torch::kUInt8);
-  EXPECT_TRUE(test::contains(message(ModelError(""), options(), big, labels_.slice(0, 0, 2), *classifier),
-                             "1x12x12"));
+  EXPECT_TRUE(test::contains(message(ModelError(""), options(), big, labels_.slice(0, 0, 2), *classifier), "1x12x12"));
   // Labels beyond the classifier's classes.
   auto many = torch::full({12}, 5, torch::kLong);
   EXPECT_TRUE(test::contains(message(ModelError(""), options(), images_, many, *classifier), "2 classes"));
@@ -297,9 +296,13 @@ TEST_F(LatentSearch, FailuresRoundTripThroughTheWorkspace) {
   EXPECT_EQ(back.seed_split, "train");
   EXPECT_EQ(back.num_classes, 2);
   EXPECT_EQ(back.summary.decodes, f.summary.decodes);
-  for (auto [a, b] : {std::pair{&back.latent, &f.latent}, {&back.noise, &f.noise}, {&back.images, &f.images},
-                      {&back.seed_index, &f.seed_index}, {&back.predicted, &f.predicted},
-                      {&back.probability, &f.probability}, {&back.seed_label, &f.seed_label}})
+  for (auto [a, b] : {std::pair{&back.latent, &f.latent},
+                      {&back.noise, &f.noise},
+                      {&back.images, &f.images},
+                      {&back.seed_index, &f.seed_index},
+                      {&back.predicted, &f.predicted},
+                      {&back.probability, &f.probability},
+                      {&back.seed_label, &f.seed_label}})
     EXPECT_TRUE(torch::equal(*a, *b));
   // The catalogue rows carry the same provenance.
   Statement rows = workspace.db().prepare(
@@ -346,8 +349,12 @@ TEST(ReconstructionControl, SkipsSeedsWhoseReconstructionIsMisread) {
   at::Tensor top;
   {
     torch::NoGradGuard guard;
-    top = quantize_images(vae->decode(encode_means(*vae, seeds, 64))).to(torch::kFloat32).div(255).slice(2, 0, 6)
-              .flatten(1).mean(1);
+    top = quantize_images(vae->decode(encode_means(*vae, seeds, 64)))
+              .to(torch::kFloat32)
+              .div(255)
+              .slice(2, 0, 6)
+              .flatten(1)
+              .mean(1);
   }
   auto sorted = std::get<0>(top.sort());
   int64_t k = 0;
@@ -377,8 +384,8 @@ TEST(ReconstructionControl, SkipsSeedsWhoseReconstructionIsMisread) {
   for (int64_t i = 0; i < f.size(); ++i)
     EXPECT_FALSE(misread[f.seed_index[i].item<int64_t>()].item<bool>()) << "failure " << i;
   o.check_reconstruction = false;
-  EXPECT_EQ(search_latent(*vae, *classifier, seeds, torch::zeros({40}, torch::kLong), torch::ones({4}), o).summary.seeds,
-            40);
+  EXPECT_EQ(
+      search_latent(*vae, *classifier, seeds, torch::zeros({40}, torch::kLong), torch::ones({4}), o).summary.seeds, 40);
 }
 
 TEST_F(LatentSearch, TheGenuineGateKeepsWhatTheJudgesReadAsTheSeedLabel) {
@@ -449,19 +456,20 @@ TEST_F(LatentSearch, ValiditySignalsComeWithEveryKeptFailure) {
   // re-encoding error matches the seeds' own, so realism is high.
   auto o_small = o;
   o_small.sigma = 1e-4;
-  auto near = search_latent(*vae_, *constant_classifier(tmp_.path(), 1, 2), &panel, images_, labels_, spread_,
-                            reference, [&] {
-                              auto x = o_small;
-                              x.only_correct = false;
-                              return x;
-                            }());
+  auto near =
+      search_latent(*vae_, *constant_classifier(tmp_.path(), 1, 2), &panel, images_, labels_, spread_, reference, [&] {
+        auto x = o_small;
+        x.only_correct = false;
+        return x;
+      }());
   ASSERT_GT(near.size(), 0);
   EXPECT_GT(near.validity.realism.mean().item<double>(), 0.3);
   // They round-trip through the failures file.
   Workspace workspace(tmp_.path() / "ws-validity");
   f.seed_split = "train";
   workspace.run_stage(kIdentifyStage, {{"q", 1}}, {}, [&](int64_t run_id) {
-    return Workspace::StageOutput{{{"seeds", 12}}, {save_failure_tensors(workspace, f)}, failure_rows_writer(run_id, f)};
+    return Workspace::StageOutput{
+        {{"seeds", 12}}, {save_failure_tensors(workspace, f)}, failure_rows_writer(run_id, f)};
   });
   auto back = load_failures(workspace);
   EXPECT_TRUE(torch::equal(back.validity.verdict, v.verdict));

@@ -125,7 +125,10 @@ TEST(TrainJudges, TrainsZooJudgesWithTheirOwnSeedsAndStoresThemInTheWorkspace) {
   Workspace ws(tmp.path() / "ws");
   nlohmann::json judges = nlohmann::json::array();
   for (const auto& j : info)
-    judges.push_back({{"name", j.name}, {"origin", j.origin}, {"arch", j.arch}, {"seed", j.seed},
+    judges.push_back({{"name", j.name},
+                      {"origin", j.origin},
+                      {"arch", j.arch},
+                      {"seed", j.seed},
                       {"test_accuracy", j.test_accuracy}});
   ws.run_stage(kJudgesStage, {{"archs", {"mlp", "mlp"}}}, nlohmann::json::object(), [&](int64_t) {
     return Workspace::StageOutput{{{"judges", judges}, {"count", 3}}, save_judges(ws, result.panel), nullptr};

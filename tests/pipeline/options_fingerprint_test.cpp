@@ -36,8 +36,8 @@ void expect_each_change_counts(const std::string& stage, const std::function<jso
   for (const auto& [field, change] : changes) {
     O changed = defaults;
     change(changed);
-    EXPECT_NE(fingerprint(changed).dump(), base.dump()) << stage << ": a change of " << field
-                                                        << " leaves the fingerprint as it was";
+    EXPECT_NE(fingerprint(changed).dump(), base.dump())
+        << stage << ": a change of " << field << " leaves the fingerprint as it was";
   }
 }
 
@@ -68,17 +68,16 @@ TEST(OptionsFingerprint, TrainClassifier) {
   std::function<json(const ClassifierStageOptions&)> f = [](const ClassifierStageOptions& o) {
     return options_json(o, "cpu");
   };
-  expect_each_change_counts<ClassifierStageOptions>(
-      "train-classifier", f,
-      {{"data", [](auto& o) { o.data = "mnist:DIR"; }},
-       {"classifier", [](auto& o) { o.classifier = "mine.pt"; }},
-       {"arch", [](auto& o) { o.train.arch = "mlp"; }},
-       {"epochs", [](auto& o) { o.train.epochs += 1; }},
-       {"batch_size", [](auto& o) { o.train.batch_size += 1; }},
-       {"lr", [](auto& o) { o.train.lr *= 2; }},
-       {"weight_decay", [](auto& o) { o.train.weight_decay *= 2; }},
-       {"augment", [](auto& o) { o.train.augment = !o.train.augment; }},
-       {"seed", [](auto& o) { o.train.seed += 1; }}});
+  expect_each_change_counts<ClassifierStageOptions>("train-classifier", f,
+                                                    {{"data", [](auto& o) { o.data = "mnist:DIR"; }},
+                                                     {"classifier", [](auto& o) { o.classifier = "mine.pt"; }},
+                                                     {"arch", [](auto& o) { o.train.arch = "mlp"; }},
+                                                     {"epochs", [](auto& o) { o.train.epochs += 1; }},
+                                                     {"batch_size", [](auto& o) { o.train.batch_size += 1; }},
+                                                     {"lr", [](auto& o) { o.train.lr *= 2; }},
+                                                     {"weight_decay", [](auto& o) { o.train.weight_decay *= 2; }},
+                                                     {"augment", [](auto& o) { o.train.augment = !o.train.augment; }},
+                                                     {"seed", [](auto& o) { o.train.seed += 1; }}});
   EXPECT_NE(options_json(ClassifierStageOptions{}, "cpu"), options_json(ClassifierStageOptions{}, "cuda"));
 }
 
@@ -87,14 +86,13 @@ TEST(OptionsFingerprint, TrainJudges) {
   std::function<json(const JudgesStageOptions&)> f = [](const JudgesStageOptions& o) {
     return options_json(o, o.data, o.train.archs, "cpu");
   };
-  expect_each_change_counts<JudgesStageOptions>(
-      "train-judges", f,
-      {{"data", [](auto& o) { o.data = "mnist:DIR"; }},
-       {"archs", [](auto& o) { o.train.archs = {"mlp"}; }},
-       {"files", [](auto& o) { o.train.files = {"judge.pt"}; }},
-       {"epochs", [](auto& o) { o.train.epochs += 1; }},
-       {"augment", [](auto& o) { o.train.augment = !o.train.augment; }},
-       {"seed", [](auto& o) { o.train.seed += 1; }}});
+  expect_each_change_counts<JudgesStageOptions>("train-judges", f,
+                                                {{"data", [](auto& o) { o.data = "mnist:DIR"; }},
+                                                 {"archs", [](auto& o) { o.train.archs = {"mlp"}; }},
+                                                 {"files", [](auto& o) { o.train.files = {"judge.pt"}; }},
+                                                 {"epochs", [](auto& o) { o.train.epochs += 1; }},
+                                                 {"augment", [](auto& o) { o.train.augment = !o.train.augment; }},
+                                                 {"seed", [](auto& o) { o.train.seed += 1; }}});
 }
 
 TEST(OptionsFingerprint, TrainVae) {
@@ -242,13 +240,12 @@ TEST(OptionsFingerprint, Report) {
   std::function<json(const ReportStageOptions&)> f = [](const ReportStageOptions& o) {
     return options_json(o, o.output);
   };
-  expect_each_change_counts<ReportStageOptions>(
-      "report", f,
-      {{"map_train", [](auto& o) { o.map_train += 1; }},
-       {"map_failures", [](auto& o) { o.map_failures += 1; }},
-       {"perplexity", [](auto& o) { o.perplexity *= 2; }},
-       {"seed", [](auto& o) { o.seed += 1; }},
-       {"output", [](auto& o) { o.output = "elsewhere.html"; }}});
+  expect_each_change_counts<ReportStageOptions>("report", f,
+                                                {{"map_train", [](auto& o) { o.map_train += 1; }},
+                                                 {"map_failures", [](auto& o) { o.map_failures += 1; }},
+                                                 {"perplexity", [](auto& o) { o.perplexity *= 2; }},
+                                                 {"seed", [](auto& o) { o.seed += 1; }},
+                                                 {"output", [](auto& o) { o.output = "elsewhere.html"; }}});
 }
 
 }  // namespace

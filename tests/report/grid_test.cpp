@@ -38,7 +38,8 @@ TEST(Grid, DrawsGlyphInkInTheGivenColour) {
 
 TEST(Grid, LaysOutTilesWithCaptions) {
   std::vector<GridTile> tiles;
-  for (int i = 0; i < 7; ++i) tiles.push_back({grey(8, 8, static_cast<uint8_t>(30 * i)), std::to_string(i), kTextWhite});
+  for (int i = 0; i < 7; ++i)
+    tiles.push_back({grey(8, 8, static_cast<uint8_t>(30 * i)), std::to_string(i), kTextWhite});
   tiles[3].colour = kTextRed;
   tiles[3].caption = "3->5";
   tiles[0].framed = true;

@@ -13,8 +13,8 @@
 namespace defuse {
 namespace {
 
-constexpr const char* kSectionIds[] = {"findings",     "summary",       "scenarios",   "latent-map", "lambda-curves",
-                                       "before-after", "interpolation", "failure-grid"};
+constexpr const char* kSectionIds[] = {"findings",      "summary",      "scenarios",     "latent-map",
+                                       "lambda-curves", "before-after", "interpolation", "failure-grid"};
 
 size_t occurrences(const std::string& text, const std::string& part) {
   size_t n = 0;
@@ -58,8 +58,8 @@ ReportModel model(const std::string& name, double lambda, double test, double sc
 
 std::vector<ReportModel> sweep_models() {
   return {model("original", -1, 0.91, 0.12), model("lambda=0.1", 0.1, 0.90, 0.85),
-          model("lambda=0", 0, 0.912, 0.2),   model("lambda=0.001", 0.001, 0.911, 0.4),
-          model("lambda=1", 1, 0.87, 0.93),   model("lambda=0.01", 0.01, 0.909, 0.7, true),
+          model("lambda=0", 0, 0.912, 0.2),  model("lambda=0.001", 0.001, 0.911, 0.4),
+          model("lambda=1", 1, 0.87, 0.93),  model("lambda=0.01", 0.01, 0.909, 0.7, true),
           model("baseline", -1, 0.62, 0.95)};
 }
 
@@ -207,7 +207,8 @@ TEST(HtmlReport, EscapesEveryStringFromTheData) {
 
 TEST(HtmlReport, IsSelfContained) {
   const std::string page = render_report(sample_data());
-  for (const char* bad : {"http://", "https://", "src=\"/", "href=\"/", "<script", "<link", "url(", "@import", "//fonts"}) {
+  for (const char* bad :
+       {"http://", "https://", "src=\"/", "href=\"/", "<script", "<link", "url(", "@import", "//fonts"}) {
     EXPECT_FALSE(has(page, bad)) << bad;
   }
   // Every src is an inline PNG; small images are upscaled 3x and drawn pixelated.

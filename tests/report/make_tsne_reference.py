@@ -3,7 +3,7 @@
 (Debian's python3-sklearn, 1.2).
 
 Run once; paste its output into tsne_test.cpp between the "BEGIN GENERATED" and
-"END GENERATED" markers:
+"END GENERATED" markers, inside its "clang-format off" and "on" lines:
 
     /usr/bin/python3 tests/report/make_tsne_reference.py > /tmp/ref.inc
 

@@ -20,24 +20,34 @@
 int main(int argc, char** argv) {
   try {
     if (argc < 3) {
-      std::fprintf(stderr, "usage: %s POINTS OUT.npy [--method M] [--perplexity P] [--iterations N] [--theta T] "
-                   "[--init I] [--seed S] [--threads T]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s POINTS OUT.npy [--method M] [--perplexity P] [--iterations N] [--theta T] "
+                   "[--init I] [--seed S] [--threads T]\n",
+                   argv[0]);
       return 2;
     }
     defuse::TsneOptions options;
     for (int i = 3; i + 1 < argc; i += 2) {
       const std::string flag = argv[i], value = argv[i + 1];
-      if (flag == "--method") options.method = defuse::parse_tsne_method(value);
-      else if (flag == "--perplexity") options.perplexity = std::stod(value);
-      else if (flag == "--iterations") options.iterations = std::stoi(value);
-      else if (flag == "--theta") options.theta = std::stod(value);
+      if (flag == "--method")
+        options.method = defuse::parse_tsne_method(value);
+      else if (flag == "--perplexity")
+        options.perplexity = std::stod(value);
+      else if (flag == "--iterations")
+        options.iterations = std::stoi(value);
+      else if (flag == "--theta")
+        options.theta = std::stod(value);
       else if (flag == "--init" && value.size() > 4 && value.substr(value.size() - 4) == ".npy") {
         options.init = defuse::TsneInit::kGiven;
         options.init_embedding = defuse::read_points(value).values;
-      } else if (flag == "--init") options.init = defuse::parse_tsne_init(value);
-      else if (flag == "--seed") options.seed = std::stoull(value);
-      else if (flag == "--threads") options.threads = std::stoi(value);
-      else throw defuse::ConfigError("unknown option " + flag);
+      } else if (flag == "--init")
+        options.init = defuse::parse_tsne_init(value);
+      else if (flag == "--seed")
+        options.seed = std::stoull(value);
+      else if (flag == "--threads")
+        options.threads = std::stoi(value);
+      else
+        throw defuse::ConfigError("unknown option " + flag);
     }
     const defuse::Points points = defuse::read_points(argv[1]);
     const auto start = std::chrono::steady_clock::now();

@@ -124,9 +124,9 @@ TEST(WilsonInterval, MatchesTheReferenceValues) {
     int64_t k, n;
     double low, high;
   };
-  for (const auto& c : {Case{8, 10, 0.4901624715, 0.9433178485}, Case{0, 64, 0.0, 0.0566240598},
-                        Case{64, 64, 0.9433759402, 1.0}, Case{58, 64, 0.8101712040, 0.9563217474},
-                        Case{1, 1, 0.2065493144, 1.0}, Case{0, 1, 0.0, 0.7934506856}}) {
+  for (const auto& c :
+       {Case{8, 10, 0.4901624715, 0.9433178485}, Case{0, 64, 0.0, 0.0566240598}, Case{64, 64, 0.9433759402, 1.0},
+        Case{58, 64, 0.8101712040, 0.9563217474}, Case{1, 1, 0.2065493144, 1.0}, Case{0, 1, 0.0, 0.7934506856}}) {
     Interval i = wilson_interval(c.k, c.n);
     EXPECT_NEAR(i.low, c.low, 1e-9) << c.k << "/" << c.n;
     EXPECT_NEAR(i.high, c.high, 1e-9) << c.k << "/" << c.n;
@@ -192,8 +192,9 @@ TEST(CheckReport, JunitHasOneCasePerScenarioAndEscapes) {
   EXPECT_TRUE(test::contains(xml, "value=\"m&lt;1&gt;.pt\""));
   EXPECT_TRUE(test::contains(xml, "<testcase classname=\"defuse.scenarios\" name=\"scenario 1: zero\"/>"));
   EXPECT_TRUE(test::contains(xml, "name=\"scenario 2: two\">"));
-  EXPECT_TRUE(test::contains(xml, "accuracy 30.0% (3 of 10; 95% CI 10.8% to 60.3%) below the pass mark 90.0%; most "
-                                  "often read as one (7 images)"))
+  EXPECT_TRUE(test::contains(xml,
+                             "accuracy 30.0% (3 of 10; 95% CI 10.8% to 60.3%) below the pass mark 90.0%; most "
+                             "often read as one (7 images)"))
       << xml;
   EXPECT_TRUE(test::contains(xml, "test accuracy 50.0% of 100 images below the mark 90.0%"));
   size_t cases = 0;

@@ -53,8 +53,8 @@ Suite known_suite() {
     sc.id = id;
     sc.label = label;
     sc.min_accuracy = 0.6;
-    auto images = torch::cat({torch::full({bright, 1, 4, 4}, 230, torch::kUInt8),
-                              torch::full({dark, 1, 4, 4}, 20, torch::kUInt8)});
+    auto images = torch::cat(
+        {torch::full({bright, 1, 4, 4}, 230, torch::kUInt8), torch::full({dark, 1, 4, 4}, 20, torch::kUInt8)});
     images[0][0][0][0] = 7;  // not every image the same bytes
     for (int64_t i = 0; i < bright + dark; ++i)
       sc.images.push_back({fmt::format("images/s{:02d}/{:04d}.png", id, i), "", 0, 0.9});

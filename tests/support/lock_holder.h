@@ -49,7 +49,8 @@ struct LockHolderProcess {
   }
   void release() {
     char c = 'x';
-    if (release_fd >= 0 && write(release_fd, &c, 1) == 1) {}
+    if (release_fd >= 0 && write(release_fd, &c, 1) == 1) {
+    }
   }
   int wait() {
     int status = 0;

@@ -66,12 +66,13 @@ ScenarioSet make_scenario_workspace(const fs::path& dir, const ScenarioWorkspace
       for (int64_t i = 0; i < options.latent; ++i) s.covariance[static_cast<size_t>(i * options.latent + i)] = 1.0f;
       auto add = [&](bool real, int64_t count, std::vector<ScenarioImage>& out) {
         for (int64_t i = 0; i < count; ++i) {
-          std::string path = folder + "/s" + std::to_string(k) + (real ? "-neighbour-" : "-sample-") +
-                             std::to_string(i) + ".png";
+          std::string path =
+              folder + "/s" + std::to_string(k) + (real ? "-neighbour-" : "-sample-") + std::to_string(i) + ".png";
           write_png(workspace.path(path).string(), blob_image(options.image_size, k, i, real));
           ScenarioImage image;
           image.path = path;
-          image.predicted = real ? (i % 2 ? s.seed_label : s.predicted_label) : (i % 3 ? s.predicted_label : s.seed_label);
+          image.predicted =
+              real ? (i % 2 ? s.seed_label : s.predicted_label) : (i % 3 ? s.predicted_label : s.seed_label);
           image.label = real ? s.seed_label : -1;
           out.push_back(image);
           artifacts.emplace_back("thumb:" + path, path);

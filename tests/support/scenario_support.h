@@ -13,11 +13,11 @@
 namespace defuse::test {
 
 struct ScenarioWorkspaceOptions {
-  int64_t scenarios = 4;   // scenarios 1..n
-  int64_t samples = 8;     // decoded samples per scenario
-  int64_t neighbours = 4;  // nearest real training images per scenario
-  int64_t latent = 3;      // latent size of the stored means and covariances
-  int64_t image_size = 28; // thumbnails are image_size x image_size, grey
+  int64_t scenarios = 4;    // scenarios 1..n
+  int64_t samples = 8;      // decoded samples per scenario
+  int64_t neighbours = 4;   // nearest real training images per scenario
+  int64_t latent = 3;       // latent size of the stored means and covariances
+  int64_t image_size = 28;  // thumbnails are image_size x image_size, grey
   // Class names; empty = Fashion-MNIST's ten.
   std::vector<std::string> class_names;
 };

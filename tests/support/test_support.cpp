@@ -38,16 +38,15 @@ fs::path shared_data_dir() {
   return fs::path(DEFUSE_SOURCE_DIR).parent_path() / "shared" / "data";
 }
 
-Dataset make_toy_dataset(int64_t n_train, int64_t n_test, int64_t channels, int64_t height,
-                         int64_t width, int64_t num_classes) {
+Dataset make_toy_dataset(int64_t n_train, int64_t n_test, int64_t channels, int64_t height, int64_t width,
+                         int64_t num_classes) {
   Dataset dataset;
   dataset.name = "toy";
   dataset.source = "make_toy_dataset";
   dataset.channels = channels;
   dataset.height = height;
   dataset.width = width;
-  for (int64_t k = 0; k < num_classes; ++k)
-    dataset.class_names.push_back("class" + std::to_string(k));
+  for (int64_t k = 0; k < num_classes; ++k) dataset.class_names.push_back("class" + std::to_string(k));
   uint32_t state = 12345;  // a fixed LCG, so every run makes the same data
   auto fill = [&](DataSplit& split, int64_t n) {
     split.labels.resize(n);
@@ -77,8 +76,7 @@ Image split_image(const Dataset& dataset, const DataSplit& split, int64_t index)
   image.pixels.resize(pixels * dataset.channels);
   const uint8_t* chw = split.images.data() + index * dataset.image_size();
   for (int64_t c = 0; c < dataset.channels; ++c) {
-    for (int64_t i = 0; i < pixels; ++i)
-      image.pixels[i * dataset.channels + c] = chw[c * pixels + i];
+    for (int64_t i = 0; i < pixels; ++i) image.pixels[i * dataset.channels + c] = chw[c * pixels + i];
   }
   return image;
 }
@@ -96,8 +94,7 @@ void write_file(const fs::path& path, std::string_view text) {
 
 std::vector<uint8_t> gzip_bytes(const std::vector<uint8_t>& bytes) {
   z_stream stream{};
-  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                   Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     throw std::runtime_error("gzip_bytes: deflateInit2 failed");
   }
   std::vector<uint8_t> out(deflateBound(&stream, bytes.size()) + 32);
@@ -115,8 +112,7 @@ std::vector<uint8_t> gzip_bytes(const std::vector<uint8_t>& bytes) {
 std::vector<uint8_t> idx_bytes(const std::vector<int64_t>& dims, const std::vector<uint8_t>& data) {
   std::vector<uint8_t> bytes = {0, 0, 0x08, static_cast<uint8_t>(dims.size())};
   for (int64_t dim : dims) {
-    for (int shift = 24; shift >= 0; shift -= 8)
-      bytes.push_back(static_cast<uint8_t>(dim >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<uint8_t>(dim >> shift));
   }
   bytes.insert(bytes.end(), data.begin(), data.end());
   return bytes;
@@ -130,8 +126,7 @@ void write_idx_dataset(const fs::path& dir, const Dataset& dataset, bool gzip, I
     write_file(dir / (name + suffix), gzip ? gzip_bytes(bytes) : bytes);
   };
   for (const auto& [prefix, split] :
-       {std::pair<std::string, const DataSplit*>{"train", &dataset.train},
-        {"t10k", &dataset.test}}) {
+       {std::pair<std::string, const DataSplit*>{"train", &dataset.train}, {"t10k", &dataset.test}}) {
     write(prefix + "-images" + dot + "idx3-ubyte",
           idx_bytes({split->size(), dataset.height, dataset.width}, split->images));
     std::vector<uint8_t> labels(split->labels.begin(), split->labels.end());
@@ -139,10 +134,9 @@ void write_idx_dataset(const fs::path& dir, const Dataset& dataset, bool gzip, I
   }
 }
 
-void write_svhn_mat(const fs::path& path, const std::vector<uint8_t>& x,
-                    const std::vector<size_t>& x_dims, const std::vector<double>& y) {
-  std::unique_ptr<mat_t, int (*)(mat_t*)> mat(
-      Mat_CreateVer(path.string().c_str(), nullptr, MAT_FT_MAT5), &Mat_Close);
+void write_svhn_mat(const fs::path& path, const std::vector<uint8_t>& x, const std::vector<size_t>& x_dims,
+                    const std::vector<double>& y) {
+  std::unique_ptr<mat_t, int (*)(mat_t*)> mat(Mat_CreateVer(path.string().c_str(), nullptr, MAT_FT_MAT5), &Mat_Close);
   if (!mat) throw std::runtime_error("write_svhn_mat: cannot create " + path.string());
   std::vector<size_t> dims = x_dims;
   size_t y_dims[2] = {y.size(), 1};
@@ -151,8 +145,7 @@ void write_svhn_mat(const fs::path& path, const std::vector<uint8_t>& x,
                     const_cast<uint8_t*>(x.data()), MAT_F_DONT_COPY_DATA),
       &Mat_VarFree);
   std::unique_ptr<matvar_t, void (*)(matvar_t*)> y_var(
-      Mat_VarCreate("y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, y_dims, const_cast<double*>(y.data()),
-                    MAT_F_DONT_COPY_DATA),
+      Mat_VarCreate("y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, y_dims, const_cast<double*>(y.data()), MAT_F_DONT_COPY_DATA),
       &Mat_VarFree);
   if (!x_var || !y_var || Mat_VarWrite(mat.get(), x_var.get(), MAT_COMPRESSION_ZLIB) != 0 ||
       Mat_VarWrite(mat.get(), y_var.get(), MAT_COMPRESSION_ZLIB) != 0) {
@@ -164,9 +157,8 @@ void write_svhn_dataset(const fs::path& dir, const Dataset& dataset) {
   if (dataset.channels != 3) throw std::runtime_error("write_svhn_dataset: needs 3 channels");
   fs::create_directories(dir);
   const size_t h = dataset.height, w = dataset.width, c = 3;
-  for (const auto& [file, split] :
-       {std::pair<std::string, const DataSplit*>{"train_32x32.mat", &dataset.train},
-        {"test_32x32.mat", &dataset.test}}) {
+  for (const auto& [file, split] : {std::pair<std::string, const DataSplit*>{"train_32x32.mat", &dataset.train},
+                                    {"test_32x32.mat", &dataset.test}}) {
     const size_t n = split->size();
     // [N, C, H, W] to MATLAB's column-major H x W x C x N.
     std::vector<uint8_t> x(n * c * h * w);
@@ -186,9 +178,8 @@ void write_svhn_dataset(const fs::path& dir, const Dataset& dataset) {
 }
 
 std::vector<uint8_t> encode_ppm(const Image& image) {
-  const std::string header = std::string(image.channels == 3 ? "P6" : "P5") + "\n" +
-                             std::to_string(image.width) + " " + std::to_string(image.height) +
-                             "\n255\n";
+  const std::string header = std::string(image.channels == 3 ? "P6" : "P5") + "\n" + std::to_string(image.width) + " " +
+                             std::to_string(image.height) + "\n255\n";
   std::vector<uint8_t> bytes(header.begin(), header.end());
   bytes.insert(bytes.end(), image.pixels.begin(), image.pixels.end());
   return bytes;
@@ -206,9 +197,8 @@ void write_image_file(const fs::path& path, const Image& image) {
       auto* out = static_cast<std::vector<uint8_t>*>(context);
       out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
     };
-    if (!stbi_write_jpg_to_func(append, &jpeg, static_cast<int>(image.width),
-                                static_cast<int>(image.height), static_cast<int>(image.channels),
-                                image.pixels.data(), 95)) {
+    if (!stbi_write_jpg_to_func(append, &jpeg, static_cast<int>(image.width), static_cast<int>(image.height),
+                                static_cast<int>(image.channels), image.pixels.data(), 95)) {
       throw std::runtime_error("write_image_file: JPEG encoding failed");
     }
     write_file(path, jpeg);
@@ -227,15 +217,15 @@ std::string five_digits(int64_t v) {
 
 }  // namespace
 
-std::string gtsrb_csv(const std::vector<GtsrbSample>& samples,
-                      const std::vector<std::string>& file_names, bool with_class_id) {
-  std::string text = std::string("Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2") +
-                     (with_class_id ? ";ClassId" : "") + "\r\n";
+std::string gtsrb_csv(const std::vector<GtsrbSample>& samples, const std::vector<std::string>& file_names,
+                      bool with_class_id) {
+  std::string text =
+      std::string("Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2") + (with_class_id ? ";ClassId" : "") + "\r\n";
   for (size_t i = 0; i < samples.size(); ++i) {
     const GtsrbSample& s = samples[i];
     text += file_names[i];
-    for (int64_t v : {s.csv_width ? s.csv_width : s.image.width,
-                      s.csv_height ? s.csv_height : s.image.height, s.x1, s.y1, s.x2, s.y2}) {
+    for (int64_t v : {s.csv_width ? s.csv_width : s.image.width, s.csv_height ? s.csv_height : s.image.height, s.x1,
+                      s.y1, s.x2, s.y2}) {
       text += ";" + std::to_string(v);
     }
     text += (with_class_id ? ";" + std::to_string(s.class_id) : "") + "\r\n";
@@ -248,22 +238,19 @@ void write_gtsrb_training(const fs::path& dir, const std::vector<GtsrbSample>& t
   std::vector<std::vector<GtsrbSample>> by_class(gtsrb_classes().size());
   std::vector<std::vector<std::string>> files(gtsrb_classes().size());
   for (size_t i = 0; i < train.size(); ++i) {
-    const std::string file =
-        train[i].file.empty() ? five_digits(0) + "_" + five_digits(i) + ".ppm" : train[i].file;
+    const std::string file = train[i].file.empty() ? five_digits(0) + "_" + five_digits(i) + ".ppm" : train[i].file;
     write_image_file(train_root / five_digits(train[i].class_id) / file, train[i].image);
     by_class[train[i].class_id].push_back(train[i]);
     files[train[i].class_id].push_back(file);
   }
   for (size_t k = 0; k < by_class.size(); ++k) {
     if (!by_class[k].empty()) {
-      write_file(train_root / five_digits(k) / ("GT-" + five_digits(k) + ".csv"),
-                 gtsrb_csv(by_class[k], files[k]));
+      write_file(train_root / five_digits(k) / ("GT-" + five_digits(k) + ".csv"), gtsrb_csv(by_class[k], files[k]));
     }
   }
 }
 
-void write_gtsrb_test(const fs::path& dir, const std::vector<GtsrbSample>& test,
-                      const fs::path& csv_dir) {
+void write_gtsrb_test(const fs::path& dir, const std::vector<GtsrbSample>& test, const fs::path& csv_dir) {
   const fs::path test_root = dir / "Final_Test" / "Images";
   fs::create_directories(test_root);
   std::vector<std::string> files;
@@ -283,21 +270,17 @@ void write_gtsrb_tree(const fs::path& dir, const std::vector<GtsrbSample>& train
 void write_image_folder(const fs::path& dir, const Dataset& dataset, const std::string& extension,
                         const std::string& test_folder) {
   for (const auto& [name, split] :
-       {std::pair<std::string, const DataSplit*>{"train", &dataset.train},
-        {test_folder, &dataset.test}}) {
+       {std::pair<std::string, const DataSplit*>{"train", &dataset.train}, {test_folder, &dataset.test}}) {
     for (int64_t i = 0; i < split->size(); ++i) {
-      const fs::path path =
-          dir / name / dataset.class_names[split->labels[i]] / (std::to_string(i) + extension);
+      const fs::path path = dir / name / dataset.class_names[split->labels[i]] / (std::to_string(i) + extension);
       write_image_file(path, split_image(dataset, *split, i));
     }
   }
 }
 
-void write_class_folders(const fs::path& dir, const Dataset& dataset,
-                         const std::string& extension) {
+void write_class_folders(const fs::path& dir, const Dataset& dataset, const std::string& extension) {
   for (int64_t i = 0; i < dataset.train.size(); ++i) {
-    write_image_file(dir / dataset.class_names[dataset.train.labels[i]] /
-                         (std::to_string(i) + extension),
+    write_image_file(dir / dataset.class_names[dataset.train.labels[i]] / (std::to_string(i) + extension),
                      split_image(dataset, dataset.train, i));
   }
 }

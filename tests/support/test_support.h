@@ -45,9 +45,7 @@ std::string error_message(F f) {
 }
 
 // Whether `text` contains `part` (for checking error messages).
-inline bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The real datasets beside the project (../shared/data from the repository root), or
 // $DEFUSE_SHARED_DATA when set. It may be absent: tests that use it must GTEST_SKIP.
@@ -57,8 +55,8 @@ std::filesystem::path shared_data_dir();
 // class lights a different horizontal band of the image (so it is learnable), with
 // per-pixel variation. Class names are "class0", "class1", ... (sorted = label order for up
 // to 10 classes).
-Dataset make_toy_dataset(int64_t n_train, int64_t n_test, int64_t channels, int64_t height,
-                         int64_t width, int64_t num_classes);
+Dataset make_toy_dataset(int64_t n_train, int64_t n_test, int64_t channels, int64_t height, int64_t width,
+                         int64_t num_classes);
 
 // Example `index` of `split` as an interleaved image.
 Image split_image(const Dataset& dataset, const DataSplit& split, int64_t index);
@@ -85,8 +83,8 @@ void write_idx_dataset(const std::filesystem::path& dir, const Dataset& dataset,
 
 // Writes a MATLAB v5 file (zlib-compressed variables) as SVHN does: X uint8 with `x_dims`
 // (H, W, C, N), `x` in MATLAB's column-major order, and y double N x 1.
-void write_svhn_mat(const std::filesystem::path& path, const std::vector<uint8_t>& x,
-                    const std::vector<size_t>& x_dims, const std::vector<double>& y);
+void write_svhn_mat(const std::filesystem::path& path, const std::vector<uint8_t>& x, const std::vector<size_t>& x_dims,
+                    const std::vector<double>& y);
 
 // Writes a 3-channel dataset as train_32x32.mat and test_32x32.mat in `dir` (label 0 as 10).
 void write_svhn_dataset(const std::filesystem::path& dir, const Dataset& dataset);
@@ -103,14 +101,14 @@ struct GtsrbSample {
   int64_t x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // Roi in CSV coordinates, x2/y2 exclusive
   int64_t class_id = 0;
   int64_t csv_width = 0, csv_height = 0;  // Width/Height written to the CSV; 0: the image's
-  std::string file;  // training file name (TTTTT_FFFFF.ppm); empty: 00000_<index>.ppm
+  std::string file;                       // training file name (TTTTT_FFFFF.ppm); empty: 00000_<index>.ppm
 };
 
 // The text of a GTSRB CSV listing `samples` as the files named by `file_name(i)`: `;`-separated
 // with CRLF line ends, and the ClassId column only `with_class_id` (GT-final_test.test.csv,
 // shipped with the test images, has none).
-std::string gtsrb_csv(const std::vector<GtsrbSample>& samples,
-                      const std::vector<std::string>& file_names, bool with_class_id = true);
+std::string gtsrb_csv(const std::vector<GtsrbSample>& samples, const std::vector<std::string>& file_names,
+                      bool with_class_id = true);
 
 // Writes the training part of the official layout: Final_Training/Images/000NN/{GT-000NN.csv,
 // *.ppm}, each file named by its sample's `file`.
@@ -128,8 +126,7 @@ void write_gtsrb_tree(const std::filesystem::path& dir, const std::vector<GtsrbS
 
 // Writes DIR/train/<class name>/<i><extension> and DIR/<test_folder>/... for every example
 // ("val" for ImageNet's naming).
-void write_image_folder(const std::filesystem::path& dir, const Dataset& dataset,
-                        const std::string& extension = ".png",
+void write_image_folder(const std::filesystem::path& dir, const Dataset& dataset, const std::string& extension = ".png",
                         const std::string& test_folder = "test");
 
 // Writes the training split alone as DIR/<class name>/<i><extension>: a folder with no split.

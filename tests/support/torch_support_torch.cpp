@@ -5,7 +5,6 @@
 
 #include "defuse/model/vae.h"
 
-
 namespace defuse::test {
 
 void write_torchscript_linear(const std::filesystem::path& path, int64_t in_features, int64_t classes) {

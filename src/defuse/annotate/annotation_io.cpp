@@ -141,11 +141,14 @@ std::vector<ImportRow> rows_from_csv(std::string_view text, const std::string& s
       throw DataError("annotate: " + source + ": " + row.where + ": " + std::to_string(rec.fields.size()) +
                       " fields but the header has " + std::to_string(records[0].fields.size()));
     auto scenario = parse_int(get("scenario"));
-    if (!scenario) throw DataError("annotate: " + source + ": " + row.where + ": scenario '" + get("scenario") + "' is not a number");
+    if (!scenario)
+      throw DataError("annotate: " + source + ": " + row.where + ": scenario '" + get("scenario") +
+                      "' is not a number");
     row.scenario = *scenario;
     if (std::string run = get("distill_run"); !run.empty()) {
       auto id = parse_int(run);
-      if (!id) throw DataError("annotate: " + source + ": " + row.where + ": distill_run '" + run + "' is not a number");
+      if (!id)
+        throw DataError("annotate: " + source + ": " + row.where + ": distill_run '" + run + "' is not a number");
       row.distill_run = *id;
     }
     row.annotator = get("annotator");
@@ -169,8 +172,10 @@ std::vector<ImportRow> rows_from_json(const ScenarioSet& set, std::string_view t
     list = doc;
   } else if (doc.is_object()) {
     if (doc.contains("format") && doc["format"] != kExportFormat) bad("format is not \"defuse-annotations\"");
-    if (doc.contains("version") && (!doc["version"].is_number_integer() || doc["version"].get<int64_t>() > kExportVersion))
-      bad("version " + doc["version"].dump() + " is newer than this defuse reads (" + std::to_string(kExportVersion) + ")");
+    if (doc.contains("version") &&
+        (!doc["version"].is_number_integer() || doc["version"].get<int64_t>() > kExportVersion))
+      bad("version " + doc["version"].dump() + " is newer than this defuse reads (" + std::to_string(kExportVersion) +
+          ")");
     if (doc.contains("distill_run_id") && !doc["distill_run_id"].is_null()) {
       if (!doc["distill_run_id"].is_number_integer()) bad("distill_run_id is not an integer");
       if (doc["distill_run_id"].get<int64_t>() != set.run_id)
@@ -204,9 +209,12 @@ std::vector<ImportRow> rows_from_json(const ScenarioSet& set, std::string_view t
       row.distill_run = item["distill_run_id"].get<int64_t>();
     }
     if (item.contains("label") && !item["label"].is_null()) {
-      if (item["label"].is_number_integer()) row.label = std::to_string(item["label"].get<int64_t>());
-      else if (item["label"].is_string()) row.label = item["label"].get<std::string>();
-      else bad_row("label is neither an integer, a class name nor null");
+      if (item["label"].is_number_integer())
+        row.label = std::to_string(item["label"].get<int64_t>());
+      else if (item["label"].is_string())
+        row.label = item["label"].get<std::string>();
+      else
+        bad_row("label is neither an integer, a class name nor null");
     }
     row.annotator = text_field("annotator");
     row.label_name = text_field("label_name");
@@ -226,7 +234,8 @@ std::vector<ImportRow> rows_from_json(const ScenarioSet& set, std::string_view t
 
 AnnotationFormat annotation_format_for(const std::filesystem::path& file) {
   std::string ext = file.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (ext == ".json") return AnnotationFormat::kJson;
   if (ext == ".csv") return AnnotationFormat::kCsv;
   throw ConfigError("annotate: cannot tell the format of '" + file.string() + "': name it .json or .csv");
@@ -257,8 +266,8 @@ std::string export_annotations(Database& db, const ScenarioSet& set, AnnotationF
       item.erase("id");
       annotations.push_back(std::move(item));
     }
-    json doc = {{"format", kExportFormat},        {"version", kExportVersion},
-                {"distill_run_id", set.run_id},   {"class_names", set.class_names},
+    json doc = {{"format", kExportFormat},           {"version", kExportVersion},
+                {"distill_run_id", set.run_id},      {"class_names", set.class_names},
                 {"scenarios", std::move(scenarios)}, {"annotations", std::move(annotations)}};
     return doc.dump(2) + "\n";
   }
@@ -296,8 +305,10 @@ ImportResult import_annotations(Database& db, const ScenarioSet& set, std::strin
       std::string message = e.what();
       throw DataError("annotate: " + source_name + ": " + message.substr(std::string("annotate: ").size()));
     }
-    if (a) annotations.push_back(std::move(*a));
-    else ++result.blank;
+    if (a)
+      annotations.push_back(std::move(*a));
+    else
+      ++result.blank;
   }
   db.transaction([&] {
     ensure_annotation_tables(db);

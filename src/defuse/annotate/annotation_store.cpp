@@ -102,8 +102,10 @@ bool later(const Annotation& a, const Annotation& b) {
 // Binds the eight stored fields of `a`, in the table's column order, to parameters 1..8.
 void bind_fields(Statement& s, const Annotation& a) {
   s.bind(1, a.distill_run_id).bind(2, a.scenario_id).bind(3, a.annotator);
-  if (a.label) s.bind(4, *a.label);
-  else s.bind_null(4);
+  if (a.label)
+    s.bind(4, *a.label);
+  else
+    s.bind_null(4);
   s.bind(5, a.reject.empty() ? std::optional<std::string>() : std::optional<std::string>(a.reject));
   s.bind(6, a.note).bind(7, static_cast<int64_t>(a.automatic)).bind(8, a.created_at);
 }
@@ -141,10 +143,14 @@ using annotation_rows::normalise_timestamp;
 
 std::string to_string(Resolution resolution) {
   switch (resolution) {
-    case Resolution::kUnlabelled: return "unlabelled";
-    case Resolution::kLabelled: return "labelled";
-    case Resolution::kRejected: return "rejected";
-    case Resolution::kTie: return "tie";
+    case Resolution::kUnlabelled:
+      return "unlabelled";
+    case Resolution::kLabelled:
+      return "labelled";
+    case Resolution::kRejected:
+      return "rejected";
+    case Resolution::kTie:
+      return "tie";
   }
   return "unknown";
 }
@@ -154,10 +160,18 @@ AnnotationProgress annotation_progress(const std::vector<ResolvedScenario>& reso
   p.scenarios = static_cast<int64_t>(resolved.size());
   for (const auto& r : resolved) {
     switch (r.status) {
-      case Resolution::kUnlabelled: ++p.unlabelled; break;
-      case Resolution::kLabelled: ++p.labelled; break;
-      case Resolution::kRejected: ++p.rejected; break;
-      case Resolution::kTie: ++p.ties; break;
+      case Resolution::kUnlabelled:
+        ++p.unlabelled;
+        break;
+      case Resolution::kLabelled:
+        ++p.labelled;
+        break;
+      case Resolution::kRejected:
+        ++p.rejected;
+        break;
+      case Resolution::kTie:
+        ++p.ties;
+        break;
     }
     if (r.decided() && r.automatic) ++p.automatic;
   }
@@ -193,10 +207,11 @@ void upgrade_annotations(Database& db) {
   try {
     db.transaction([&] {
       db.exec(std::string("CREATE TABLE annotations_new (") + kAnnotationsTable + ");");
-      db.exec("INSERT INTO annotations_new SELECT id, distill_run_id, scenario_id, annotator, label, reject, note, "
-              "automatic, created_at FROM annotations;"
-              "DROP TABLE annotations;"
-              "ALTER TABLE annotations_new RENAME TO annotations;");
+      db.exec(
+          "INSERT INTO annotations_new SELECT id, distill_run_id, scenario_id, annotator, label, reject, note, "
+          "automatic, created_at FROM annotations;"
+          "DROP TABLE annotations;"
+          "ALTER TABLE annotations_new RENAME TO annotations;");
     });
   } catch (...) {
     db.exec("PRAGMA foreign_keys=ON");
@@ -330,8 +345,10 @@ std::vector<ResolvedScenario> resolve_annotations(const ScenarioSet& set, const 
     r.automatic = !votes.empty() && !any_human;
     for (const Annotation* a : votes) {
       if (a->label) {
-        if (*a->label >= 0 && *a->label < static_cast<int64_t>(r.votes.size())) ++r.votes[*a->label];
-        else continue;  // not a class of this set (cannot be stored; guards hand-made lists)
+        if (*a->label >= 0 && *a->label < static_cast<int64_t>(r.votes.size()))
+          ++r.votes[*a->label];
+        else
+          continue;  // not a class of this set (cannot be stored; guards hand-made lists)
       } else if (a->reject == kRejectAmbiguous) {
         ++r.ambiguous;
       } else if (a->reject == kRejectNotABug) {
@@ -425,7 +442,7 @@ std::optional<AutoDecision> judges_decision(const Scenario& s, const std::vector
   if (!v.known() || v.judge_label < 0) return std::nullopt;
   auto name = [&](int64_t label) {
     return label >= 0 && label < static_cast<int64_t>(class_names.size()) ? class_names[static_cast<size_t>(label)]
-                                                                           : std::to_string(label);
+                                                                          : std::to_string(label);
   };
   const int share = static_cast<int>(v.judge_agreement * 100 + 0.5);
   AutoDecision d;
@@ -439,8 +456,8 @@ std::optional<AutoDecision> judges_decision(const Scenario& s, const std::vector
              " (the classifier: " + name(s.predicted_label) + ")";
   } else {
     d.reject = kRejectAmbiguous;
-    d.note = "automatic: the judges do not agree on its failures (at most " + std::to_string(share) +
-             "% read as one class)";
+    d.note =
+        "automatic: the judges do not agree on its failures (at most " + std::to_string(share) + "% read as one class)";
   }
   return d;
 }
@@ -448,7 +465,8 @@ std::optional<AutoDecision> judges_decision(const Scenario& s, const std::vector
 int64_t auto_label(Database& db, const ScenarioSet& set, const std::string& source, const std::string& annotator) {
   const bool judges = source == "judges";
   if (source != "seed" && source != "source" && !judges)
-    throw ConfigError("annotate: --auto " + source + ": the automatic sources are 'judges' (the judges' reading of "
+    throw ConfigError("annotate: --auto " + source +
+                      ": the automatic sources are 'judges' (the judges' reading of "
                       "each scenario's failures) and 'seed' (each scenario's dominant seed label)");
   if (judges)
     for (const auto& s : set.scenarios)

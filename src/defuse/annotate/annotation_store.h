@@ -74,14 +74,14 @@ std::string to_string(Resolution resolution);
 struct ResolvedScenario {
   int64_t scenario_id = 0;
   Resolution status = Resolution::kUnlabelled;
-  std::optional<int64_t> label;  // set iff status == kLabelled
-  std::string reject_reason;     // set iff status == kRejected
-  std::vector<int64_t> votes;    // [classes] counted label votes per class
+  std::optional<int64_t> label;                           // set iff status == kLabelled
+  std::string reject_reason;                              // set iff status == kRejected
+  std::vector<int64_t> votes;                             // [classes] counted label votes per class
   int64_t unrealistic = 0, ambiguous = 0, not_a_bug = 0;  // counted rejections by reason
-  int64_t voters = 0;            // votes counted (after rule 2)
-  double agreement = 0;          // top option's share of the counted votes
-  bool automatic = false;        // decided by automatic votes only
-  bool disputed = false;         // counted votes not unanimous
+  int64_t voters = 0;                                     // votes counted (after rule 2)
+  double agreement = 0;                                   // top option's share of the counted votes
+  bool automatic = false;                                 // decided by automatic votes only
+  bool disputed = false;                                  // counted votes not unanimous
 
   int64_t rejections() const { return unrealistic + ambiguous + not_a_bug; }
   bool tie() const { return status == Resolution::kTie; }
@@ -161,9 +161,9 @@ AnnotationFormat annotation_format_for(const std::filesystem::path& file);
 std::string export_annotations(Database& db, const ScenarioSet& scenarios, AnnotationFormat format);
 
 struct ImportResult {
-  int64_t imported = 0;  // annotations added
+  int64_t imported = 0;    // annotations added
   int64_t duplicates = 0;  // identical to stored ones, skipped
-  int64_t blank = 0;     // rows with neither label nor reject, skipped
+  int64_t blank = 0;       // rows with neither label nor reject, skipped
 };
 // Throws DataError("annotate: <source_name>: <row>: ...") for a malformed or invalid file.
 ImportResult import_annotations(Database& db, const ScenarioSet& scenarios, std::string_view text,

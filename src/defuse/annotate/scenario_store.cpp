@@ -43,8 +43,7 @@ void check_label(int64_t label, int64_t classes, bool allow_unknown, const std::
 
 enum class ImageKind { kSample, kMember, kNeighbour };
 
-void check_images(const std::vector<ScenarioImage>& images, int64_t classes, ImageKind kind,
-                  const std::string& what) {
+void check_images(const std::vector<ScenarioImage>& images, int64_t classes, ImageKind kind, const std::string& what) {
   const std::string prefix = std::string(kScenarioImageDir) + "/";
   for (size_t i = 0; i < images.size(); ++i) {
     const auto& image = images[i];
@@ -229,8 +228,8 @@ void validate_scenarios(const ScenarioSet& set) {
       if (v.verdict != "genuine" && v.verdict != "label-change" && v.verdict != "ambiguous")
         fail(what + " has an unknown verdict '" + v.verdict + "'");
       if (v.judges < 1) fail(what + " has a verdict but no judges");
-      for (double share : {v.genuine_share, v.label_change_share, v.ambiguous_share, v.judge_agreement,
-                           v.draw_genuine_rate})
+      for (double share :
+           {v.genuine_share, v.label_change_share, v.ambiguous_share, v.judge_agreement, v.draw_genuine_rate})
         if (share != -1.0) check_share(share, what + " validity share");
       check_label(v.judge_label, classes, true, what + " judges' reading");
     }
@@ -375,7 +374,10 @@ ScenarioSet load_scenarios(Database& db, int64_t run_id) {
     if (!sc) continue;  // the foreign key prevents this
     ScenarioImage image{images.column_text(2), images.column_int(3), images.column_int(4), images.column_int(5)};
     const std::string kind = images.column_text(1);
-    (kind == "sample" ? sc->samples : kind == "member" ? sc->member_images : sc->neighbours).push_back(std::move(image));
+    (kind == "sample"   ? sc->samples
+     : kind == "member" ? sc->member_images
+                        : sc->neighbours)
+        .push_back(std::move(image));
   }
   Statement validity = db.prepare(
       "SELECT scenario_id, verdict, judges, genuine_share, label_change_share, ambiguous_share, judge_label,"

@@ -55,42 +55,42 @@ struct ScenarioImage {
 // What tells a genuine scenario from a label change (DESIGN §3, "Validity"), aggregated
 // over its member failures and its draws. Fractions in [0, 1]; -1 where not measured.
 struct ScenarioValidity {
-  std::string verdict;   // "genuine", "label-change" or "ambiguous" (judge/verdict.h); "" = unknown
-  int64_t judges = 0;    // judges that read the members and draws
+  std::string verdict;  // "genuine", "label-change" or "ambiguous" (judge/verdict.h); "" = unknown
+  int64_t judges = 0;   // judges that read the members and draws
   double genuine_share = -1, label_change_share = -1, ambiguous_share = -1;  // verdicts of the members
-  int64_t judge_label = -1;      // the members' most common judge reading
-  double judge_agreement = -1;   // share of members read so
-  int64_t knn_label = -1;        // the most common label of the members' nearest training codes
-  double knn_seed_share = -1;    // mean share of those neighbours with the seed label
+  int64_t judge_label = -1;                                                  // the members' most common judge reading
+  double judge_agreement = -1;                                               // share of members read so
+  int64_t knn_label = -1;           // the most common label of the members' nearest training codes
+  double knn_seed_share = -1;       // mean share of those neighbours with the seed label
   double knn_predicted_share = -1;  // ... with the classifier's prediction
-  double realism = -1;           // median realism score of the members (identify.h, FailureValidity)
-  double draw_genuine_rate = -1; // share of draws at the scenario's own spread that the judges read as
-                                 // the seed label while the classifier does not
+  double realism = -1;              // median realism score of the members (identify.h, FailureValidity)
+  double draw_genuine_rate = -1;    // share of draws at the scenario's own spread that the judges read as
+                                    // the seed label while the classifier does not
 
   bool known() const { return !verdict.empty(); }
   bool genuine() const { return verdict == "genuine"; }
 };
 
 struct Scenario {
-  int64_t id = 0;               // 1-based rank, 1 = most important
-  int64_t component = 0;        // index of the DP-GMM component it came from
-  double weight = 0;            // mixture weight of that component
-  double failure_rate = 0;      // share of fresh samples from the scenario that are misclassified
-  int64_t seed_label = -1;      // most common true label of the seeds of its failures
-  double seed_label_share = 0;  // share of its failures with that seed label
-  int64_t predicted_label = -1; // most common (wrong) prediction on its failures
-  double predicted_share = 0;   // share of its failures with that prediction
-  int64_t members = 0;          // failures assigned to the component
-  double neighbour_accuracy = -1;  // classifier accuracy on the nearest real training images, -1 if unknown
-  double score = 0;                // the ranking score distillation sorted by
-  std::vector<float> mean;         // [Z] component mean in latent space
-  std::vector<float> covariance;   // [Z*Z] row-major component covariance
-  std::vector<ScenarioImage> samples;     // decoded draws shown to annotators (at the scenario's own spread)
+  int64_t id = 0;                            // 1-based rank, 1 = most important
+  int64_t component = 0;                     // index of the DP-GMM component it came from
+  double weight = 0;                         // mixture weight of that component
+  double failure_rate = 0;                   // share of fresh samples from the scenario that are misclassified
+  int64_t seed_label = -1;                   // most common true label of the seeds of its failures
+  double seed_label_share = 0;               // share of its failures with that seed label
+  int64_t predicted_label = -1;              // most common (wrong) prediction on its failures
+  double predicted_share = 0;                // share of its failures with that prediction
+  int64_t members = 0;                       // failures assigned to the component
+  double neighbour_accuracy = -1;            // classifier accuracy on the nearest real training images, -1 if unknown
+  double score = 0;                          // the ranking score distillation sorted by
+  std::vector<float> mean;                   // [Z] component mean in latent space
+  std::vector<float> covariance;             // [Z*Z] row-major component covariance
+  std::vector<ScenarioImage> samples;        // decoded draws shown to annotators (at the scenario's own spread)
   std::vector<ScenarioImage> member_images;  // decodes of some of its member failures: their real variety
-  std::vector<ScenarioImage> neighbours;  // nearest real training images
+  std::vector<ScenarioImage> neighbours;     // nearest real training images
   ScenarioValidity validity;
-  std::vector<int64_t> member_failures;   // indices into identify's failure set of its members
-                                          // (empty for sets stored before memberships were kept)
+  std::vector<int64_t> member_failures;  // indices into identify's failure set of its members
+                                         // (empty for sets stored before memberships were kept)
 };
 
 struct ScenarioSet {

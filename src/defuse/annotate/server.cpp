@@ -61,7 +61,8 @@ std::string host_part(const std::string& header) {
     return lower(header.substr(1, close == std::string::npos ? std::string::npos : close - 1));
   }
   auto colon = header.find(':');
-  if (colon != std::string::npos && header.find(':', colon + 1) != std::string::npos) return lower(header);  // bare IPv6
+  if (colon != std::string::npos && header.find(':', colon + 1) != std::string::npos)
+    return lower(header);  // bare IPv6
   return lower(header.substr(0, colon));
 }
 
@@ -158,9 +159,8 @@ json scenario_json(const Scenario& s, const ScenarioSet& set) {
 }
 
 json progress_json(const AnnotationProgress& p) {
-  return {{"scenarios", p.scenarios}, {"labelled", p.labelled},     {"rejected", p.rejected},
-          {"ties", p.ties},           {"unlabelled", p.unlabelled}, {"automatic", p.automatic},
-          {"complete", p.complete()}};
+  return {{"scenarios", p.scenarios},   {"labelled", p.labelled},   {"rejected", p.rejected},  {"ties", p.ties},
+          {"unlabelled", p.unlabelled}, {"automatic", p.automatic}, {"complete", p.complete()}};
 }
 
 }  // namespace
@@ -249,8 +249,9 @@ struct AnnotationServer::Impl {
     } else if (req.has_header("Host")) {
       std::string host = host_part(req.get_header_value("Host"));
       if (!is_loopback_host(host) && host != lower(options.host)) {
-        send_error(res, 403, "unexpected Host header '" + req.get_header_value("Host") +
-                                 "': this server answers only to loopback names");
+        send_error(res, 403,
+                   "unexpected Host header '" + req.get_header_value("Host") +
+                       "': this server answers only to loopback names");
         return false;
       }
     }
@@ -355,8 +356,8 @@ struct AnnotationServer::Impl {
       one.scenarios.push_back(*scenarios.find(stored.scenario_id));
       resolution = resolve_annotations(one, votes).front();
       if (options.on_annotation) {
-        std::string what = stored.label ? "labelled " + scenarios.class_names[*stored.label]
-                                        : "rejected (" + stored.reject + ")";
+        std::string what =
+            stored.label ? "labelled " + scenarios.class_names[*stored.label] : "rejected (" + stored.reject + ")";
         options.on_annotation(stored.annotator + ": scenario " + std::to_string(stored.scenario_id) + " " + what);
       }
     } catch (const ConfigError& e) {
@@ -364,11 +365,10 @@ struct AnnotationServer::Impl {
       if (message.rfind("annotate: ", 0) == 0) message = message.substr(10);
       return send_error(res, 400, message);
     }
-    {
-      std::lock_guard<std::mutex> lock(change_mutex);
-    }
+    { std::lock_guard<std::mutex> lock(change_mutex); }
     changed.notify_all();
-    send_json(res, 200, {{"annotation", annotation_json(stored, scenarios)}, {"resolution", resolution_json(resolution)}});
+    send_json(res, 200,
+              {{"annotation", annotation_json(stored, scenarios)}, {"resolution", resolution_json(resolution)}});
   }
 
   void serve_thumbnail(const httplib::Request& req, httplib::Response& res) {
@@ -453,10 +453,12 @@ struct AnnotationServer::Impl {
       res.set_header("Cache-Control", "no-cache");
       res.set_content(reinterpret_cast<const char*>(asset->data), asset->size, content_type_for(asset->name));
     });
-    server.Get("/api/state", [this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, state_json()); });
+    server.Get("/api/state",
+               [this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, state_json()); });
     server.Post("/api/annotations",
                 [this](const httplib::Request& req, httplib::Response& res) { post_annotation(req, res); });
-    server.Get("/thumbs/(.*)", [this](const httplib::Request& req, httplib::Response& res) { serve_thumbnail(req, res); });
+    server.Get("/thumbs/(.*)",
+               [this](const httplib::Request& req, httplib::Response& res) { serve_thumbnail(req, res); });
   }
 
   std::string url() const {
@@ -499,8 +501,7 @@ void AnnotationServer::start() {
   });
   // httplib's stop() does nothing until the listening thread has marked itself running, so a
   // stop() right after start() would leave that thread blocked in accept() for ever: wait.
-  while (!impl_->server.is_running() && !*listening_ended)
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  while (!impl_->server.is_running() && !*listening_ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
 void AnnotationServer::stop() {

@@ -41,13 +41,13 @@
 namespace defuse {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";    // interface to bind; anything but loopback requires the token
-  int port = 0;                      // TCP port; 0 = any free port (see AnnotationServer::port)
-  std::string token;                 // access token; one is generated when required and empty
-  bool require_token = false;        // require the token on loopback too (forced on elsewhere)
-  size_t max_body_bytes = 16 * 1024; // larger request bodies are refused (413); a vote is < 2 KiB
-  int threads = 16;                  // request threads: browsers hold several keep-alive connections
-  std::string annotator;             // name the page suggests when the browser remembers none
+  std::string host = "127.0.0.1";     // interface to bind; anything but loopback requires the token
+  int port = 0;                       // TCP port; 0 = any free port (see AnnotationServer::port)
+  std::string token;                  // access token; one is generated when required and empty
+  bool require_token = false;         // require the token on loopback too (forced on elsewhere)
+  size_t max_body_bytes = 16 * 1024;  // larger request bodies are refused (413); a vote is < 2 KiB
+  int threads = 16;                   // request threads: browsers hold several keep-alive connections
+  std::string annotator;              // name the page suggests when the browser remembers none
   // Called (from a request thread, never concurrently) after each stored annotation, with a
   // one-line description; for the CLI's log.
   std::function<void(const std::string&)> on_annotation;
@@ -72,9 +72,9 @@ class AnnotationServer {
   void stop();
   bool running() const;
 
-  int port() const;                     // the bound port (after start)
-  std::string url() const;              // http://HOST:PORT/, with ?token=... when required
-  const std::string& token() const;     // "" when not required
+  int port() const;                  // the bound port (after start)
+  std::string url() const;           // http://HOST:PORT/, with ?token=... when required
+  const std::string& token() const;  // "" when not required
   const std::string& csrf_token() const;
   const ScenarioSet& scenarios() const;
 
@@ -92,8 +92,8 @@ class AnnotationServer {
 
 // What serve_until_complete did.
 struct ServeResult {
-  std::string url;               // where it served ("" if it returned without serving)
-  AnnotationProgress progress;   // at the end
+  std::string url;              // where it served ("" if it returned without serving)
+  AnnotationProgress progress;  // at the end
   bool complete = false;
 };
 

@@ -42,8 +42,7 @@ void fsync_path(const fs::path& path, bool directory) {
   int rc = ::fsync(fd);
   ::close(fd);
   // Some file systems refuse fsync on directories (EINVAL); the rename is still atomic.
-  if (rc != 0 && !(directory && errno == EINVAL))
-    throw IoError("cannot sync " + path.string() + ": " + errno_text());
+  if (rc != 0 && !(directory && errno == EINVAL)) throw IoError("cannot sync " + path.string() + ": " + errno_text());
 }
 
 void commit(const fs::path& tmp, const fs::path& path) {
@@ -81,9 +80,7 @@ void ensure_parent(const fs::path& path) {
 }  // namespace
 
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
-  write_atomic_via(path, [&](const fs::path& tmp) {
-    write_new_file(tmp, path, bytes, "");
-  });
+  write_atomic_via(path, [&](const fs::path& tmp) { write_new_file(tmp, path, bytes, ""); });
 }
 
 void write_atomic_via(const fs::path& path, const std::function<void(const fs::path&)>& write) {

@@ -39,9 +39,7 @@ namespace {
 constexpr uint64_t kMaxPpmSide = 1 << 16;
 constexpr int64_t kMaxPixels = int64_t{1} << 26;
 
-bool is_ppm_space(uint8_t c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
+bool is_ppm_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
 Image decode_with_stb(const uint8_t* bytes, size_t size, const std::string& what) {
   auto fail = [&](const std::string& problem) { throw DataError(what + ": " + problem); };
@@ -57,8 +55,7 @@ Image decode_with_stb(const uint8_t* bytes, size_t size, const std::string& what
   // Grey (+alpha) decodes to grey, RGB(A) to RGB: alpha carries no class information.
   const int channels = native_channels <= 2 ? 1 : 3;
   std::unique_ptr<uint8_t, void (*)(void*)> data(
-      stbi_load_from_memory(bytes, len, &width, &height, &native_channels, channels),
-      &stbi_image_free);
+      stbi_load_from_memory(bytes, len, &width, &height, &native_channels, channels), &stbi_image_free);
   if (!data) fail(std::string("corrupt image (") + stbi_failure_reason() + ")");
   Image image{width, height, channels, {}};
   image.pixels.assign(data.get(), data.get() + int64_t{width} * height * channels);
@@ -111,20 +108,17 @@ Image decode_ppm(const uint8_t* bytes, size_t size, const std::string& what) {
   const uint64_t samples = width * height * channels;
   const uint64_t needed = samples * sample_bytes;
   if (needed > size - pos) {
-    fail("truncated pixel data: the header claims " + std::to_string(width) + "x" +
-         std::to_string(height) + " (" + std::to_string(needed) + " bytes) but " +
-         std::to_string(size - pos) + " bytes follow");
+    fail("truncated pixel data: the header claims " + std::to_string(width) + "x" + std::to_string(height) + " (" +
+         std::to_string(needed) + " bytes) but " + std::to_string(size - pos) + " bytes follow");
   }
   Image image{static_cast<int64_t>(width), static_cast<int64_t>(height), channels, {}};
   image.pixels.resize(samples);
   const uint8_t* raster = bytes + pos;
   for (uint64_t i = 0; i < samples; ++i) {
     // 16-bit samples are big-endian; samples above maxval are clamped rather than wrapped.
-    const uint64_t v =
-        sample_bytes == 2 ? (uint64_t{raster[2 * i]} << 8) | raster[2 * i + 1] : raster[i];
-    image.pixels[i] = maxval == 255
-                          ? static_cast<uint8_t>(v)
-                          : static_cast<uint8_t>((std::min(v, maxval) * 255 + maxval / 2) / maxval);
+    const uint64_t v = sample_bytes == 2 ? (uint64_t{raster[2 * i]} << 8) | raster[2 * i + 1] : raster[i];
+    image.pixels[i] = maxval == 255 ? static_cast<uint8_t>(v)
+                                    : static_cast<uint8_t>((std::min(v, maxval) * 255 + maxval / 2) / maxval);
   }
   return image;
 }
@@ -141,8 +135,7 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string& stage) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw IoError(stage + ": " + path + ": cannot open: " + std::strerror(errno));
   std::vector<uint8_t> bytes;
   std::error_code error;
@@ -187,11 +180,10 @@ void for_each_image_file(const std::vector<std::string>& paths, const std::strin
 }
 
 Image crop_image(const Image& image, int64_t x, int64_t y, int64_t width, int64_t height) {
-  if (x < 0 || y < 0 || width <= 0 || height <= 0 || x + width > image.width ||
-      y + height > image.height) {
-    throw Error("image: crop " + std::to_string(width) + "x" + std::to_string(height) + " at (" +
-                std::to_string(x) + "," + std::to_string(y) + ") is outside the " +
-                std::to_string(image.width) + "x" + std::to_string(image.height) + " image");
+  if (x < 0 || y < 0 || width <= 0 || height <= 0 || x + width > image.width || y + height > image.height) {
+    throw Error("image: crop " + std::to_string(width) + "x" + std::to_string(height) + " at (" + std::to_string(x) +
+                "," + std::to_string(y) + ") is outside the " + std::to_string(image.width) + "x" +
+                std::to_string(image.height) + " image");
   }
   Image out{width, height, image.channels, {}};
   out.pixels.resize(width * height * image.channels);
@@ -210,9 +202,8 @@ Image resize_image(const Image& image, int64_t width, int64_t height) {
   }
   Image out{width, height, image.channels, {}};
   out.pixels.resize(width * height * image.channels);
-  if (!stbir_resize_uint8(image.pixels.data(), static_cast<int>(image.width),
-                          static_cast<int>(image.height), 0, out.pixels.data(),
-                          static_cast<int>(width), static_cast<int>(height), 0,
+  if (!stbir_resize_uint8(image.pixels.data(), static_cast<int>(image.width), static_cast<int>(image.height), 0,
+                          out.pixels.data(), static_cast<int>(width), static_cast<int>(height), 0,
                           static_cast<int>(image.channels))) {
     throw Error("image: resizing failed");
   }
@@ -234,8 +225,7 @@ Image convert_channels(const Image& image, int64_t channels) {
       out.pixels[i] = static_cast<uint8_t>((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000);
     }
   } else {
-    throw Error("image: cannot convert " + std::to_string(image.channels) + " channels to " +
-                std::to_string(channels));
+    throw Error("image: cannot convert " + std::to_string(image.channels) + " channels to " + std::to_string(channels));
   }
   return out;
 }
@@ -254,25 +244,21 @@ std::vector<uint8_t> encode_png(const Image& image) {
     const auto* bytes = static_cast<const uint8_t*>(data);
     buffer->insert(buffer->end(), bytes, bytes + size);
   };
-  if (image.width <= 0 || image.height <= 0 || image.width > INT_MAX || image.height > INT_MAX ||
-      image.channels < 1 || image.channels > 4 ||
-      !stbi_write_png_to_func(append, &out, static_cast<int>(image.width),
-                              static_cast<int>(image.height), static_cast<int>(image.channels),
-                              image.pixels.data(),
+  if (image.width <= 0 || image.height <= 0 || image.width > INT_MAX || image.height > INT_MAX || image.channels < 1 ||
+      image.channels > 4 ||
+      !stbi_write_png_to_func(append, &out, static_cast<int>(image.width), static_cast<int>(image.height),
+                              static_cast<int>(image.channels), image.pixels.data(),
                               static_cast<int>(image.width * image.channels))) {
-    throw Error("image: PNG encoding of a " + std::to_string(image.width) + "x" +
-                std::to_string(image.height) + "x" + std::to_string(image.channels) +
-                " image failed");
+    throw Error("image: PNG encoding of a " + std::to_string(image.width) + "x" + std::to_string(image.height) + "x" +
+                std::to_string(image.channels) + " image failed");
   }
   return out;
 }
 
 void write_png(const std::string& path, const Image& image) {
   const std::vector<uint8_t> png = encode_png(image);
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "wb"),
-                                                       &std::fclose);
-  if (!file || std::fwrite(png.data(), 1, png.size(), file.get()) != png.size() ||
-      std::fclose(file.release()) != 0) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
+  if (!file || std::fwrite(png.data(), 1, png.size(), file.get()) != png.size() || std::fclose(file.release()) != 0) {
     throw IoError("image: " + path + ": cannot write: " + std::strerror(errno));
   }
 }

@@ -17,10 +17,11 @@ std::string npy_bytes(const std::string& descr, const std::vector<int64_t>& shap
     count *= static_cast<size_t>(d);
     dims += fmt::format("{}, ", d);
   }
-  if (shape.size() > 1) dims.resize(dims.size() - 2);  // "(3, 4)"; one dimension keeps its comma: "(3,)"
-  else if (shape.size() == 1) dims.pop_back();
-  if (count * item != bytes)
-    throw Error(fmt::format("npy: {} bytes for {} elements of {} bytes", bytes, count, item));
+  if (shape.size() > 1)
+    dims.resize(dims.size() - 2);  // "(3, 4)"; one dimension keeps its comma: "(3,)"
+  else if (shape.size() == 1)
+    dims.pop_back();
+  if (count * item != bytes) throw Error(fmt::format("npy: {} bytes for {} elements of {} bytes", bytes, count, item));
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr, dims);
   // Magic (6) + version (2) + length (2) + header, padded with spaces and ended by '\n' to a
   // multiple of 64 bytes, so that the data is aligned (NumPy's own writer does the same).

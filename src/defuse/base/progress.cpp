@@ -19,14 +19,19 @@ std::string format_duration(double seconds) {
   } else if (seconds < 3600) {
     std::snprintf(text, sizeof text, "%dm %02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
   } else {
-    std::snprintf(text, sizeof text, "%dh %02dm", static_cast<int>(seconds) / 3600, static_cast<int>(seconds) / 60 % 60);
+    std::snprintf(text, sizeof text, "%dh %02dm", static_cast<int>(seconds) / 3600,
+                  static_cast<int>(seconds) / 60 % 60);
   }
   return text;
 }
 
 Progress::Progress(std::ostream& out, std::string label, int64_t total, bool enabled)
-    : out_(out), label_(std::move(label)), total_(total), enabled_(enabled),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_ - std::chrono::seconds(1)) {}
+    : out_(out),
+      label_(std::move(label)),
+      total_(total),
+      enabled_(enabled),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_ - std::chrono::seconds(1)) {}
 
 Progress::~Progress() {
   if (enabled_ && !finished_) out_ << "\n" << std::flush;

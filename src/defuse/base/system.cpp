@@ -19,8 +19,7 @@ BlasInfo detect_blas() {
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     if (path.find("libblas.so") != std::string::npos) return {"reference", path};
-    if (path.find("libmkl") != std::string::npos || path.find("libblis") != std::string::npos)
-      return {"unknown", path};
+    if (path.find("libmkl") != std::string::npos || path.find("libblis") != std::string::npos) return {"unknown", path};
   }
   if (::dlsym(RTLD_DEFAULT, "sgemm_")) return {"unknown", "sgemm_ from an unidentified library"};
   return {"none", ""};

@@ -15,10 +15,14 @@ bool is_valid_utf8(std::string_view text) {
     }
     int extra;
     uint32_t cp;
-    if ((c & 0xE0) == 0xC0) extra = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) extra = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) extra = 3, cp = c & 0x07;
-    else return false;
+    if ((c & 0xE0) == 0xC0)
+      extra = 1, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+      extra = 2, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+      extra = 3, cp = c & 0x07;
+    else
+      return false;
     if (i + static_cast<size_t>(extra) >= n) return false;  // truncated sequence
     for (int k = 1; k <= extra; ++k) {
       unsigned char d = static_cast<unsigned char>(text[i + k]);

@@ -48,9 +48,8 @@ Workspace::~Workspace() = default;
 void Workspace::migrate() {
   int version = db_->user_version();
   if (version > kSchemaVersion)
-    throw StateError("workspace: catalogue " + db_->path().string() + " has schema version " +
-                     std::to_string(version) + ", newer than this defuse understands (" +
-                     std::to_string(kSchemaVersion) + ")");
+    throw StateError("workspace: catalogue " + db_->path().string() + " has schema version " + std::to_string(version) +
+                     ", newer than this defuse understands (" + std::to_string(kSchemaVersion) + ")");
   if (version == kSchemaVersion) return;
   db_->transaction([&] {
     db_->exec(R"sql(
@@ -120,8 +119,10 @@ void Workspace::complete_stage(int64_t run_id, const json& metrics,
     Statement started = db_->prepare("SELECT started_at FROM stage_runs WHERE id = ?");
     started.bind(1, run_id);
     if (!started.step()) throw StateError("workspace: no stage run " + std::to_string(run_id));
-    Statement insert = db_->prepare("INSERT OR REPLACE INTO artifacts (run_id, name, path, hash, bytes) VALUES (?, ?, ?, ?, ?)");
-    for (const auto& r : records) insert.bind(1, run_id).bind(2, r.name).bind(3, r.path).bind(4, r.hash).bind(5, r.bytes).run();
+    Statement insert =
+        db_->prepare("INSERT OR REPLACE INTO artifacts (run_id, name, path, hash, bytes) VALUES (?, ?, ?, ?, ?)");
+    for (const auto& r : records)
+      insert.bind(1, run_id).bind(2, r.name).bind(3, r.path).bind(4, r.hash).bind(5, r.bytes).run();
     if (extra) extra(*db_);
     db_->prepare(
            "UPDATE stage_runs SET status = 'complete', finished_at = ?, metrics = ?,"
@@ -132,7 +133,10 @@ void Workspace::complete_stage(int64_t run_id, const json& metrics,
         .bind(4, run_id)
         .run();
     if (metrics.contains("seconds") && metrics["seconds"].is_number())
-      db_->prepare("UPDATE stage_runs SET seconds = ? WHERE id = ?").bind(1, metrics["seconds"].get<double>()).bind(2, run_id).run();
+      db_->prepare("UPDATE stage_runs SET seconds = ? WHERE id = ?")
+          .bind(1, metrics["seconds"].get<double>())
+          .bind(2, run_id)
+          .run();
   });
 }
 
@@ -171,7 +175,8 @@ StageRecord Workspace::read_record(int64_t id) {
 }
 
 std::optional<StageRecord> Workspace::latest(const std::string& stage) {
-  Statement s = db_->prepare("SELECT id FROM stage_runs WHERE stage = ? AND status = 'complete' ORDER BY id DESC LIMIT 1");
+  Statement s =
+      db_->prepare("SELECT id FROM stage_runs WHERE stage = ? AND status = 'complete' ORDER BY id DESC LIMIT 1");
   s.bind(1, stage);
   if (!s.step()) return std::nullopt;
   return read_record(s.column_int(0));

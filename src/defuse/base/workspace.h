@@ -33,10 +33,10 @@ struct ArtifactRecord {
 struct StageRecord {
   int64_t id = 0;
   std::string stage;
-  std::string fingerprint;  // hash of stage name, options and inputs
-  nlohmann::json options;   // the effective options
-  nlohmann::json inputs;    // input name -> content hash or upstream fingerprint
-  std::string status;       // "running", "complete", "failed", "interrupted"
+  std::string fingerprint;              // hash of stage name, options and inputs
+  nlohmann::json options;               // the effective options
+  nlohmann::json inputs;                // input name -> content hash or upstream fingerprint
+  std::string status;                   // "running", "complete", "failed", "interrupted"
   std::string started_at, finished_at;  // ISO-8601 UTC
   double seconds = 0;
   nlohmann::json metrics;
@@ -47,8 +47,7 @@ struct StageRecord {
 };
 
 // Computes a stage's fingerprint from its name, options and inputs.
-std::string stage_fingerprint(const std::string& stage, const nlohmann::json& options,
-                              const nlohmann::json& inputs);
+std::string stage_fingerprint(const std::string& stage, const nlohmann::json& options, const nlohmann::json& inputs);
 
 class Workspace {
  public:

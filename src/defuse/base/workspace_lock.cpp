@@ -42,8 +42,8 @@ void forget_in_child() {
   registry().clear();
   registry_mutex.unlock();
 }
-[[maybe_unused]] const int fork_handlers_installed = ::pthread_atfork([] { registry_mutex.lock(); },
-                                                     [] { registry_mutex.unlock(); }, forget_in_child);
+[[maybe_unused]] const int fork_handlers_installed =
+    ::pthread_atfork([] { registry_mutex.lock(); }, [] { registry_mutex.unlock(); }, forget_in_child);
 
 std::optional<LockHolder> parse_holder(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
@@ -65,8 +65,8 @@ std::string read_fd(int fd) {
 }
 
 void write_holder(int fd, const std::string& command) {
-  nlohmann::json j{{"pid", static_cast<int64_t>(::getpid())}, {"host", host_name()}, {"command", command},
-                   {"since", now_iso()}};
+  nlohmann::json j{
+      {"pid", static_cast<int64_t>(::getpid())}, {"host", host_name()}, {"command", command}, {"since", now_iso()}};
   std::string text = j.dump() + "\n";
   // Best effort: the lock itself is the fcntl lock; the text only tells others who holds it.
   if (::ftruncate(fd, 0) == 0 && ::lseek(fd, 0, SEEK_SET) == 0) {
@@ -157,9 +157,10 @@ WorkspaceLock::WorkspaceLock(const fs::path& dir, const std::string& command, bo
     if (!wait) {
       ::close(fd);
       registry().erase(key_);
-      throw BusyError(fmt::format("{}: the workspace {} is in use by {}; run again when it has finished, or "
-                                  "add --wait",
-                                  command, fs::path(key_).parent_path().string(), h.describe()));
+      throw BusyError(
+          fmt::format("{}: the workspace {} is in use by {}; run again when it has finished, or "
+                      "add --wait",
+                      command, fs::path(key_).parent_path().string(), h.describe()));
     }
     if (on_wait) on_wait(h);
     while (set_lock(fd, true) != 0) {

@@ -74,10 +74,17 @@ std::vector<LabelledScenario> labelled_scenarios(const ScenarioSet& scenarios,
     const Scenario* s = scenarios.find(r.scenario_id);
     if (!s) throw StateError(fmt::format("{}: annotation of unknown scenario {}", kStage, r.scenario_id));
     switch (r.status) {
-      case Resolution::kRejected: ++rejected; continue;
-      case Resolution::kTie: ++ties; continue;
-      case Resolution::kUnlabelled: ++unlabelled; continue;
-      case Resolution::kLabelled: break;
+      case Resolution::kRejected:
+        ++rejected;
+        continue;
+      case Resolution::kTie:
+        ++ties;
+        continue;
+      case Resolution::kUnlabelled:
+        ++unlabelled;
+        continue;
+      case Resolution::kLabelled:
+        break;
     }
     const auto z = static_cast<int64_t>(s->mean.size());
     LabelledScenario l;
@@ -93,14 +100,19 @@ std::vector<LabelledScenario> labelled_scenarios(const ScenarioSet& scenarios,
     const auto n = static_cast<int64_t>(resolved.size());
     if (n == 0) throw StateError(std::string(kStage) + ": the distill run found no scenarios: nothing to correct");
     if (rejected == n)
-      throw StateError(fmt::format("{}: all {} scenarios were rejected: nothing to correct (the classifier's "
-                                   "failures were judged unrealistic; change a decision with `defuse annotate`)",
-                                   kStage, n));
+      throw StateError(
+          fmt::format("{}: all {} scenarios were rejected: nothing to correct (the classifier's "
+                      "failures were judged unrealistic; change a decision with `defuse annotate`)",
+                      kStage, n));
     if (unlabelled == n)
-      throw StateError(fmt::format("{}: none of the {} scenarios is annotated yet: label them with `defuse "
-                                   "annotate` (or `defuse annotate --auto seed`)", kStage, n));
-    throw StateError(fmt::format("{}: no scenario has a label ({} rejected, {} tied, {} unlabelled): settle the "
-                                 "ties or label more with `defuse annotate`", kStage, rejected, ties, unlabelled));
+      throw StateError(
+          fmt::format("{}: none of the {} scenarios is annotated yet: label them with `defuse "
+                      "annotate` (or `defuse annotate --auto seed`)",
+                      kStage, n));
+    throw StateError(
+        fmt::format("{}: no scenario has a label ({} rejected, {} tied, {} unlabelled): settle the "
+                    "ties or label more with `defuse annotate`",
+                    kStage, rejected, ties, unlabelled));
   }
   return out;
 }
@@ -119,8 +131,10 @@ LabelledImages sample_scenarios(Vae& vae, const std::vector<LabelledScenario>& s
     const auto& s = scenarios[i];
     const int64_t z = s.mean.size(0);
     if (z != vae.spec().latent)
-      throw StateError(fmt::format("{}: scenario {} lives in a {}-dimensional latent space but the VAE's has {}: run "
-                                   "distill again with this VAE", kStage, s.id, z, vae.spec().latent));
+      throw StateError(
+          fmt::format("{}: scenario {} lives in a {}-dimensional latent space but the VAE's has {}: run "
+                      "distill again with this VAE",
+                      kStage, s.id, z, vae.spec().latent));
     codes.push_back(scenario_codes(s.mean, s.covariance, tau, per_scenario, gen));
     labels.push_back(torch::full({per_scenario}, s.label, torch::kLong));
     index.push_back(torch::full({per_scenario}, static_cast<int64_t>(i), torch::kLong));
@@ -163,8 +177,10 @@ LabelledImages labelled_failures(const std::vector<LabelledScenario>& scenarios,
   for (size_t i = 0; i < scenarios.size(); ++i)
     for (int64_t m : scenarios[i].member_failures) {
       if (m < 0 || m >= f)
-        throw StateError(fmt::format("{}: scenario {} lists failure {} but identify kept {}: the distill run does not "
-                                     "belong to this identify run; run distill again", kStage, scenarios[i].id, m, f));
+        throw StateError(
+            fmt::format("{}: scenario {} lists failure {} but identify kept {}: the distill run does not "
+                        "belong to this identify run; run distill again",
+                        kStage, scenarios[i].id, m, f));
       rows.push_back(m);
       labels.push_back(scenarios[i].label);
       index.push_back(static_cast<int64_t>(i));
@@ -199,9 +215,9 @@ struct BalancedStream::Impl {
     }
   };
   at::Generator gen;
-  Cycle labels;                         // the distinct labels
-  std::map<int64_t, Cycle> scenarios;   // label -> its scenarios
-  std::map<int64_t, Cycle> images;      // scenario -> its image indices
+  Cycle labels;                        // the distinct labels
+  std::map<int64_t, Cycle> scenarios;  // label -> its scenarios
+  std::map<int64_t, Cycle> images;     // scenario -> its image indices
 };
 
 BalancedStream::BalancedStream(const at::Tensor& labels, const at::Tensor& scenario, uint64_t seed)

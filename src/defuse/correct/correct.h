@@ -46,12 +46,12 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream);
 
 // A scenario that takes part in correction: labelled by its annotators.
 struct LabelledScenario {
-  int64_t id = 0;                      // scenario id (rank) in its distill run
-  int64_t label = -1;                  // the resolved label
-  at::Tensor mean;                     // [Z] float32
-  at::Tensor covariance;               // [Z, Z] float32 (the component's, before τ)
+  int64_t id = 0;                        // scenario id (rank) in its distill run
+  int64_t label = -1;                    // the resolved label
+  at::Tensor mean;                       // [Z] float32
+  at::Tensor covariance;                 // [Z, Z] float32 (the component's, before τ)
   std::vector<int64_t> member_failures;  // indices into identify's failure set
-  std::string verdict;                 // the judges' verdict on the scenario ("" = not judged)
+  std::string verdict;                   // the judges' verdict on the scenario ("" = not judged)
   bool genuine() const { return verdict == "genuine"; }
 };
 
@@ -108,40 +108,40 @@ class BalancedStream {
 };
 
 struct CorrectProgress {
-  int model = 0, models = 0;     // 1-based index of the model being trained, and how many
-  std::string name;              // "lambda=0.1" or "baseline"
-  int64_t step = 0, steps = 0;   // 1-based optimiser step
-  double loss = 0;               // running mean of this model's total loss
+  int model = 0, models = 0;    // 1-based index of the model being trained, and how many
+  std::string name;             // "lambda=0.1" or "baseline"
+  int64_t step = 0, steps = 0;  // 1-based optimiser step
+  double loss = 0;              // running mean of this model's total loss
 };
 
 struct CorrectOptions {
   std::vector<double> lambdas{0.01, 0.03, 0.1, 0.3, 1.0};  // the sweep: log-spaced, from the reference's
                                                            // 0.01 to an equal weight of both terms
-  bool baseline = true;             // also fine-tune on the labelled failures alone (the paper's baseline)
-  int epochs = 1;                   // passes over the training split per model
-  int64_t batch_size = 64;          // training images per step (the reference's 64)
-  int64_t scenario_batch_size = 64; // scenario samples per step (the reference's 64)
-  std::string optimizer = "sgd";    // sgd (with momentum, the reference) or adam
-  double lr = 1e-4;                 // learning rate: a tenth of the reference's SGD 0.001, at which fine-tuning
-                                    // alone (λ = 0) cost Fashion-MNIST 0.33 points (+0.07 at 1e-4;
-                                    // docs/benchmarks.md, "Validity")
-  double momentum = 0.9;            // SGD momentum (the reference's)
-  double weight_decay = 0;          // L2 weight decay
-  bool freeze_batch_norm = true;    // keep batch norm's running statistics as trained: the decoded scenario
-                                    // images in every batch would shift them (docs/benchmarks.md, "Correction")
+  bool baseline = true;                // also fine-tune on the labelled failures alone (the paper's baseline)
+  int epochs = 1;                      // passes over the training split per model
+  int64_t batch_size = 64;             // training images per step (the reference's 64)
+  int64_t scenario_batch_size = 64;    // scenario samples per step (the reference's 64)
+  std::string optimizer = "sgd";       // sgd (with momentum, the reference) or adam
+  double lr = 1e-4;                    // learning rate: a tenth of the reference's SGD 0.001, at which fine-tuning
+                                       // alone (λ = 0) cost Fashion-MNIST 0.33 points (+0.07 at 1e-4;
+                                       // docs/benchmarks.md, "Validity")
+  double momentum = 0.9;               // SGD momentum (the reference's)
+  double weight_decay = 0;             // L2 weight decay
+  bool freeze_batch_norm = true;       // keep batch norm's running statistics as trained: the decoded scenario
+                                       // images in every batch would shift them (docs/benchmarks.md, "Correction")
   int64_t samples_per_scenario = 512;  // scenario samples drawn for training, per labelled scenario
-  std::optional<double> tau;        // scenario samples come from N(mean, τ·cov); unset: distill's τ
-  uint64_t seed = 0;                // scenario samples, batch order, dropout
-  std::string device = "cpu";       // cpu or cuda[:N]
-  int64_t sample_batch_size = 256;  // decodes per forward pass when drawing samples
+  std::optional<double> tau;           // scenario samples come from N(mean, τ·cov); unset: distill's τ
+  uint64_t seed = 0;                   // scenario samples, batch order, dropout
+  std::string device = "cpu";          // cpu or cuda[:N]
+  int64_t sample_batch_size = 256;     // decodes per forward pass when drawing samples
   std::function<void(const CorrectProgress&)> on_progress;  // called after every step
 
   void validate() const;  // throws ConfigError
 };
 
 struct CorrectedModel {
-  std::string name;          // "lambda=<λ>" or "baseline"
-  double lambda = -1;        // λ; -1 for the baseline
+  std::string name;                   // "lambda=<λ>" or "baseline"
+  double lambda = -1;                 // λ; -1 for the baseline
   std::unique_ptr<Classifier> model;  // on the CPU
   int64_t steps = 0;
   double train_loss = 0;     // mean CE on training batches (0 for the baseline)

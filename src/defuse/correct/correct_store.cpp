@@ -37,8 +37,10 @@ WorkspaceCorrected load_corrected_models(Workspace& workspace, c10::Device devic
     s.lambda = m.at("lambda").is_null() ? -1.0 : m.at("lambda").get<double>();
     const ArtifactRecord* artifact = out.record.artifact("model:" + s.name);
     if (!artifact)
-      throw StateError(fmt::format("correct: run {} lists model {} but recorded no file for it: run `defuse correct` "
-                                   "again", out.record.id, s.name));
+      throw StateError(
+          fmt::format("correct: run {} lists model {} but recorded no file for it: run `defuse correct` "
+                      "again",
+                      out.record.id, s.name));
     s.model = load_classifier(workspace.path(artifact->path), device);
     out.models.push_back(std::move(s));
   }

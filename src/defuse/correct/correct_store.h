@@ -31,8 +31,8 @@ std::vector<std::pair<std::string, std::string>> save_corrected_models(Workspace
                                                                        const CorrectResult& result);
 
 struct StoredModel {
-  std::string name;   // "lambda=<λ>" or "baseline"
-  double lambda = -1; // -1 for the baseline
+  std::string name;    // "lambda=<λ>" or "baseline"
+  double lambda = -1;  // -1 for the baseline
   std::unique_ptr<Classifier> model;
 };
 

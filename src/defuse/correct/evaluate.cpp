@@ -44,8 +44,7 @@ ModelScores score_model(Classifier& model, const std::string& name, double lambd
     auto hits = predicted.eq(held_out.labels).to(torch::kFloat64);
     s.scenario_accuracy = hits.mean().item<double>();
     auto sums = torch::zeros({scenarios}, torch::kFloat64).index_add_(0, held_out.scenario, hits);
-    auto counts = torch::zeros({scenarios}, torch::kFloat64)
-                      .index_add_(0, held_out.scenario, torch::ones_like(hits));
+    auto counts = torch::zeros({scenarios}, torch::kFloat64).index_add_(0, held_out.scenario, torch::ones_like(hits));
     // A scenario with no draws to score (the judges confirmed none) is not evaluated: -1.
     auto per = (sums / counts.clamp_min(1)).masked_fill(counts.eq(0), -1.0).contiguous();
     s.per_scenario.assign(per.data_ptr<double>(), per.data_ptr<double>() + scenarios);
@@ -87,7 +86,9 @@ void choose_model(EvaluationResult& r, double max_test_drop, double tie) {
   const double base = r.original().test_accuracy;
   r.by_genuine = r.original().genuine_scenario_accuracy >= 0;
   const bool by_genuine = r.by_genuine;
-  auto score = [by_genuine](const ModelScores& m) { return by_genuine ? m.genuine_scenario_accuracy : m.scenario_accuracy; };
+  auto score = [by_genuine](const ModelScores& m) {
+    return by_genuine ? m.genuine_scenario_accuracy : m.scenario_accuracy;
+  };
   // A drop within floating-point noise of the budget counts as within it.
   auto within = [&](const ModelScores& m) { return base - m.test_accuracy <= max_test_drop + 1e-12; };
   // The best score within the budget; every model within `tie` of it counts as tied, and the
@@ -101,17 +102,21 @@ void choose_model(EvaluationResult& r, double max_test_drop, double tie) {
     if (!m.is_sweep() || !within(m) || score(m) < top - tie - 1e-12) continue;
     if (best < 0 || m.lambda < r.models[static_cast<size_t>(best)].lambda) best = static_cast<int>(i);
   }
-  r.rule = fmt::format("the λ with the highest held-out {} accuracy among those whose test accuracy is at "
-                       "most {:.2f} points below the original's (ties{}: the smaller λ)",
-                       by_genuine ? "genuine-scenario" : "scenario", 100 * max_test_drop,
-                       tie > 0 ? fmt::format(", within {:.2g} points of the best", 100 * tie) : std::string());
+  r.rule = fmt::format(
+      "the λ with the highest held-out {} accuracy among those whose test accuracy is at "
+      "most {:.2f} points below the original's (ties{}: the smaller λ)",
+      by_genuine ? "genuine-scenario" : "scenario", 100 * max_test_drop,
+      tie > 0 ? fmt::format(", within {:.2g} points of the best", 100 * tie) : std::string());
   r.within_budget = best >= 0;
   if (best < 0) {
     // No λ within the budget: the smallest drop (then the higher scenario accuracy).
     for (size_t i = 0; i < r.models.size(); ++i) {
       const auto& m = r.models[i];
       if (!m.is_sweep()) continue;
-      if (best < 0) { best = static_cast<int>(i); continue; }
+      if (best < 0) {
+        best = static_cast<int>(i);
+        continue;
+      }
       const auto& b = r.models[static_cast<size_t>(best)];
       if (m.test_accuracy > b.test_accuracy || (m.test_accuracy == b.test_accuracy && score(m) > score(b)))
         best = static_cast<int>(i);

@@ -47,12 +47,12 @@ struct EvaluateOptions {
 };
 
 struct ModelScores {
-  std::string name;               // "original", "lambda=<λ>" or "baseline"
-  double lambda = -1;             // λ for the sweep's models, -1 otherwise
-  double test_accuracy = 0;       // on the original test split
-  double scenario_accuracy = 0;   // on all held-out scenario draws
-  std::vector<double> per_scenario;  // [labelled scenarios] accuracy on each one's draws
-  double failure_accuracy = -1;   // on the labelled failures; -1 when there are none
+  std::string name;                       // "original", "lambda=<λ>" or "baseline"
+  double lambda = -1;                     // λ for the sweep's models, -1 otherwise
+  double test_accuracy = 0;               // on the original test split
+  double scenario_accuracy = 0;           // on all held-out scenario draws
+  std::vector<double> per_scenario;       // [labelled scenarios] accuracy on each one's draws
+  double failure_accuracy = -1;           // on the labelled failures; -1 when there are none
   double genuine_scenario_accuracy = -1;  // on the held-out draws of the genuine scenarios (the judges' verdict);
                                           // -1 when no labelled scenario is genuine or none was judged
   double heldout_failure_accuracy = -1;   // on the held-out draws the original misreads (score_heldout_failures):
@@ -61,18 +61,18 @@ struct ModelScores {
 };
 
 struct EvaluationResult {
-  std::vector<ModelScores> models;      // the original first, then as given
-  std::vector<int64_t> scenario_ids;    // the labelled scenarios, in per_scenario order
-  std::vector<int64_t> scenario_labels; // their labels
+  std::vector<ModelScores> models;             // the original first, then as given
+  std::vector<int64_t> scenario_ids;           // the labelled scenarios, in per_scenario order
+  std::vector<int64_t> scenario_labels;        // their labels
   std::vector<std::string> scenario_verdicts;  // their verdicts ("" = not judged)
-  std::vector<int64_t> scenario_draws;  // held-out draws scored per scenario (after the judges' check)
+  std::vector<int64_t> scenario_draws;         // held-out draws scored per scenario (after the judges' check)
   int64_t test_images = 0, scenario_images = 0, failure_images = 0;
-  size_t chosen = 0;                    // index into models of the chosen one
-  bool within_budget = false;           // whether the chosen model keeps the test drop within budget
-  bool by_genuine = false;              // whether the rule used genuine-scenario accuracy (else all scenarios)
-  int64_t draws_drawn = 0;              // held-out draws made, before the judges' check (0: no check)
-  int64_t heldout_failures = 0;         // held-out draws the original misreads (of the genuine scenarios, if any)
-  std::string rule;                     // the rule, in words, with the budget
+  size_t chosen = 0;             // index into models of the chosen one
+  bool within_budget = false;    // whether the chosen model keeps the test drop within budget
+  bool by_genuine = false;       // whether the rule used genuine-scenario accuracy (else all scenarios)
+  int64_t draws_drawn = 0;       // held-out draws made, before the judges' check (0: no check)
+  int64_t heldout_failures = 0;  // held-out draws the original misreads (of the genuine scenarios, if any)
+  std::string rule;              // the rule, in words, with the budget
 
   const ModelScores& original() const { return models.front(); }
   const ModelScores& chosen_model() const { return models.at(chosen); }

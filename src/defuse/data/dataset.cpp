@@ -19,16 +19,14 @@ void validate_split(const Dataset& dataset, const DataSplit& split, const std::s
   const std::string where = "data: " + dataset.name + " (" + dataset.source + "): ";
   if (split.size() == 0) throw DataError(where + "the " + which + " split is empty");
   if (static_cast<int64_t>(split.images.size()) != split.size() * dataset.image_size()) {
-    throw DataError(where + "the " + which + " split has " + std::to_string(split.size()) +
-                    " labels but " + std::to_string(split.images.size()) +
-                    " pixel bytes (expected " +
+    throw DataError(where + "the " + which + " split has " + std::to_string(split.size()) + " labels but " +
+                    std::to_string(split.images.size()) + " pixel bytes (expected " +
                     std::to_string(split.size() * dataset.image_size()) + ")");
   }
   for (int64_t i = 0; i < split.size(); ++i) {
     if (split.labels[i] < 0 || split.labels[i] >= dataset.num_classes()) {
-      throw DataError(where + "label " + std::to_string(split.labels[i]) + " of " + which +
-                      " example " + std::to_string(i) + " is outside 0.." +
-                      std::to_string(dataset.num_classes() - 1));
+      throw DataError(where + "label " + std::to_string(split.labels[i]) + " of " + which + " example " +
+                      std::to_string(i) + " is outside 0.." + std::to_string(dataset.num_classes() - 1));
     }
   }
 }
@@ -45,12 +43,10 @@ std::string fraction_text(double value) {
 void Dataset::validate() const {
   const std::string where = "data: " + name + " (" + source + "): ";
   if (channels != 1 && channels != 3) {
-    throw DataError(where + "images have " + std::to_string(channels) +
-                    " channels (expected 1 or 3)");
+    throw DataError(where + "images have " + std::to_string(channels) + " channels (expected 1 or 3)");
   }
   if (height <= 0 || width <= 0) {
-    throw DataError(where + "bad image size " + std::to_string(width) + "x" +
-                    std::to_string(height));
+    throw DataError(where + "bad image size " + std::to_string(width) + "x" + std::to_string(height));
   }
   if (num_classes() < 2) {
     throw DataError(where + "needs at least 2 classes, has " + std::to_string(num_classes()));
@@ -61,8 +57,7 @@ void Dataset::validate() const {
 
 void DataOptions::validate() const {
   check_option(image_size >= 1 && image_size <= kMaxImageSize, "data",
-               "image size must be in 1.." + std::to_string(kMaxImageSize) + ", got " +
-                   std::to_string(image_size));
+               "image size must be in 1.." + std::to_string(kMaxImageSize) + ", got " + std::to_string(image_size));
   check_option(holdout > 0 && holdout < 1, "data",
                "holdout must be a fraction in (0, 1), got " + fraction_text(holdout));
 }
@@ -79,8 +74,8 @@ DataSpec parse_data_spec(const std::string& spec, const DataOptions& defaults) {
   if (colon != std::string::npos && parsed.dir.empty()) {
     throw ConfigError("data: '" + spec + "' names no directory after ':'");
   }
-  if (parsed.kind != "fashion-mnist" && parsed.kind != "mnist" && parsed.kind != "svhn" &&
-      parsed.kind != "gtsrb" && parsed.kind != "folder") {
+  if (parsed.kind != "fashion-mnist" && parsed.kind != "mnist" && parsed.kind != "svhn" && parsed.kind != "gtsrb" &&
+      parsed.kind != "folder") {
     throw ConfigError("data: unknown dataset '" + spec +
                       "' (expected fashion-mnist[:DIR], mnist:DIR, svhn:DIR, gtsrb:DIR or "
                       "folder:DIR)");
@@ -112,23 +107,22 @@ DataSpec parse_data_spec(const std::string& spec, const DataOptions& defaults) {
     if (equals == std::string::npos || key.empty()) {
       throw ConfigError("data: option '" + option + "' in '" + spec +
                         "' is not KEY=VALUE (options follow DIR after commas, so DIR cannot "
-                        "contain one; " + accepted_text + ")");
+                        "contain one; " +
+                        accepted_text + ")");
     }
     if (key != "size" && key != "holdout" && key != "split-seed" && key != "gt") {
-      throw ConfigError("data: unknown option '" + key + "' in '" + spec + "' (" + accepted_text +
-                        ")");
+      throw ConfigError("data: unknown option '" + key + "' in '" + spec + "' (" + accepted_text + ")");
     }
     if (std::find(accepted.begin(), accepted.end(), key) == accepted.end()) {
-      throw ConfigError("data: option '" + key + "' does not apply to " + parsed.kind + " (" +
-                        accepted_text + ")");
+      throw ConfigError("data: option '" + key + "' does not apply to " + parsed.kind + " (" + accepted_text + ")");
     }
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
       throw ConfigError("data: option '" + key + "' is given twice in '" + spec + "'");
     }
     seen.push_back(key);
     auto bad_value = [&](const std::string& expected) {
-      return ConfigError("data: bad value '" + value + "' for " + key + " in '" + spec +
-                         "' (expected " + expected + ")");
+      return ConfigError("data: bad value '" + value + "' for " + key + " in '" + spec + "' (expected " + expected +
+                         ")");
     };
     // A number that fills the whole value; from_chars reads no sign, space or locale.
     auto parse_number = [&](auto& number, const std::string& expected) {
@@ -165,8 +159,8 @@ Dataset load_dataset(const std::string& spec, const DataOptions& options) {
   const DataSpec parsed = parse_data_spec(spec, options);
   Dataset dataset;
   if (parsed.kind == "fashion-mnist") {
-    dataset = read_idx_dataset(parsed.dir.empty() ? kFashionMnistDefaultDir : parsed.dir,
-                               parsed.kind, fashion_mnist_classes());
+    dataset = read_idx_dataset(parsed.dir.empty() ? kFashionMnistDefaultDir : parsed.dir, parsed.kind,
+                               fashion_mnist_classes());
   } else if (parsed.kind == "mnist") {
     dataset = read_idx_dataset(parsed.dir, parsed.kind, digit_classes());
   } else if (parsed.kind == "svhn") {
@@ -181,9 +175,8 @@ Dataset load_dataset(const std::string& spec, const DataOptions& options) {
 }
 
 const std::vector<std::string>& fashion_mnist_classes() {
-  static const std::vector<std::string> names = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                                 "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                                 "Bag",         "Ankle boot"};
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
   return names;
 }
 
@@ -194,50 +187,49 @@ const std::vector<std::string>& digit_classes() {
 
 const std::vector<std::string>& gtsrb_classes() {
   // The official names, in ClassId order.
-  static const std::vector<std::string> names = {
-      "Speed limit (20km/h)",
-      "Speed limit (30km/h)",
-      "Speed limit (50km/h)",
-      "Speed limit (60km/h)",
-      "Speed limit (70km/h)",
-      "Speed limit (80km/h)",
-      "End of speed limit (80km/h)",
-      "Speed limit (100km/h)",
-      "Speed limit (120km/h)",
-      "No passing",
-      "No passing for vehicles over 3.5 metric tons",
-      "Right-of-way at the next intersection",
-      "Priority road",
-      "Yield",
-      "Stop",
-      "No vehicles",
-      "Vehicles over 3.5 metric tons prohibited",
-      "No entry",
-      "General caution",
-      "Dangerous curve to the left",
-      "Dangerous curve to the right",
-      "Double curve",
-      "Bumpy road",
-      "Slippery road",
-      "Road narrows on the right",
-      "Road work",
-      "Traffic signals",
-      "Pedestrians",
-      "Children crossing",
-      "Bicycles crossing",
-      "Beware of ice/snow",
-      "Wild animals crossing",
-      "End of all speed and passing limits",
-      "Turn right ahead",
-      "Turn left ahead",
-      "Ahead only",
-      "Go straight or right",
-      "Go straight or left",
-      "Keep right",
-      "Keep left",
-      "Roundabout mandatory",
-      "End of no passing",
-      "End of no passing by vehicles over 3.5 metric tons"};
+  static const std::vector<std::string> names = {"Speed limit (20km/h)",
+                                                 "Speed limit (30km/h)",
+                                                 "Speed limit (50km/h)",
+                                                 "Speed limit (60km/h)",
+                                                 "Speed limit (70km/h)",
+                                                 "Speed limit (80km/h)",
+                                                 "End of speed limit (80km/h)",
+                                                 "Speed limit (100km/h)",
+                                                 "Speed limit (120km/h)",
+                                                 "No passing",
+                                                 "No passing for vehicles over 3.5 metric tons",
+                                                 "Right-of-way at the next intersection",
+                                                 "Priority road",
+                                                 "Yield",
+                                                 "Stop",
+                                                 "No vehicles",
+                                                 "Vehicles over 3.5 metric tons prohibited",
+                                                 "No entry",
+                                                 "General caution",
+                                                 "Dangerous curve to the left",
+                                                 "Dangerous curve to the right",
+                                                 "Double curve",
+                                                 "Bumpy road",
+                                                 "Slippery road",
+                                                 "Road narrows on the right",
+                                                 "Road work",
+                                                 "Traffic signals",
+                                                 "Pedestrians",
+                                                 "Children crossing",
+                                                 "Bicycles crossing",
+                                                 "Beware of ice/snow",
+                                                 "Wild animals crossing",
+                                                 "End of all speed and passing limits",
+                                                 "Turn right ahead",
+                                                 "Turn left ahead",
+                                                 "Ahead only",
+                                                 "Go straight or right",
+                                                 "Go straight or left",
+                                                 "Keep right",
+                                                 "Keep left",
+                                                 "Roundabout mandatory",
+                                                 "End of no passing",
+                                                 "End of no passing by vehicles over 3.5 metric tons"};
   return names;
 }
 

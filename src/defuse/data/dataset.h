@@ -101,8 +101,7 @@ DataSpec parse_data_spec(const std::string& spec, const DataOptions& defaults = 
 Dataset load_dataset(const std::string& spec, const DataOptions& options = {});
 
 // Individual readers (the spec parser dispatches to these).
-Dataset read_idx_dataset(const std::string& dir, const std::string& name,
-                         const std::vector<std::string>& class_names);
+Dataset read_idx_dataset(const std::string& dir, const std::string& name, const std::vector<std::string>& class_names);
 Dataset read_svhn(const std::string& dir);
 Dataset read_gtsrb(const std::string& dir, const DataOptions& options);
 Dataset read_image_folder(const std::string& dir, const DataOptions& options);
@@ -137,9 +136,8 @@ IdxArray parse_idx(const uint8_t* bytes, size_t size, const std::string& what);
 // round(holdout x groups) are held out, clamped to at least 1 when the class has two or more
 // groups and to at most groups - 1. The result depends only on the seed and the (label, group)
 // pairs, not on item order or platform. Returns, per item, whether it is held out.
-std::vector<bool> hold_out_groups(const std::vector<int64_t>& labels,
-                                  const std::vector<std::string>& groups, double holdout,
-                                  uint64_t split_seed);
+std::vector<bool> hold_out_groups(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
+                                  double holdout, uint64_t split_seed);
 
 // The track of a GTSRB training file: "00012" for "00012_00029.ppm" (TTTTT_FFFFF, digits); any
 // other name is a track of its own, keyed by "/" and its stem (no file name holds a '/', so it

@@ -35,8 +35,7 @@ struct GtsrbFiles {
 void add_csv(const fs::path& csv_path, const fs::path& images_dir, GtsrbFiles& files) {
   const std::vector<uint8_t> bytes = read_file_bytes(csv_path.string(), "data");
   const std::vector<GtsrbRow> rows =
-      parse_gtsrb_csv(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                      csv_path.string());
+      parse_gtsrb_csv(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), csv_path.string());
   for (const GtsrbRow& row : rows) {
     files.paths.push_back((images_dir / row.filename).string());
     files.rows.push_back(row);
@@ -65,12 +64,13 @@ fs::path find_test_csv(const fs::path& dir, const std::string& gt_path) {
       list = (place / kTestListName).string();
     }
   }
-  const std::string download = "the ground truth is a separate download, "
-                               "GTSRB_Final_Test_GT.zip; unpack it into one of those places or "
-                               "give its path with gt=PATH";
+  const std::string download =
+      "the ground truth is a separate download, "
+      "GTSRB_Final_Test_GT.zip; unpack it into one of those places or "
+      "give its path with gt=PATH";
   if (!list.empty()) {
-    throw IoError("data: gtsrb: " + std::string(kTestCsvName) + " not found in " + looked +
-                  "; only " + list + ", the list of test images shipped with them, which has " +
+    throw IoError("data: gtsrb: " + std::string(kTestCsvName) + " not found in " + looked + "; only " + list +
+                  ", the list of test images shipped with them, which has " +
                   "no ClassId column and so is not the ground truth (" + download + ")");
   }
   throw IoError("data: gtsrb: " + std::string(kTestCsvName) + " not found in " + looked +
@@ -101,8 +101,7 @@ void load_gtsrb_split(const GtsrbFiles& files, int64_t side, DataSplit& split) {
     const int64_t y1 = row.y1 * image.height / row.height;
     const int64_t x2 = (row.x2 * image.width + row.width - 1) / row.width;
     const int64_t y2 = (row.y2 * image.height + row.height - 1) / row.height;
-    const Image sign =
-        resize_image(crop_image(convert_channels(image, 3), x1, y1, x2 - x1, y2 - y1), side, side);
+    const Image sign = resize_image(crop_image(convert_channels(image, 3), x1, y1, x2 - x1, y2 - y1), side, side);
     copy_to_chw(sign, split.images.data() + i * image_bytes);
     split.labels[i] = row.class_id;
   });
@@ -128,31 +127,28 @@ std::vector<GtsrbRow> parse_gtsrb_csv(std::string_view text, const std::string& 
     if (columns.empty()) {  // the header row
       for (size_t i = 0; i < fields.size(); ++i) columns.emplace(fields[i], i);
       num_columns = fields.size();
-      for (const char* name :
-           {"Filename", "Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId"}) {
+      for (const char* name : {"Filename", "Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId"}) {
         if (!columns.count(name)) fail(std::string("the header has no ") + name + " column");
       }
       continue;
     }
     if (fields.size() != num_columns) {
-      fail("has " + std::to_string(fields.size()) + " fields, the header " +
-           std::to_string(num_columns));
+      fail("has " + std::to_string(fields.size()) + " fields, the header " + std::to_string(num_columns));
     }
     auto number = [&](const char* name) {
       const std::string_view field = fields[columns.at(name)];
       int64_t value = -1;
-      const auto [end_ptr, error] =
-          std::from_chars(field.data(), field.data() + field.size(), value);
-      if (field.empty() || error != std::errc() || end_ptr != field.data() + field.size() ||
-          value < 0 || value > kMaxCsvValue) {
+      const auto [end_ptr, error] = std::from_chars(field.data(), field.data() + field.size(), value);
+      if (field.empty() || error != std::errc() || end_ptr != field.data() + field.size() || value < 0 ||
+          value > kMaxCsvValue) {
         fail(std::string("bad ") + name + " '" + std::string(field) + "'");
       }
       return value;
     };
     GtsrbRow row;
     row.filename = std::string(fields[columns.at("Filename")]);
-    if (row.filename.empty() || row.filename.find_first_of("/\\") != std::string::npos ||
-        row.filename == "." || row.filename == "..") {
+    if (row.filename.empty() || row.filename.find_first_of("/\\") != std::string::npos || row.filename == "." ||
+        row.filename == "..") {
       fail("bad Filename '" + row.filename + "' (expected a file name in the CSV's directory)");
     }
     row.width = number("Width");
@@ -163,13 +159,12 @@ std::vector<GtsrbRow> parse_gtsrb_csv(std::string_view text, const std::string& 
     row.y2 = number("Roi.Y2");
     row.class_id = number("ClassId");
     if (row.x1 >= row.x2 || row.y1 >= row.y2 || row.x2 > row.width || row.y2 > row.height) {
-      fail("Roi (" + std::to_string(row.x1) + "," + std::to_string(row.y1) + ")-(" +
-           std::to_string(row.x2) + "," + std::to_string(row.y2) + ") is empty or outside the " +
-           std::to_string(row.width) + "x" + std::to_string(row.height) + " image");
+      fail("Roi (" + std::to_string(row.x1) + "," + std::to_string(row.y1) + ")-(" + std::to_string(row.x2) + "," +
+           std::to_string(row.y2) + ") is empty or outside the " + std::to_string(row.width) + "x" +
+           std::to_string(row.height) + " image");
     }
     if (row.class_id >= static_cast<int64_t>(gtsrb_classes().size())) {
-      fail("ClassId " + std::to_string(row.class_id) + " is outside 0.." +
-           std::to_string(gtsrb_classes().size() - 1));
+      fail("ClassId " + std::to_string(row.class_id) + " is outside 0.." + std::to_string(gtsrb_classes().size() - 1));
     }
     rows.push_back(std::move(row));
   }
@@ -184,9 +179,7 @@ std::string gtsrb_track(const std::string& filename) {
   const std::string stem = fs::path(filename).stem().string();
   const size_t underscore = stem.find('_');
   auto digits = [](std::string_view text) {
-    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-      return c >= '0' && c <= '9';
-    });
+    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
   if (underscore != std::string::npos && digits(std::string_view(stem).substr(0, underscore)) &&
       digits(std::string_view(stem).substr(underscore + 1))) {
@@ -209,9 +202,8 @@ Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
   fs::path test_csv;
   if (has_test) {
     if (!fs::is_directory(test_images)) {
-      throw IoError("data: gtsrb: " + test_images.string() + " not found (the test images; " +
-                    "without any " + test_dir.string() + ", tracks of the training set are " +
-                    "held out instead)");
+      throw IoError("data: gtsrb: " + test_images.string() + " not found (the test images; " + "without any " +
+                    test_dir.string() + ", tracks of the training set are " + "held out instead)");
     }
     test_csv = find_test_csv(dir, options.gt_path);
   } else if (!options.gt_path.empty()) {
@@ -239,8 +231,7 @@ Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
     add_csv(csv, class_dir, train_files);
     for (size_t i = first; i < train_files.rows.size(); ++i) {
       if (train_files.rows[i].class_id != class_id) {
-        throw DataError("data: " + csv.string() + ": ClassId " +
-                        std::to_string(train_files.rows[i].class_id) + " of " +
+        throw DataError("data: " + csv.string() + ": ClassId " + std::to_string(train_files.rows[i].class_id) + " of " +
                         train_files.rows[i].filename + " disagrees with its folder " + name);
       }
     }
@@ -249,8 +240,8 @@ Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
     throw DataError("data: gtsrb: no training images listed under " + train_root.string());
   }
 
-  const std::string crops = "Roi crops resized to " + std::to_string(options.image_size) + "x" +
-                            std::to_string(options.image_size);
+  const std::string crops =
+      "Roi crops resized to " + std::to_string(options.image_size) + "x" + std::to_string(options.image_size);
   Dataset dataset;
   dataset.name = "gtsrb";
   if (has_test) {
@@ -268,16 +259,14 @@ Dataset read_gtsrb(const std::string& dir, const DataOptions& options) {
       labels.push_back(row.class_id);
       tracks.push_back(gtsrb_track(row.filename));
     }
-    split_files(train_files, hold_out_groups(labels, tracks, options.holdout, options.split_seed),
-                test_files);
+    split_files(train_files, hold_out_groups(labels, tracks, options.holdout, options.split_seed), test_files);
     if (test_files.rows.empty()) {
       throw DataError("data: gtsrb: " + train_root.string() + " has no Final_Test beside it and " +
                       "no class with two tracks to hold one out as the test split");
     }
     dataset.source = "GTSRB training split in " + dir + ": no Final_Test, " +
-                     describe_holdout(options, "tracks", train_files.rows.size(),
-                                      test_files.rows.size()) +
-                     ", " + crops;
+                     describe_holdout(options, "tracks", train_files.rows.size(), test_files.rows.size()) + ", " +
+                     crops;
   }
   dataset.class_names = gtsrb_classes();
   dataset.channels = 3;

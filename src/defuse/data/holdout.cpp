@@ -45,9 +45,8 @@ std::string with_thousands(int64_t value) {
 
 }  // namespace
 
-std::vector<bool> hold_out_groups(const std::vector<int64_t>& labels,
-                                  const std::vector<std::string>& groups, double holdout,
-                                  uint64_t split_seed) {
+std::vector<bool> hold_out_groups(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
+                                  double holdout, uint64_t split_seed) {
   // Each class's distinct groups in sorted order, so that the shuffle sees the same sequence
   // however the items were listed.
   std::map<int64_t, std::map<std::string, bool>> held;  // class -> group -> held out
@@ -67,8 +66,8 @@ std::vector<bool> hold_out_groups(const std::vector<int64_t>& labels,
   return out;
 }
 
-std::string describe_holdout(const DataOptions& options, const std::string& unit,
-                             int64_t train_images, int64_t test_images) {
+std::string describe_holdout(const DataOptions& options, const std::string& unit, int64_t train_images,
+                             int64_t test_images) {
   char percent[32];
   std::snprintf(percent, sizeof percent, "%g%%", 100.0 * options.holdout);
   return std::string("held out ") + percent + " of the " + unit + " of each class (split-seed " +

@@ -36,13 +36,12 @@ std::string find_idx_file(const std::string& dir, const std::string& name, const
     const fs::path path = fs::path(dir) / file;
     if (fs::is_regular_file(path)) return path.string();
   }
-  throw IoError("data: " + name + ": " + official + "[.gz] (or " + dotted + "[.gz]) not found in " +
-                dir);
+  throw IoError("data: " + name + ": " + official + "[.gz] (or " + dotted + "[.gz]) not found in " + dir);
 }
 
 // Reads one split (prefix "train" or "t10k"); returns its images' height and width.
-std::pair<int64_t, int64_t> read_idx_split(const Dataset& dataset, const std::string& dir,
-                                           const std::string& prefix, DataSplit& split) {
+std::pair<int64_t, int64_t> read_idx_split(const Dataset& dataset, const std::string& dir, const std::string& prefix,
+                                           DataSplit& split) {
   const std::string images_path = find_idx_file(dir, dataset.name, prefix + "-images", "idx3");
   const std::string labels_path = find_idx_file(dir, dataset.name, prefix + "-labels", "idx1");
   const std::vector<uint8_t> image_bytes = read_data_file(images_path);
@@ -54,20 +53,17 @@ std::pair<int64_t, int64_t> read_idx_split(const Dataset& dataset, const std::st
   const std::vector<uint8_t> label_bytes = read_data_file(labels_path);
   const IdxArray labels = parse_idx(label_bytes.data(), label_bytes.size(), labels_path);
   if (labels.dims.size() != 1) {
-    throw DataError("data: " + labels_path + ": expected labels [N], found an array of " +
-                    dims_text(labels.dims));
+    throw DataError("data: " + labels_path + ": expected labels [N], found an array of " + dims_text(labels.dims));
   }
   if (labels.dims[0] != images.dims[0]) {
-    throw DataError("data: " + labels_path + " holds " + std::to_string(labels.dims[0]) +
-                    " labels but " + images_path + " holds " + std::to_string(images.dims[0]) +
-                    " images");
+    throw DataError("data: " + labels_path + " holds " + std::to_string(labels.dims[0]) + " labels but " + images_path +
+                    " holds " + std::to_string(images.dims[0]) + " images");
   }
   split.labels.resize(labels.data.size());
   for (size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= dataset.num_classes()) {
-      throw DataError("data: " + labels_path + ": label " + std::to_string(labels.data[i]) +
-                      " of example " + std::to_string(i) + " is outside 0.." +
-                      std::to_string(dataset.num_classes() - 1));
+      throw DataError("data: " + labels_path + ": label " + std::to_string(labels.data[i]) + " of example " +
+                      std::to_string(i) + " is outside 0.." + std::to_string(dataset.num_classes() - 1));
     }
     split.labels[i] = labels.data[i];
   }
@@ -78,17 +74,14 @@ std::pair<int64_t, int64_t> read_idx_split(const Dataset& dataset, const std::st
 }  // namespace
 
 std::vector<uint8_t> gunzip(const uint8_t* bytes, size_t size, const std::string& what) {
-  auto fail = [&](const std::string& problem) {
-    throw DataError("data: " + what + ": " + problem);
-  };
+  auto fail = [&](const std::string& problem) { throw DataError("data: " + what + ": " + problem); };
   z_stream stream{};
   if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK) fail("cannot initialise zlib");
   const std::unique_ptr<z_stream, int (*)(z_stream*)> end_stream(&stream, &inflateEnd);
   // The trailer's ISIZE (output size mod 2^32) sizes the buffer in one go for ordinary files;
   // capping it at 64x the input keeps a lying trailer from reserving memory the data lacks
   // (beyond that the buffer doubles as output actually arrives).
-  const uint64_t isize = size >= 4 ? (uint64_t{bytes[size - 1]} << 24) |
-                                         (uint64_t{bytes[size - 2]} << 16) |
+  const uint64_t isize = size >= 4 ? (uint64_t{bytes[size - 1]} << 24) | (uint64_t{bytes[size - 2]} << 16) |
                                          (uint64_t{bytes[size - 3]} << 8) | bytes[size - 4]
                                    : 0;
   std::vector<uint8_t> out(std::clamp<uint64_t>(isize, 1 << 16, uint64_t{size} * 64 + (1 << 16)));
@@ -127,9 +120,7 @@ std::vector<uint8_t> read_data_file(const std::string& path) {
 }
 
 IdxArray parse_idx(const uint8_t* bytes, size_t size, const std::string& what) {
-  auto fail = [&](const std::string& problem) {
-    throw DataError("data: " + what + ": " + problem);
-  };
+  auto fail = [&](const std::string& problem) { throw DataError("data: " + what + ": " + problem); };
   if (size < 4) fail("too short for an IDX header (" + std::to_string(size) + " bytes)");
   const uint32_t magic = read_be32(bytes);
   if (bytes[0] != 0 || bytes[1] != 0 || bytes[3] == 0) {
@@ -138,39 +129,36 @@ IdxArray parse_idx(const uint8_t* bytes, size_t size, const std::string& what) {
     fail(std::string("bad magic ") + hex + ": not an IDX file");
   }
   if (bytes[2] != 0x08) {
-    fail("IDX element type " + std::to_string(bytes[2]) +
-         " is not supported (only unsigned bytes, type 8)");
+    fail("IDX element type " + std::to_string(bytes[2]) + " is not supported (only unsigned bytes, type 8)");
   }
   const size_t rank = bytes[3];
   const size_t header = 4 + 4 * rank;
   if (size < header) {
-    fail("truncated header: " + std::to_string(rank) + " dimensions need " +
-         std::to_string(header) + " bytes, the file has " + std::to_string(size));
+    fail("truncated header: " + std::to_string(rank) + " dimensions need " + std::to_string(header) +
+         " bytes, the file has " + std::to_string(size));
   }
   IdxArray array;
   uint64_t claimed = 1;  // saturates instead of overflowing
   for (size_t i = 0; i < rank; ++i) {
     const uint32_t dim = read_be32(bytes + 4 + 4 * i);
     array.dims.push_back(dim);
-    claimed = dim != 0 && claimed > std::numeric_limits<uint64_t>::max() / dim
-                  ? std::numeric_limits<uint64_t>::max()
-                  : claimed * dim;
+    claimed = dim != 0 && claimed > std::numeric_limits<uint64_t>::max() / dim ? std::numeric_limits<uint64_t>::max()
+                                                                               : claimed * dim;
   }
   const uint64_t present = size - header;
   if (claimed > present) {
-    fail("truncated payload: the header claims " + dims_text(array.dims) + " (" +
-         std::to_string(claimed) + " bytes) but " + std::to_string(present) + " bytes follow");
+    fail("truncated payload: the header claims " + dims_text(array.dims) + " (" + std::to_string(claimed) +
+         " bytes) but " + std::to_string(present) + " bytes follow");
   }
   if (claimed < present) {
-    fail("the header claims " + dims_text(array.dims) + " (" + std::to_string(claimed) +
-         " bytes) but " + std::to_string(present) + " bytes follow");
+    fail("the header claims " + dims_text(array.dims) + " (" + std::to_string(claimed) + " bytes) but " +
+         std::to_string(present) + " bytes follow");
   }
   array.data.assign(bytes + header, bytes + size);
   return array;
 }
 
-Dataset read_idx_dataset(const std::string& dir, const std::string& name,
-                         const std::vector<std::string>& class_names) {
+Dataset read_idx_dataset(const std::string& dir, const std::string& name, const std::vector<std::string>& class_names) {
   if (!fs::is_directory(dir)) {
     throw IoError("data: " + name + ": directory " + dir + " does not exist");
   }
@@ -182,9 +170,8 @@ Dataset read_idx_dataset(const std::string& dir, const std::string& name,
   std::tie(dataset.height, dataset.width) = read_idx_split(dataset, dir, "train", dataset.train);
   const auto [test_height, test_width] = read_idx_split(dataset, dir, "t10k", dataset.test);
   if (test_height != dataset.height || test_width != dataset.width) {
-    throw DataError("data: " + name + " in " + dir + ": test images are " +
-                    std::to_string(test_width) + "x" + std::to_string(test_height) +
-                    " but training images are " + std::to_string(dataset.width) + "x" +
+    throw DataError("data: " + name + " in " + dir + ": test images are " + std::to_string(test_width) + "x" +
+                    std::to_string(test_height) + " but training images are " + std::to_string(dataset.width) + "x" +
                     std::to_string(dataset.height));
   }
   dataset.validate();

@@ -21,8 +21,8 @@ bool is_image_file(const fs::directory_entry& entry) {
   std::transform(extension.begin(), extension.end(), extension.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return entry.is_regular_file() && !is_hidden(entry.path()) &&
-         (extension == ".png" || extension == ".jpg" || extension == ".jpeg" ||
-          extension == ".ppm" || extension == ".pgm");
+         (extension == ".png" || extension == ".jpg" || extension == ".jpeg" || extension == ".ppm" ||
+          extension == ".pgm");
 }
 
 // Sorted paths of the non-hidden entries of `dir` that satisfy `keep`.
@@ -47,21 +47,18 @@ struct FolderSplit {
   std::vector<std::string> names;  // within the class folder
 };
 
-FolderSplit read_folder_split(const fs::path& split_dir,
-                              const std::vector<std::string>& class_names) {
+FolderSplit read_folder_split(const fs::path& split_dir, const std::vector<std::string>& class_names) {
   std::vector<std::string> paths;
   FolderSplit split;
   for (const fs::path& class_dir : class_dirs(split_dir)) {
     const std::string name = class_dir.filename().string();
     const auto found = std::find(class_names.begin(), class_names.end(), name);
     if (found == class_names.end()) {
-      throw DataError("data: folder: class " + class_dir.string() +
-                      " is not among the training classes");
+      throw DataError("data: folder: class " + class_dir.string() + " is not among the training classes");
     }
     const std::vector<fs::path> files = sorted_entries(class_dir, is_image_file);
     if (files.empty()) {
-      throw DataError("data: folder: class " + class_dir.string() +
-                      " holds no images (PNG, JPEG, PPM or PGM)");
+      throw DataError("data: folder: class " + class_dir.string() + " holds no images (PNG, JPEG, PPM or PGM)");
     }
     for (const fs::path& file : files) {
       paths.push_back(file.string());
@@ -69,11 +66,9 @@ FolderSplit read_folder_split(const fs::path& split_dir,
       split.names.push_back(file.filename().string());
     }
   }
-  if (paths.empty())
-    throw DataError("data: folder: " + split_dir.string() + " has no class folders");
+  if (paths.empty()) throw DataError("data: folder: " + split_dir.string() + " has no class folders");
   split.images.resize(paths.size());
-  for_each_image_file(paths, "data",
-                      [&](size_t i, Image&& image) { split.images[i] = std::move(image); });
+  for_each_image_file(paths, "data", [&](size_t i, Image&& image) { split.images[i] = std::move(image); });
   return split;
 }
 
@@ -83,8 +78,8 @@ void pack_split(FolderSplit& folder, const Dataset& dataset, DataSplit& split) {
   split.images.resize(folder.images.size() * image_bytes);
   split.labels = std::move(folder.labels);
   for (size_t i = 0; i < folder.images.size(); ++i) {
-    const Image image = resize_image(convert_channels(folder.images[i], dataset.channels),
-                                     dataset.width, dataset.height);
+    const Image image =
+        resize_image(convert_channels(folder.images[i], dataset.channels), dataset.width, dataset.height);
     copy_to_chw(image, split.images.data() + i * image_bytes);
     folder.images[i] = Image();  // free as we go
   }
@@ -94,8 +89,7 @@ void pack_split(FolderSplit& folder, const Dataset& dataset, DataSplit& split) {
 
 Dataset read_image_folder(const std::string& dir, const DataOptions& options) {
   options.validate();
-  const fs::path root = fs::path(dir), train_dir = root / "train", test_dir = root / "test",
-                 val_dir = root / "val";
+  const fs::path root = fs::path(dir), train_dir = root / "train", test_dir = root / "test", val_dir = root / "val";
   const bool has_train = fs::is_directory(train_dir), has_test = fs::is_directory(test_dir),
              has_val = fs::is_directory(val_dir);
   if (!fs::is_directory(root)) throw IoError("data: folder: " + dir + " not found");
@@ -107,10 +101,9 @@ Dataset read_image_folder(const std::string& dir, const DataOptions& options) {
                   "train/ instead, give folder:" + train_dir.string() + ")");
   }
   if (!has_train && (has_test || has_val)) {
-    throw IoError("data: folder: " + train_dir.string() + " not found beside " +
-                  (has_test ? test_dir : val_dir).string() +
-                  " (expected DIR/train/<class>/ with DIR/test/<class>/ or DIR/val/<class>/, " +
-                  "or DIR/<class>/ alone)");
+    throw IoError(
+        "data: folder: " + train_dir.string() + " not found beside " + (has_test ? test_dir : val_dir).string() +
+        " (expected DIR/train/<class>/ with DIR/test/<class>/ or DIR/val/<class>/, " + "or DIR/<class>/ alone)");
   }
   Dataset dataset;
   dataset.name = "folder";
@@ -131,8 +124,7 @@ Dataset read_image_folder(const std::string& dir, const DataOptions& options) {
     }
     FolderSplit all = read_folder_split(root, dataset.class_names);
     // Each image is its own group: a folder says nothing of which images are near-duplicates.
-    const std::vector<bool> held_out =
-        hold_out_groups(all.labels, all.names, options.holdout, options.split_seed);
+    const std::vector<bool> held_out = hold_out_groups(all.labels, all.names, options.holdout, options.split_seed);
     for (size_t i = 0; i < all.images.size(); ++i) {
       FolderSplit& side = held_out[i] ? test : train;
       side.images.push_back(std::move(all.images[i]));
@@ -160,10 +152,10 @@ Dataset read_image_folder(const std::string& dir, const DataOptions& options) {
   dataset.channels = all_grey ? 1 : 3;
   dataset.width = same_size ? first.width : options.image_size;
   dataset.height = same_size ? first.height : options.image_size;
-  dataset.source = "image folders in " + dir + layout +
-                   (same_size ? ""
-                              : ", resized to " + std::to_string(options.image_size) + "x" +
-                                    std::to_string(options.image_size));
+  dataset.source =
+      "image folders in " + dir + layout +
+      (same_size ? ""
+                 : ", resized to " + std::to_string(options.image_size) + "x" + std::to_string(options.image_size));
   pack_split(train, dataset, dataset.train);
   pack_split(test, dataset, dataset.test);
   dataset.validate();

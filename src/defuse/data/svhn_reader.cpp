@@ -36,18 +36,14 @@ std::string number_text(double value) {
   return text;
 }
 
-std::string matio_detail() {
-  return matio_message.empty() ? "" : " (matio: " + matio_message + ")";
-}
+std::string matio_detail() { return matio_message.empty() ? "" : " (matio: " + matio_message + ")"; }
 
 using MatFile = std::unique_ptr<mat_t, int (*)(mat_t*)>;
 using MatVar = std::unique_ptr<matvar_t, void (*)(matvar_t*)>;
 
 // Reads one .mat file; returns its images' height and width.
 std::pair<int64_t, int64_t> read_svhn_split(const std::string& path, DataSplit& split) {
-  auto fail = [&](const std::string& problem) {
-    throw DataError("data: " + path + ": " + problem + matio_detail());
-  };
+  auto fail = [&](const std::string& problem) { throw DataError("data: " + path + ": " + problem + matio_detail()); };
   if (!fs::is_regular_file(path)) throw IoError("data: svhn: " + path + " not found");
   static std::once_flag quiet_once;
   std::call_once(quiet_once, [] { Mat_LogInitFunc("defuse", &keep_matio_message); });
@@ -76,9 +72,8 @@ std::pair<int64_t, int64_t> read_svhn_split(const std::string& path, DataSplit& 
                   : x_bytes * dims[i];
   }
   if (x_bytes > file_size * 1032) {
-    fail("X claims " + std::to_string(height) + "x" + std::to_string(width) + "x3x" +
-         std::to_string(n) + " bytes, more than the " + std::to_string(file_size) +
-         "-byte file can hold");
+    fail("X claims " + std::to_string(height) + "x" + std::to_string(width) + "x3x" + std::to_string(n) +
+         " bytes, more than the " + std::to_string(file_size) + "-byte file can hold");
   }
   matio_message.clear();
   MatVar x(Mat_VarRead(mat.get(), "X"), &Mat_VarFree);
@@ -89,22 +84,20 @@ std::pair<int64_t, int64_t> read_svhn_split(const std::string& path, DataSplit& 
   if (!y || !y->data || !matio_message.empty()) {
     fail("cannot read y (missing, truncated or corrupt)");
   }
-  if ((y->class_type != MAT_C_DOUBLE && y->class_type != MAT_C_UINT8) || y->isComplex ||
-      y->rank != 2 || (y->dims[0] != 1 && y->dims[1] != 1)) {
+  if ((y->class_type != MAT_C_DOUBLE && y->class_type != MAT_C_UINT8) || y->isComplex || y->rank != 2 ||
+      (y->dims[0] != 1 && y->dims[1] != 1)) {
     fail("y must be a real double or uint8 vector");
   }
   const uint64_t labels = y->dims[0] * y->dims[1];
   if (labels != n) {
-    fail("X holds " + std::to_string(n) + " images but y holds " + std::to_string(labels) +
-         " labels");
+    fail("X holds " + std::to_string(n) + " images but y holds " + std::to_string(labels) + " labels");
   }
   split.labels.resize(n);
   for (uint64_t i = 0; i < n; ++i) {
     const double value = y->class_type == MAT_C_DOUBLE ? static_cast<const double*>(y->data)[i]
                                                        : static_cast<const uint8_t*>(y->data)[i];
     if (!(value >= 1 && value <= 10) || value != std::floor(value)) {
-      fail("label " + number_text(value) + " of example " + std::to_string(i) +
-           " is outside 1..10");
+      fail("label " + number_text(value) + " of example " + std::to_string(i) + " is outside 1..10");
     }
     split.labels[i] = value == 10 ? 0 : static_cast<int64_t>(value);  // SVHN writes 0 as 10
   }
@@ -138,8 +131,8 @@ Dataset read_svhn(const std::string& dir) {
   const auto [test_height, test_width] = read_svhn_split(test_path, dataset.test);
   if (test_height != dataset.height || test_width != dataset.width) {
     throw DataError("data: " + test_path + ": images are " + std::to_string(test_width) + "x" +
-                    std::to_string(test_height) + " but training images are " +
-                    std::to_string(dataset.width) + "x" + std::to_string(dataset.height));
+                    std::to_string(test_height) + " but training images are " + std::to_string(dataset.width) + "x" +
+                    std::to_string(dataset.height));
   }
   dataset.validate();
   return dataset;

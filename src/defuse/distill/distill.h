@@ -45,35 +45,35 @@ inline constexpr const char* kDistillStage = "distill";
 inline constexpr double kDefaultScenarioTau = 0.01;
 
 struct DistillOptions {
-  std::string points = "seeds";     // what the mixture clusters: seeds (one point per seed, the mean code of its
-                                    // kept failures) or failures (every kept failure, the reference's); seeds,
-                                    // because a seed's M failures otherwise form a "scenario" of their own
-  int64_t min_seeds = 3;            // scenarios need failures of at least this many seeds: a failure of one
-                                    // image is an example, not a scenario
-  int64_t components = 100;         // DP-GMM truncation K (the reference's 100)
-  std::string covariance = "full";  // full, diag, spherical or tied (the reference: full)
-  double concentration = 0;         // weight concentration prior α; 0 = 1/K (the reference's)
-  int max_iter = 1000;              // coordinate-ascent iterations at most (reference 10,000; tol stops far earlier)
-  double tol = 1e-3;                // stop when the lower bound changes less (scikit-learn's default)
-  double reg_covar = 1e-6;          // added to covariance diagonals (scikit-learn's default)
-  int n_init = 1;                   // fits from different k-means seeds; the best lower bound wins
-  double min_weight = 0.01;         // components heavier than this are candidates (the reference's cutoff)
+  std::string points = "seeds";      // what the mixture clusters: seeds (one point per seed, the mean code of its
+                                     // kept failures) or failures (every kept failure, the reference's); seeds,
+                                     // because a seed's M failures otherwise form a "scenario" of their own
+  int64_t min_seeds = 3;             // scenarios need failures of at least this many seeds: a failure of one
+                                     // image is an example, not a scenario
+  int64_t components = 100;          // DP-GMM truncation K (the reference's 100)
+  std::string covariance = "full";   // full, diag, spherical or tied (the reference: full)
+  double concentration = 0;          // weight concentration prior α; 0 = 1/K (the reference's)
+  int max_iter = 1000;               // coordinate-ascent iterations at most (reference 10,000; tol stops far earlier)
+  double tol = 1e-3;                 // stop when the lower bound changes less (scikit-learn's default)
+  double reg_covar = 1e-6;           // added to covariance diagonals (scikit-learn's default)
+  int n_init = 1;                    // fits from different k-means seeds; the best lower bound wins
+  double min_weight = 0.01;          // components heavier than this are candidates (the reference's cutoff)
   double tau = kDefaultScenarioTau;  // the failure-rate samples come from N(mean, τ·cov) (the reference's τ)
-  int64_t samples = 64;             // S: samples drawn per scenario to measure its failure rate (reference 64)
-  int64_t shown = 16;               // thumbnails kept for annotators: draws at the scenario's own spread,
-                                    // and as many of its member failures
-  double show_tau = 1.0;            // the shown draws come from N(mean, show_tau·cov): 1, the scenario's own
-                                    // spread (τ = 0.01 draws all look alike); the judges read them too
-  VerdictRule verdict;              // when the judges' reading of a draw counts as sure
-  int64_t neighbours = 8;           // nearest real training images shown per scenario
-  double min_failure_rate = 0;      // scenarios whose τ-samples fail less often than this are dropped; 0: none
-                                    // (the reference keeps every component above min_weight). At 0.5 it dropped
-                                    // every genuine scenario of the Fashion-MNIST main job (failure rates 0-19%
-                                    // at the mean of judge-confirmed failures from >= 3 seeds) and half of MNIST's
-                                    // (docs/benchmarks.md, "Validity", 2026-12-02 Intel)
-  uint64_t seed = 0;                // seeds k-means and the scenario samples
-  std::string device = "cpu";       // cpu or cuda[:N] for decoding and classifying
-  int64_t batch_size = 256;         // decodes per forward pass
+  int64_t samples = 64;              // S: samples drawn per scenario to measure its failure rate (reference 64)
+  int64_t shown = 16;                // thumbnails kept for annotators: draws at the scenario's own spread,
+                                     // and as many of its member failures
+  double show_tau = 1.0;             // the shown draws come from N(mean, show_tau·cov): 1, the scenario's own
+                                     // spread (τ = 0.01 draws all look alike); the judges read them too
+  VerdictRule verdict;               // when the judges' reading of a draw counts as sure
+  int64_t neighbours = 8;            // nearest real training images shown per scenario
+  double min_failure_rate = 0;       // scenarios whose τ-samples fail less often than this are dropped; 0: none
+                                     // (the reference keeps every component above min_weight). At 0.5 it dropped
+                                     // every genuine scenario of the Fashion-MNIST main job (failure rates 0-19%
+                                     // at the mean of judge-confirmed failures from >= 3 seeds) and half of MNIST's
+                                     // (docs/benchmarks.md, "Validity", 2026-12-02 Intel)
+  uint64_t seed = 0;                 // seeds k-means and the scenario samples
+  std::string device = "cpu";        // cpu or cuda[:N] for decoding and classifying
+  int64_t batch_size = 256;          // decodes per forward pass
   std::function<void(int iteration, double lower_bound)> on_iteration;  // DP-GMM progress
 
   void validate() const;  // throws ConfigError
@@ -83,34 +83,34 @@ struct DistilledScenario {
   int64_t component = 0;
   double weight = 0, failure_rate = 0, score = 0;
   int64_t seed_label = -1, predicted_label = -1, members = 0;
-  int64_t seeds = 0;             // distinct seeds among the members
+  int64_t seeds = 0;  // distinct seeds among the members
   double seed_label_share = 0, predicted_share = 0;
   double neighbour_accuracy = -1;
-  at::Tensor mean;               // [Z] float32
-  at::Tensor covariance;         // [Z, Z] float32 (the component's, before τ)
-  at::Tensor sample_images;      // [shown, C, H, W] uint8: draws at show_tau
-  at::Tensor sample_predicted;   // [shown] int64
-  at::Tensor sample_judge;       // [shown] int64: the judges' reading (-1 without judges)
-  at::Tensor member_rows;        // [m] int64: the shown members, rows of the failure set
-  ScenarioValidity validity;     // the verdict and its evidence (unknown without judges)
-  at::Tensor neighbour_index;    // [k] int64, indices into the training split
-  at::Tensor neighbour_label;    // [k] int64
+  at::Tensor mean;                 // [Z] float32
+  at::Tensor covariance;           // [Z, Z] float32 (the component's, before τ)
+  at::Tensor sample_images;        // [shown, C, H, W] uint8: draws at show_tau
+  at::Tensor sample_predicted;     // [shown] int64
+  at::Tensor sample_judge;         // [shown] int64: the judges' reading (-1 without judges)
+  at::Tensor member_rows;          // [m] int64: the shown members, rows of the failure set
+  ScenarioValidity validity;       // the verdict and its evidence (unknown without judges)
+  at::Tensor neighbour_index;      // [k] int64, indices into the training split
+  at::Tensor neighbour_label;      // [k] int64
   at::Tensor neighbour_predicted;  // [k] int64
 };
 
 struct DistillResult {
   std::vector<DistilledScenario> scenarios;  // kept, ranked (best first)
-  int64_t failures = 0;        // points clustered
-  int64_t candidates = 0;      // components above min_weight
-  int64_t single_seed = 0;     // of those, left out for holding failures of fewer than min_seeds seeds
-  int64_t points = 0;          // points the mixture clustered (seeds or failures)
-  int64_t components_used = 0; // components with weight > 0.01
-  int64_t truncation = 0;      // the DP-GMM's K for these points (distill_truncation)
+  int64_t failures = 0;                      // points clustered
+  int64_t candidates = 0;                    // components above min_weight
+  int64_t single_seed = 0;                   // of those, left out for holding failures of fewer than min_seeds seeds
+  int64_t points = 0;                        // points the mixture clustered (seeds or failures)
+  int64_t components_used = 0;               // components with weight > 0.01
+  int64_t truncation = 0;                    // the DP-GMM's K for these points (distill_truncation)
   int iterations = 0;
   bool converged = false;
   double lower_bound = 0;
-  std::vector<double> lower_bounds;   // per iteration
-  std::vector<int32_t> assignments;   // [F] component of each failure
+  std::vector<double> lower_bounds;  // per iteration
+  std::vector<int32_t> assignments;  // [F] component of each failure
   double fit_seconds = 0, seconds = 0;
 };
 

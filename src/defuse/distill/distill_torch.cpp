@@ -53,7 +53,6 @@ std::pair<int64_t, double> dominant(const std::vector<int64_t>& values) {
   return {best, values.empty() ? 0.0 : static_cast<double>(best_count) / static_cast<double>(values.size())};
 }
 
-
 // Rank order of the verdicts: genuine scenarios first, label changes ("the classifier is
 // right here") last.
 int verdict_rank(const ScenarioValidity& v) {
@@ -68,7 +67,6 @@ std::pair<int64_t, double> mode_and_share(const at::Tensor& values) {
   const int64_t best = counts.argmax().item<int64_t>();
   return {best, counts[best].item<double>() / static_cast<double>(values.numel())};
 }
-
 
 }  // namespace
 
@@ -140,7 +138,8 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
   dp.n_init = options.n_init;
   dp.seed = options.seed;
   dp.threads = at::get_num_threads();
-  if (options.on_iteration) dp.on_iteration = [&](const DpgmmIteration& it) { options.on_iteration(it.iteration, it.lower_bound); };
+  if (options.on_iteration)
+    dp.on_iteration = [&](const DpgmmIteration& it) { options.on_iteration(it.iteration, it.lower_bound); };
   DpgmmResult fit = fit_dpgmm(points.data_ptr<double>(), points.size(0), z, dp);
 
   DistillResult out;
@@ -159,7 +158,8 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
 
   // Members of each component: their rows, seed labels and predictions.
   const int64_t k_total = fit.model.components;
-  std::vector<std::vector<int64_t>> member_seed(static_cast<size_t>(k_total)), member_pred(static_cast<size_t>(k_total));
+  std::vector<std::vector<int64_t>> member_seed(static_cast<size_t>(k_total)),
+      member_pred(static_cast<size_t>(k_total));
   std::vector<std::vector<int64_t>> member_rows(static_cast<size_t>(k_total));
   const FailureValidity& fv = failures.validity;
   const bool judged = judges && !judges->empty();
@@ -186,9 +186,10 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
     s.members = static_cast<int64_t>(member_seed[static_cast<size_t>(k)].size());
     {
       const auto& rows_k = member_rows[static_cast<size_t>(k)];
-      s.seeds = rows_k.empty() ? 0
-                               : std::get<0>(at::_unique(failures.seed_index.index_select(0, torch::tensor(rows_k, torch::kLong))))
-                                     .numel();
+      s.seeds = rows_k.empty()
+                    ? 0
+                    : std::get<0>(at::_unique(failures.seed_index.index_select(0, torch::tensor(rows_k, torch::kLong))))
+                          .numel();
     }
     if (s.seeds < options.min_seeds) {
       ++out.single_seed;
@@ -210,12 +211,12 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
     // 3. Fresh samples from N(mean, τ·cov): decode, classify.
     DecodeOptions d;
     d.batch_size = options.batch_size;
-    auto tau_draws = decode_and_classify(vae, &classifier, scenario_codes(s.mean, cov, options.tau, options.samples, gen),
-                                         device, d);
+    auto tau_draws = decode_and_classify(vae, &classifier,
+                                         scenario_codes(s.mean, cov, options.tau, options.samples, gen), device, d);
     s.failure_rate = tau_draws.predicted.ne(s.seed_label).to(torch::kFloat64).mean().item<double>();
     // Draws at the scenario's own spread (show_tau): what annotators see, read by the judges.
-    auto own = decode_and_classify(vae, &classifier, scenario_codes(s.mean, cov, options.show_tau, options.samples, gen),
-                                   device, d);
+    auto own = decode_and_classify(vae, &classifier,
+                                   scenario_codes(s.mean, cov, options.show_tau, options.samples, gen), device, d);
     const int64_t shown = std::min(options.shown, options.samples);
     s.sample_images = own.images.slice(0, 0, shown).contiguous();
     s.sample_predicted = own.predicted.slice(0, 0, shown).contiguous();
@@ -249,9 +250,7 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
         v.genuine_share = v.label_change_share = 0;
         v.ambiguous_share = 1;
       }
-      v.verdict = v.genuine_share >= 0.5        ? "genuine"
-                  : v.label_change_share >= 0.5 ? "label-change"
-                                                : "ambiguous";
+      v.verdict = v.genuine_share >= 0.5 ? "genuine" : v.label_change_share >= 0.5 ? "label-change" : "ambiguous";
       auto reading = judges->read(own.images, device);
       auto sure = confident(reading, options.verdict);
       v.draw_genuine_rate = sure.logical_and(reading.label.eq(s.seed_label))
@@ -279,11 +278,12 @@ DistillResult distill_scenarios(Vae& vae, Classifier& classifier, const FailureS
   }
   // 6. Rank: genuine, then ambiguous, then label changes; each by genuine failure mass; ties
   // broken by component index (deterministic: the sort is stable over component order).
-  std::stable_sort(out.scenarios.begin(), out.scenarios.end(), [](const DistilledScenario& a, const DistilledScenario& b) {
-    const int ra = verdict_rank(a.validity), rb = verdict_rank(b.validity);
-    if (ra != rb) return ra < rb;
-    return a.score > b.score;
-  });
+  std::stable_sort(out.scenarios.begin(), out.scenarios.end(),
+                   [](const DistilledScenario& a, const DistilledScenario& b) {
+                     const int ra = verdict_rank(a.validity), rb = verdict_rank(b.validity);
+                     if (ra != rb) return ra < rb;
+                     return a.score > b.score;
+                   });
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }
@@ -352,7 +352,8 @@ ScenarioSet save_scenario_thumbnails(Workspace& workspace, int64_t run_id, const
       for (int64_t i = 0; i < s.neighbour_index.size(0); ++i) {
         std::string path = fmt::format("{}/s{:02d}-neighbour-{:02d}.png", dir, out.id, i);
         write(path, train_images[s.neighbour_index[i].item<int64_t>()]);
-        out.neighbours.push_back({path, s.neighbour_predicted[i].item<int64_t>(), s.neighbour_label[i].item<int64_t>()});
+        out.neighbours.push_back(
+            {path, s.neighbour_predicted[i].item<int64_t>(), s.neighbour_label[i].item<int64_t>()});
       }
     }
     set.scenarios.push_back(std::move(out));

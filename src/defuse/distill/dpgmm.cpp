@@ -116,13 +116,13 @@ struct Priors {
 // The variational posterior while fitting (centred coordinates).
 struct Params {
   int64_t k = 0, d = 0;
-  std::vector<double> a, b;           // [K] weight concentration (b empty for Dirichlet)
-  std::vector<double> beta, nu;       // [K]
-  std::vector<double> means;          // [K, D]
-  std::vector<double> cov;            // C_k by covariance type
-  std::vector<double> prec_chol;      // U_k by covariance type
-  std::vector<double> log_det_chol;   // [K] Σ log U_k,ii (tied: the same K times)
-  std::vector<int64_t> index;         // [K] original component index
+  std::vector<double> a, b;          // [K] weight concentration (b empty for Dirichlet)
+  std::vector<double> beta, nu;      // [K]
+  std::vector<double> means;         // [K, D]
+  std::vector<double> cov;           // C_k by covariance type
+  std::vector<double> prec_chol;     // U_k by covariance type
+  std::vector<double> log_det_chol;  // [K] Σ log U_k,ii (tied: the same K times)
+  std::vector<int64_t> index;        // [K] original component index
 };
 
 // M-step: the variational updates of every factor given the statistics
@@ -195,7 +195,8 @@ Params m_step(const DpgmmStats& s, const Priors& pr, const DpgmmOptions& o, std:
           }
           const double sk = scatter / total + (i == j ? o.reg_covar : 0.0);
           p.cov[i * d + j] =
-              (pr.psi[i * d + j] + sk * total / static_cast<double>(k) + pr.beta0 / static_cast<double>(k) * spread) / nu;
+              (pr.psi[i * d + j] + sk * total / static_cast<double>(k) + pr.beta0 / static_cast<double>(k) * spread) /
+              nu;
         }
       break;
     }
@@ -228,10 +229,10 @@ Params m_step(const DpgmmStats& s, const Priors& pr, const DpgmmOptions& o, std:
   p.prec_chol.resize(p.cov.size());
   p.log_det_chol.resize(k);
   auto fail = [&](int64_t c) {
-    throw DataError(fmt::format(
-        "dpgmm: the covariance of component {} is not positive definite even with reg_covar = {:g} "
-        "(collapsed or badly scaled data): increase reg_covar or scale the features",
-        c < 0 ? 0 : p.index[c], o.reg_covar));
+    throw DataError(
+        fmt::format("dpgmm: the covariance of component {} is not positive definite even with reg_covar = {:g} "
+                    "(collapsed or badly scaled data): increase reg_covar or scale the features",
+                    c < 0 ? 0 : p.index[c], o.reg_covar));
   };
   if (is_full(type)) {
     std::vector<double> l(d * d);
@@ -480,8 +481,8 @@ void check_points(const double* x, int64_t n, int64_t d, const char* what) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < d; ++j)
       if (!std::isfinite(x[i * d + j]))
-        throw DataError(fmt::format("dpgmm: {}: point {} has a non-finite value ({}) in feature {}", what, i,
-                                    x[i * d + j], j));
+        throw DataError(
+            fmt::format("dpgmm: {}: point {} has a non-finite value ({}) in feature {}", what, i, x[i * d + j], j));
 }
 
 }  // namespace
@@ -517,10 +518,14 @@ DpgmmPrecision parse_dpgmm_precision(const std::string& name) {
 }
 std::string to_string(CovarianceType t) {
   switch (t) {
-    case CovarianceType::kFull: return "full";
-    case CovarianceType::kDiag: return "diag";
-    case CovarianceType::kSpherical: return "spherical";
-    case CovarianceType::kTied: return "tied";
+    case CovarianceType::kFull:
+      return "full";
+    case CovarianceType::kDiag:
+      return "diag";
+    case CovarianceType::kSpherical:
+      return "spherical";
+    case CovarianceType::kTied:
+      return "tied";
   }
   return "?";
 }
@@ -529,11 +534,16 @@ std::string to_string(WeightPriorType t) {
 }
 std::string to_string(DpgmmInit i) {
   switch (i) {
-    case DpgmmInit::kKmeans: return "kmeans";
-    case DpgmmInit::kKmeansPlusPlus: return "k-means++";
-    case DpgmmInit::kRandomFromData: return "random_from_data";
-    case DpgmmInit::kRandom: return "random";
-    case DpgmmInit::kGiven: return "given";
+    case DpgmmInit::kKmeans:
+      return "kmeans";
+    case DpgmmInit::kKmeansPlusPlus:
+      return "k-means++";
+    case DpgmmInit::kRandomFromData:
+      return "random_from_data";
+    case DpgmmInit::kRandom:
+      return "random";
+    case DpgmmInit::kGiven:
+      return "given";
   }
   return "?";
 }
@@ -683,9 +693,10 @@ std::vector<double> data_covariance_prior(const double* x, int64_t n, int64_t d,
     for (int64_t a = 0; a < d && !singular; ++a) singular = l[a * d + a] * l[a * d + a] <= 1e-10 * largest;
     if (singular) {
       for (int64_t a = 0; a < d; ++a) cov[a * d + a] += reg_covar;
-      warnings.push_back(fmt::format(
-          "the data covariance is singular (duplicate points, a constant feature or collinear points): "
-          "reg_covar = {:g} is added to its diagonal for the covariance prior", reg_covar));
+      warnings.push_back(
+          fmt::format("the data covariance is singular (duplicate points, a constant feature or collinear points): "
+                      "reg_covar = {:g} is added to its diagonal for the covariance prior",
+                      reg_covar));
     }
   }
   if (is_full(type)) return cov;
@@ -705,9 +716,9 @@ Priors resolve_priors(const DpgmmOptions& o, const double* x, int64_t n, int64_t
   pr.m0.assign(d, 0.0);
   if (!o.mean_prior.empty())
     for (int64_t j = 0; j < d; ++j) pr.m0[j] = o.mean_prior[j] - shift[j];
-  pr.psi = o.covariance_prior.empty() ? data_covariance_prior(x, n, d, weight, total_weight, shift, o.covariance_type,
-                                                              o.reg_covar, warnings)
-                                      : o.covariance_prior;
+  pr.psi = o.covariance_prior.empty()
+               ? data_covariance_prior(x, n, d, weight, total_weight, shift, o.covariance_type, o.reg_covar, warnings)
+               : o.covariance_prior;
   return pr;
 }
 
@@ -789,7 +800,8 @@ Params initial_params(const double* x, int64_t n, int64_t d, const double* weigh
   initial_assignment(x, n, d, weight, o, init, seed, warnings, labels, resp);
   const double* init_resp = o.init == DpgmmInit::kGiven && !o.init_responsibilities.empty()
                                 ? o.init_responsibilities.data()
-                                : resp.empty() ? nullptr : resp.data();
+                            : resp.empty() ? nullptr
+                                           : resp.data();
   const int32_t* init_labels = o.init == DpgmmInit::kGiven ? (o.init_labels.empty() ? nullptr : o.init_labels.data())
                                : labels.empty()            ? nullptr
                                                            : labels.data();
@@ -934,7 +946,8 @@ void predict_impl(const DpgmmModel& model, const double* x, int64_t n, int threa
     shift.assign(model.dims, 0.0);
     for (int64_t c = 0; c < model.components; ++c)
       for (int64_t j = 0; j < model.dims; ++j)
-        shift[j] += (model.weights.empty() ? 1.0 / model.components : model.weights[c]) * model.means[c * model.dims + j];
+        shift[j] +=
+            (model.weights.empty() ? 1.0 / model.components : model.weights[c]) * model.means[c * model.dims + j];
   }
   DpgmmOptions o;
   o.threads = threads;

@@ -85,12 +85,12 @@ std::string to_string(DpgmmScreen screen);
 
 // One coordinate-ascent iteration, reported through DpgmmOptions::on_iteration.
 struct DpgmmIteration {
-  int init = 0;              // which of the n_init fits (0-based)
-  int iteration = 0;         // 1-based, as scikit-learn's n_iter_
-  double lower_bound = 0;    // after this iteration's M-step
-  double change = 0;         // lower_bound minus the previous one (inf on the first)
-  int64_t components = 0;    // components still in the model (fewer after pruning)
-  double seconds = 0;        // since this fit started
+  int init = 0;            // which of the n_init fits (0-based)
+  int iteration = 0;       // 1-based, as scikit-learn's n_iter_
+  double lower_bound = 0;  // after this iteration's M-step
+  double change = 0;       // lower_bound minus the previous one (inf on the first)
+  int64_t components = 0;  // components still in the model (fewer after pruning)
+  double seconds = 0;      // since this fit started
 };
 
 class DpgmmEngine;
@@ -214,21 +214,21 @@ struct DpgmmModel {
 
 struct DpgmmResult {
   DpgmmModel model;
-  std::vector<double> lower_bounds;  // per iteration of the kept fit
-  double lower_bound = 0;            // the kept fit's final lower bound
-  bool converged = false;            // whether the kept fit met tol before max_iter
-  int iterations = 0;                // iterations of the kept fit
-  int best_init = 0;                 // which of the n_init fits was kept
+  std::vector<double> lower_bounds;       // per iteration of the kept fit
+  double lower_bound = 0;                 // the kept fit's final lower bound
+  bool converged = false;                 // whether the kept fit met tol before max_iter
+  int iterations = 0;                     // iterations of the kept fit
+  int best_init = 0;                      // which of the n_init fits was kept
   std::vector<double> init_lower_bounds;  // [n_init] final lower bound of each fit
   // Most probable component of each training point under the kept model, and its
   // responsibility (a final E-step, as scikit-learn's fit_predict).
   std::vector<int32_t> labels;        // [N]
   std::vector<double> probabilities;  // [N]
-  double seconds = 0;       // whole call
+  double seconds = 0;                 // whole call
   // CPU time of the process during the call, all threads: on a shared machine, where the
   // wall time depends on what else runs, a steadier measure of the work done.
   double cpu_seconds = 0;
-  double init_seconds = 0;  // k-means and other initialisation, all fits
+  double init_seconds = 0;            // k-means and other initialisation, all fits
   std::vector<std::string> warnings;  // e.g. fewer distinct points than components
 };
 

@@ -15,8 +15,7 @@ void collect_entries(const double* resp, int64_t rows, int64_t k_count, double f
     for (int64_t k = 0; k < k_count; ++k)
       if (ri[k] > cut) pairs.push_back(static_cast<int32_t>(i * k_count + k));
   }
-  sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out,
-             [&](int64_t j) { return resp[pairs[j]]; });
+  sort_pairs(pairs.data(), static_cast<int64_t>(pairs.size()), k_count, out, [&](int64_t j) { return resp[pairs[j]]; });
 }
 
 void throw_if_bad_row(const std::atomic<int64_t>& bad_row, bool float32) {

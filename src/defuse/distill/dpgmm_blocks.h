@@ -10,7 +10,7 @@
 namespace defuse::dpgmm_cpu {
 
 constexpr int64_t kBlockRows = 1024;  // points per E-step block (F and log ρ stay in L2)
-constexpr int64_t kBoundRows = 256;  // points per product of the bound screen (its [rows, K] stays in L2)
+constexpr int64_t kBoundRows = 256;   // points per product of the bound screen (its [rows, K] stays in L2)
 
 // The responsibilities of one block of points that exceed the floor, sorted by component:
 // component k's entries are [offsets[k], offsets[k+1]).

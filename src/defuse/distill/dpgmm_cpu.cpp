@@ -49,9 +49,9 @@ namespace {
 
 using namespace dpgmm_cpu;  // the engine's kernels and blocks
 
-constexpr int64_t kGatherRows = 64;  // rows gathered per SYRK in the scatter
+constexpr int64_t kGatherRows = 64;             // rows gathered per SYRK in the scatter
 constexpr int64_t kMinEntriesPerThread = 4096;  // M-step work below which one thread is used
-constexpr int64_t kStatisticsChunks = 16;  // fixed partial sums of the M-step statistics
+constexpr int64_t kStatisticsChunks = 16;       // fixed partial sums of the M-step statistics
 constexpr double kCountEpsilon = 10 * std::numeric_limits<double>::epsilon();  // scikit-learn's N_k + 10ε
 
 // Calls f(row, w·r) for each of component k's entries above `floor` in `blocks`, in block
@@ -202,7 +202,7 @@ class CpuEngine final : public DpgmmEngine {
       // Responsibilities from the screened entries (pairs screened out are 0).
       screened_pass(terms, nullptr);
       const int64_t count = static_cast<int64_t>(blocks_.size());
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(count, 1, threads_)))
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(std::clamp <int64_t>(count, 1, threads_)))
       for (int64_t b = 0; b < count; ++b) {
         const int64_t r0 = b * kBlockRows, rows = std::min(kBlockRows, n_ - r0);
         std::vector<double> best(rows, -1.0);
@@ -388,12 +388,11 @@ class CpuEngine final : public DpgmmEngine {
         double* scatter = stats.scatter.data() + k * d * d;
         for (int64_t i = 0; i < d; ++i)
           for (int64_t j = i; j < d; ++j)
-            scatter[i * d + j] = scatter[j * d + i] = square[i * stride + j] - delta[i] * linear[j] -
-                                                      linear[i] * delta[j] + count * delta[i] * delta[j];
+            scatter[i * d + j] = scatter[j * d + i] =
+                square[i * stride + j] - delta[i] * linear[j] - linear[i] * delta[j] + count * delta[i] * delta[j];
       } else {
         double* scatter = stats.scatter.data() + k * d;
-        for (int64_t j = 0; j < d; ++j)
-          scatter[j] = square[j] - 2 * delta[j] * linear[j] + count * delta[j] * delta[j];
+        for (int64_t j = 0; j < d; ++j) scatter[j] = square[j] - 2 * delta[j] * linear[j] + count * delta[j] * delta[j];
       }
     }
   }
@@ -414,7 +413,8 @@ class CpuEngine final : public DpgmmEngine {
     chunk_accumulators_.assign(chunks * k_count * width, 0.0);
     int64_t entries = 0;
     for (const auto& b : blocks_) entries += b.offsets.back();
-    const int team = static_cast<int>(std::clamp<int64_t>(std::min(entries / kMinEntriesPerThread, chunks), 1, threads_));
+    const int team =
+        static_cast<int>(std::clamp<int64_t>(std::min(entries / kMinEntriesPerThread, chunks), 1, threads_));
 #pragma omp parallel num_threads(team)
     {
       std::vector<double> offset(d), gather(kBlockRows * stride, 0.0);
@@ -691,7 +691,9 @@ class CpuEngine final : public DpgmmEngine {
     };
     for_each_product_block<T>(
         terms, false,
-        [&] { return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows), {}}; },
+        [&] {
+          return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows), {}};
+        },
         [&](State& s, int64_t b, int64_t rows, const T* log_rho, std::atomic<int64_t>& bad_row) {
           for (int64_t i = 0; i < rows; ++i) {
             const double m =
@@ -747,8 +749,10 @@ class CpuEngine final : public DpgmmEngine {
     for_each_product_block<T>(
         terms, precision_ == DpgmmPrecision::kFloat32,
         [&] {
-          return State{std::vector<double>(kBlockRows * k_count), std::vector<double>(kBlockRows),
-                       std::vector<double>(kBlockRows), {}};
+          return State{std::vector<double>(kBlockRows * k_count),
+                       std::vector<double>(kBlockRows),
+                       std::vector<double>(kBlockRows),
+                       {}};
         },
         [&](State& s, int64_t b, int64_t rows, const T* log_rho, std::atomic<int64_t>& bad_row) {
           for (int64_t i = 0; i < rows; ++i) {
@@ -772,10 +776,10 @@ class CpuEngine final : public DpgmmEngine {
   std::vector<double> block_entropy_, block_likelihood_;
   std::vector<double> chunk_accumulators_;  // [chunks, K, width] (statistics_by_chunks, bounded_pass)
   DpgmmScreen screen_;
-  int product_steps_left_ = 0;           // auto: E-steps to run with the product screen before the bounds again
+  int product_steps_left_ = 0;            // auto: E-steps to run with the product screen before the bounds again
   double last_candidates_per_point_ = 0;  // of the last bound screen
-  std::vector<double> padded_;           // factors U_k, rows padded to a multiple of 8
-  BoundScreen bound_screen_;            // its terms, kept between E-steps (eigenvector estimates)
+  std::vector<double> padded_;            // factors U_k, rows padded to a multiple of 8
+  BoundScreen bound_screen_;              // its terms, kept between E-steps (eigenvector estimates)
 };
 
 }  // namespace

@@ -67,8 +67,7 @@ class DpgmmEngine {
   virtual void expectation(const DpgmmTerms& terms, DpgmmStats& stats) = 0;
   // Per point, the most probable component and its responsibility; with `all` non-null
   // also every responsibility [N, K].
-  virtual void responsibilities(const DpgmmTerms& terms, int32_t* labels, double* max_probability,
-                                double* all) = 0;
+  virtual void responsibilities(const DpgmmTerms& terms, int32_t* labels, double* max_probability, double* all) = 0;
 };
 
 // The built-in CPU engine. `points` [n, d] and `sample_weight` [n] (nullable) must outlive

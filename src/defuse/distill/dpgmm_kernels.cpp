@@ -45,7 +45,7 @@ DEFUSE_CLONES double shifted_row_f32(const float* l, const double* c, int64_t k,
 
 template <typename T>
 DEFUSE_KERNEL double normalise_row_impl(const T* log_rho, const double* offset, int64_t k_count, double* r,
-                                 double* entropy) {
+                                        double* entropy) {
   const double m = shifted_row_impl(log_rho, offset, k_count, r);
   double s = 0, t = 0;
 #pragma omp simd reduction(+ : s, t)
@@ -74,8 +74,8 @@ DEFUSE_CLONES double normalise_row_f32(const float* log_rho, const double* offse
 }
 
 template <typename T>
-DEFUSE_KERNEL void build_features_impl(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                                T* f, int64_t p_count, double* centred) {
+DEFUSE_KERNEL void build_features_impl(const double* x, int64_t rows, int64_t d, const double* shift,
+                                       CovarianceType type, T* f, int64_t p_count, double* centred) {
   for (int64_t i = 0; i < rows; ++i) {
     const double* xi = x + i * d;
     T* fi = f + i * p_count;

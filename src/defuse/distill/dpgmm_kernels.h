@@ -70,19 +70,19 @@ inline void build_features(const double* x, int64_t rows, int64_t d, const doubl
                            double* f, int64_t p, double* centred) {
   build_features_f64(x, rows, d, shift, type, f, p, centred);
 }
-inline void build_features(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type,
-                           float* f, int64_t p, double* centred) {
+inline void build_features(const double* x, int64_t rows, int64_t d, const double* shift, CovarianceType type, float* f,
+                           int64_t p, double* centred) {
   build_features_f32(x, rows, d, shift, type, f, p, centred);
 }
 
 // C [m, n] = A [m, k] · B [k, n], row-major.
 inline void gemm(int64_t m, int64_t n, int64_t k, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0, a, static_cast<int>(k), b, static_cast<int>(n), 0.0, c, static_cast<int>(n));
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+              1.0, a, static_cast<int>(k), b, static_cast<int>(n), 0.0, c, static_cast<int>(n));
 }
 inline void gemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c, static_cast<int>(n));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+              1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c, static_cast<int>(n));
 }
 
 // S += AᵀA for A [m, stride] (rows zero-padded to `stride`, a multiple of 8), S [stride,

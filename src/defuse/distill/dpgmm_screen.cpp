@@ -95,10 +95,10 @@ int64_t BoundScreen::screen_block(const double* x, int64_t n, int64_t d, int64_t
     std::fill(s.by_best.begin(), s.by_best.end(), 0);
     for (int64_t i = 0; i < m; ++i) {
       const float* g = s.dots.data() + i * 2 * k_count;
-      s.best[i] = static_cast<int32_t>(bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
-                                                 mean_norm_.data(), mean_dot_.data(), half_lambda_.data(),
-                                                 half_excess_.data(), terms.constant.data(), k_count, slack,
-                                                 s.bound.data() + i * k_count));
+      s.best[i] =
+          static_cast<int32_t>(bound_row(g, g + k_count, s.norms[i], std::sqrt(s.norms[i]), mean_norm2_.data(),
+                                         mean_norm_.data(), mean_dot_.data(), half_lambda_.data(), half_excess_.data(),
+                                         terms.constant.data(), k_count, slack, s.bound.data() + i * k_count));
       ++s.by_best[s.best[i] + 1];
     }
     // ℓ* of every row: the rows grouped by best component, eight at a time through the

@@ -32,14 +32,13 @@ class BoundScreen {
   // candidates (values: their bounds). Returns the number of candidates.
   // The points are x [n, d]; `padded` holds the factors U_k with rows padded to a multiple
   // of 8 (zeros); the first row whose exact log ρ is not finite goes to `bad_row`.
-  int64_t screen_block(const double* x, int64_t n, int64_t d, int64_t b, const DpgmmTerms& terms,
-                       const double* padded, double margin, BlockScratch& s, BlockEntries& entries,
-                       std::atomic<int64_t>& bad_row) const;
+  int64_t screen_block(const double* x, int64_t n, int64_t d, int64_t b, const DpgmmTerms& terms, const double* padded,
+                       double margin, BlockScratch& s, BlockEntries& entries, std::atomic<int64_t>& bad_row) const;
 
  private:
   std::vector<double> mean_norm2_, mean_norm_, mean_dot_, half_lambda_, half_excess_;  // [K] each
-  std::vector<float> bound_matrix_;   // [2K, D] means, then flattest directions
-  std::vector<double> eigen_guess_;   // [K or 1, 2, D] eigenvector estimates, kept between E-steps
+  std::vector<float> bound_matrix_;  // [2K, D] means, then flattest directions
+  std::vector<double> eigen_guess_;  // [K or 1, 2, D] eigenvector estimates, kept between E-steps
 };
 
 }  // namespace defuse::dpgmm_cpu

@@ -16,8 +16,8 @@
 namespace defuse {
 namespace {
 
-constexpr int64_t kAssignRows = 512;   // points per assignment block (one GEMM each)
-constexpr int64_t kChunkRows = 8192;   // points per partial sum of the centre update
+constexpr int64_t kAssignRows = 512;      // points per assignment block (one GEMM each)
+constexpr int64_t kChunkRows = 8192;      // points per partial sum of the centre update
 constexpr int64_t kSeedChunkRows = 4096;  // k-means++: points per chunk of a candidate's potential (at least)
 
 // Index of the smallest of v[c] + offset[c] over c < k (the first on ties), and that value:
@@ -103,7 +103,7 @@ double assign(const float* x, int64_t n, int64_t d, const double* weight, const 
     center_norms[c] = std::inner_product(&centers[c * d], &centers[c * d] + d, &centers[c * d], 0.0f);
   const int64_t blocks = (n + kAssignRows - 1) / kAssignRows;
   std::vector<double> partial(blocks);
-#pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads)))
+#pragma omp parallel num_threads(static_cast <int>(std::clamp <int64_t>(blocks, 1, threads)))
   {
     blas_on_this_thread();
     std::vector<float> dots(kAssignRows * k);
@@ -111,8 +111,8 @@ double assign(const float* x, int64_t n, int64_t d, const double* weight, const 
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * kAssignRows, rows = std::min(kAssignRows, n - r0);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(k),
-                  static_cast<int>(d), -2.0f, x + r0 * d, static_cast<int>(d), centers.data(), static_cast<int>(d), 0.0f,
-                  dots.data(), static_cast<int>(k));
+                  static_cast<int>(d), -2.0f, x + r0 * d, static_cast<int>(d), centers.data(), static_cast<int>(d),
+                  0.0f, dots.data(), static_cast<int>(k));
       double sum = 0;
       for (int64_t i = 0; i < rows; ++i) {
         float best_value;
@@ -164,7 +164,7 @@ class HamerlyAssigner {
     // The points whose bounds fail, per fixed chunk of points in parallel, then in order.
     const int64_t chunks = std::clamp<int64_t>(n_ / kChunkRows, 1, 64);
     std::vector<std::vector<int64_t>> failed(chunks);
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads_)))
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(std::clamp <int64_t>(chunks, 1, threads_)))
     for (int64_t c = 0; c < chunks; ++c) {
       for (int64_t i = n_ * c / chunks; i < n_ * (c + 1) / chunks; ++i) {
         if (!first) {
@@ -180,14 +180,15 @@ class HamerlyAssigner {
     for (const auto& f : failed) search.insert(search.end(), f.begin(), f.end());
     const int64_t count = static_cast<int64_t>(search.size());
     const int64_t blocks = (count + kAssignRows - 1) / kAssignRows;
-#pragma omp parallel num_threads(static_cast<int>(std::clamp<int64_t>(blocks, 1, threads_)))
+#pragma omp parallel num_threads(static_cast <int>(std::clamp <int64_t>(blocks, 1, threads_)))
     {
       blas_on_this_thread();
       std::vector<float> rows(kAssignRows * d), dots(kAssignRows * k);
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t r0 = b * kAssignRows, m = std::min(kAssignRows, count - r0);
-        for (int64_t r = 0; r < m; ++r) std::copy(xf_ + search[r0 + r] * d, xf_ + (search[r0 + r] + 1) * d, &rows[r * d]);
+        for (int64_t r = 0; r < m; ++r)
+          std::copy(xf_ + search[r0 + r] * d, xf_ + (search[r0 + r] + 1) * d, &rows[r * d]);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(k),
                     static_cast<int>(d), -2.0f, rows.data(), static_cast<int>(d), centers_f_.data(),
                     static_cast<int>(d), 0.0f, dots.data(), static_cast<int>(k));
@@ -329,7 +330,7 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
       candidates[t] = sample(mass, potential);
       std::copy(&xs[candidates[t] * d], &xs[(candidates[t] + 1) * d], centres.begin() + t * d);
     }
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads)))
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(std::clamp <int64_t>(chunks, 1, threads)))
     for (int64_t c = 0; c < chunks; ++c) {
       blas_on_this_thread();
       const int64_t r0 = m * c / chunks, r1 = m * (c + 1) / chunks;
@@ -350,7 +351,8 @@ std::vector<int64_t> kmeans_plusplus(const double* x, int64_t n, int64_t d, cons
       candidate_pot[t] = 0;
       for (int64_t c = 0; c < chunks; ++c) candidate_pot[t] += chunk_pot[c * trials + t];
     }
-    const int best = static_cast<int>(std::min_element(candidate_pot.begin(), candidate_pot.end()) - candidate_pot.begin());
+    const int best =
+        static_cast<int>(std::min_element(candidate_pot.begin(), candidate_pot.end()) - candidate_pot.begin());
     chosen.push_back(candidates[best]);
     closest.swap(candidate_dist[best]);
   }
@@ -426,7 +428,7 @@ KMeansResult kmeans(const double* x, int64_t n, int64_t d, const KMeansOptions& 
     previous = result.labels;
     // Update: weighted mean of each cluster, partial sums per fixed chunk of points (so
     // the result does not depend on the thread count).
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(std::clamp<int64_t>(chunks, 1, threads)))
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(std::clamp <int64_t>(chunks, 1, threads)))
     for (int64_t c = 0; c < chunks; ++c) {
       double* sums = chunk_sums.data() + c * active * d;
       double* ws = chunk_weights.data() + c * active;

@@ -40,8 +40,7 @@ struct KMeansResult {
 // candidates each time) among the points with positive weight; fewer when fewer distinct
 // points exist. `weight` [n] may be null (all 1).
 std::vector<int64_t> kmeans_plusplus(const double* points, int64_t n, int64_t d, const double* weight, int64_t k,
-                                     uint64_t seed, int local_trials = 0, int threads = 0,
-                                     int64_t seeding_sample = -1);
+                                     uint64_t seed, int local_trials = 0, int threads = 0, int64_t seeding_sample = -1);
 
 // Lloyd's algorithm from k-means++ seeds. Empty clusters are moved to the points farthest
 // from their centres, as scikit-learn does. Throws ConfigError for k < 1 or n < 1.

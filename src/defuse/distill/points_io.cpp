@@ -70,15 +70,15 @@ Points parse_points_csv(const std::string& text, const std::string& name) {
       }
     }
     if (!numeric)
-      throw DataError(fmt::format("{}: line {}, column {}: '{}' is not a number", name, line_no, bad + 1,
-                                  trim(fields[bad])));
+      throw DataError(
+          fmt::format("{}: line {}, column {}: '{}' is not a number", name, line_no, bad + 1, trim(fields[bad])));
     if (p.cols == 0) p.cols = static_cast<int64_t>(row.size());
     if (static_cast<int64_t>(row.size()) != p.cols)
       throw DataError(fmt::format("{}: line {} has {} values, expected {}", name, line_no, row.size(), p.cols));
     for (size_t j = 0; j < row.size(); ++j)
       if (!std::isfinite(row[j]))
-        throw DataError(fmt::format("{}: line {}, column {}: {} is not a finite number", name, line_no, j + 1,
-                                    trim(fields[j])));
+        throw DataError(
+            fmt::format("{}: line {}, column {}: {} is not a finite number", name, line_no, j + 1, trim(fields[j])));
     p.values.insert(p.values.end(), row.begin(), row.end());
     ++p.rows;
   }
@@ -195,8 +195,8 @@ Points parse_points_npy(const std::string& bytes, const std::string& name) {
   }
   for (size_t q = 0; q < count; ++q)
     if (!std::isfinite(p.values[q]))
-      throw DataError(fmt::format("{}: point {} has a non-finite value ({}) in feature {}", name,
-                                  q / p.cols, p.values[q], q % p.cols));
+      throw DataError(fmt::format("{}: point {} has a non-finite value ({}) in feature {}", name, q / p.cols,
+                                  p.values[q], q % p.cols));
   return p;
 }
 
@@ -210,8 +210,8 @@ Points read_points(const std::filesystem::path& path) {
 }
 
 std::string points_npy_bytes(const Points& points) {
-  std::string header = fmt::format("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}", points.rows,
-                                   points.cols);
+  std::string header =
+      fmt::format("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}", points.rows, points.cols);
   // Pad with spaces so that magic + length + header + '\n' is a multiple of 64.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');

@@ -67,8 +67,10 @@ void write_validity_rows(Database& db, int64_t run_id, const FailureValidity& v,
     integer(3, jl, i);
     real(4, ja, i);
     real(5, jc, i);
-    if (vd.defined()) insert.bind(6, verdict_names().name(static_cast<Verdict>(vd.data_ptr<int64_t>()[i])));
-    else insert.bind_null(6);
+    if (vd.defined())
+      insert.bind(6, verdict_names().name(static_cast<Verdict>(vd.data_ptr<int64_t>()[i])));
+    else
+      insert.bind_null(6);
     integer(7, kl, i);
     real(8, ks, i);
     real(9, kp, i);
@@ -87,8 +89,8 @@ bool table_exists(Database& db) {
 std::pair<std::string, std::string> save_failure_tensors(Workspace& workspace, const FailureSet& f) {
   write_atomic_via(workspace.path(kFailuresArtifact), [&](const std::filesystem::path& tmp) {
     torch::serialize::OutputArchive archive;
-    nlohmann::json meta = {{"format", kFormat}, {"count", f.size()}, {"seed_split", f.seed_split},
-                           {"num_classes", f.num_classes}};
+    nlohmann::json meta = {
+        {"format", kFormat}, {"count", f.size()}, {"seed_split", f.seed_split}, {"num_classes", f.num_classes}};
     archive.write("defuse_meta", c10::IValue(meta.dump()));
     archive.write("latent", f.latent.contiguous());
     archive.write("noise", f.noise.contiguous());
@@ -201,9 +203,10 @@ FailureSet read_failure_tensors(const std::filesystem::path& path) {
   }
   const int64_t n = f.latent.size(0);
   const FailureValidity& v = f.validity;
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&f.noise, &f.images, &f.seed_index, &f.seed_label, &f.predicted, &f.probability,
-                        &v.judge_label, &v.judge_agreement, &v.judge_confidence, &v.verdict, &v.knn_label,
-                        &v.knn_seed_share, &v.knn_predicted_share, &v.realism})
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{
+           &f.noise, &f.images, &f.seed_index, &f.seed_label, &f.predicted, &f.probability, &v.judge_label,
+           &v.judge_agreement, &v.judge_confidence, &v.verdict, &v.knn_label, &v.knn_seed_share, &v.knn_predicted_share,
+           &v.realism})
     if (t->defined() && (t->dim() == 0 || t->size(0) != n))
       throw StateError("identify: " + path.string() + " holds tensors of different lengths");
   f.summary.failures = n;
@@ -243,7 +246,8 @@ FailureSet load_failures(Workspace& workspace, const StageRecord& record) {
   if (m.contains("seed_accuracy") && m["seed_accuracy"].is_number()) f.summary.seed_accuracy = m["seed_accuracy"];
   if (m.contains("seconds") && m["seconds"].is_number()) f.summary.seconds = m["seconds"];
   if (m.contains("search_seconds") && m["search_seconds"].is_number()) f.summary.search_seconds = m["search_seconds"];
-  if (m.contains("pairs") && m["pairs"].is_array()) f.summary.pairs = m["pairs"].get<std::vector<std::vector<int64_t>>>();
+  if (m.contains("pairs") && m["pairs"].is_array())
+    f.summary.pairs = m["pairs"].get<std::vector<std::vector<int64_t>>>();
   return f;
 }
 

@@ -29,8 +29,7 @@ std::string shape_text(const at::Tensor& images) {
 }
 
 // Q perturbations for each of `seeds` codes: [seeds, Q, Z].
-at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const at::Tensor& scale,
-                      at::Generator& gen) {
+at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const at::Tensor& scale, at::Generator& gen) {
   if (o.noise == "beta") {
     // Beta(a, b) = X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) (the reference draws from
     // torch.distributions.Beta, which does the same).
@@ -44,7 +43,8 @@ at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const 
 }  // namespace
 
 const ChoiceNames<Gate>& gate_names() {
-  static const ChoiceNames<Gate> names{{Gate::kGenuine, "genuine"}, {Gate::kPlausible, "plausible"}, {Gate::kNone, "none"}};
+  static const ChoiceNames<Gate> names{
+      {Gate::kGenuine, "genuine"}, {Gate::kPlausible, "plausible"}, {Gate::kNone, "none"}};
   return names;
 }
 
@@ -74,23 +74,23 @@ void IdentifyOptions::validate() const {
   check_option(rejected_examples >= 0, kStage, "rejected examples must be non-negative");
 }
 
-FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images,
-                         const at::Tensor& seed_labels, const at::Tensor& code_spread,
-                         const IdentifyOptions& options) {
+FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images, const at::Tensor& seed_labels,
+                         const at::Tensor& code_spread, const IdentifyOptions& options) {
   return search_latent(vae, classifier, nullptr, seed_images, seed_labels, code_spread, LatentReference{}, options);
 }
 
 FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, const at::Tensor& seed_images,
-                         const at::Tensor& seed_labels, const at::Tensor& code_spread,
-                         const LatentReference& reference, const IdentifyOptions& options) {
+                         const at::Tensor& seed_labels, const at::Tensor& code_spread, const LatentReference& reference,
+                         const IdentifyOptions& options) {
   options.validate();
   const bool judged = judges && !judges->empty();
   const Gate gate = options.gate == "auto" ? (judged ? Gate::kGenuine : Gate::kNone)
                                            : gate_names().parse(options.gate, kStage, "gate");
   if (gate != Gate::kNone && !judged)
-    throw ConfigError(fmt::format("{}: --gate {} needs judges to read the failures, and the workspace has none: run "
-                                  "`defuse train-judges` first, or pass --gate none to keep unverified failures",
-                                  kStage, options.gate));
+    throw ConfigError(
+        fmt::format("{}: --gate {} needs judges to read the failures, and the workspace has none: run "
+                    "`defuse train-judges` first, or pass --gate none to keep unverified failures",
+                    kStage, options.gate));
   const auto device = parse_device(options.device, kStage);
   const std::string precision = resolve_precision(options.precision, device);
   check_option(precision == "fp32" || device.is_cpu(), kStage, "--precision bf16 is implemented for the CPU only");
@@ -101,14 +101,15 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
   if (seed_images.dim() != 4 || seed_labels.dim() != 1 || seed_images.size(0) != seed_labels.size(0))
     throw DataError(std::string(kStage) + ": seed images and labels do not match");
   if (seed_images.size(1) != vs.channels || seed_images.size(2) != vs.height || seed_images.size(3) != vs.width)
-    throw ModelError(fmt::format("{}: the VAE was trained on {}x{}x{} images but the seeds are {}", kStage,
-                                 vs.channels, vs.height, vs.width, shape_text(seed_images)));
+    throw ModelError(fmt::format("{}: the VAE was trained on {}x{}x{} images but the seeds are {}", kStage, vs.channels,
+                                 vs.height, vs.width, shape_text(seed_images)));
   const int64_t pool = seed_images.size(0);
   if (pool == 0) throw DataError(std::string(kStage) + ": no seed images (the seed split is empty)");
   if (options.noise == "gaussian" && (code_spread.dim() != 1 || code_spread.size(0) != z_dim))
-    throw StateError(fmt::format("{}: the training codes have {} dimensions but the VAE has {}: run "
-                                 "`defuse train-vae` again",
-                                 kStage, code_spread.dim() == 1 ? code_spread.size(0) : -1, z_dim));
+    throw StateError(
+        fmt::format("{}: the training codes have {} dimensions but the VAE has {}: run "
+                    "`defuse train-vae` again",
+                    kStage, code_spread.dim() == 1 ? code_spread.size(0) : -1, z_dim));
 
   FailureSet out;
   IdentifySummary& summary = out.summary;
@@ -123,8 +124,8 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
   if (k <= 0) k = predict_logits(classifier, seed_images.slice(0, 0, 1), 1, device).size(1);
   const int64_t max_label = seed_labels.max().item<int64_t>();
   if (seed_labels.min().item<int64_t>() < 0 || max_label >= k)
-    throw ModelError(fmt::format("{}: the classifier has {} classes but the seed labels go up to {}", kStage, k,
-                                 max_label));
+    throw ModelError(
+        fmt::format("{}: the classifier has {} classes but the seed labels go up to {}", kStage, k, max_label));
   out.num_classes = k;
 
   // Seeds: a random subset (max_seeds) of the pool, in random order, checked chunk by chunk
@@ -170,15 +171,17 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
     summary.seeds_checked = checked;
     summary.seed_accuracy = options.only_correct ? static_cast<double>(right) / static_cast<double>(checked) : 0.0;
     if (options.only_correct && right == 0)
-      throw ModelError(fmt::format("{}: the classifier gets none of the {} seed images right, so there are no "
-                                   "correctly classified seeds to search from (pass --all-seeds to seed from "
-                                   "misclassified images too)",
-                                   kStage, pool));
+      throw ModelError(
+          fmt::format("{}: the classifier gets none of the {} seed images right, so there are no "
+                      "correctly classified seeds to search from (pass --all-seeds to seed from "
+                      "misclassified images too)",
+                      kStage, pool));
     if (n_found == 0)
-      throw ModelError(fmt::format("{}: the classifier misreads the VAE's reconstruction of every one of the {} "
-                                   "seeds it checked, so every failure would be the generator's: train a sharper "
-                                   "VAE (`defuse train-vae` with more --latent, lower --beta or more --epochs)",
-                                   kStage, checked));
+      throw ModelError(
+          fmt::format("{}: the classifier misreads the VAE's reconstruction of every one of the {} "
+                      "seeds it checked, so every failure would be the generator's: train a sharper "
+                      "VAE (`defuse train-vae` with more --latent, lower --beta or more --epochs)",
+                      kStage, checked));
     eligible = torch::cat(found).slice(0, 0, cap);
   } else {
     summary.seeds_checked = 0;
@@ -189,8 +192,8 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
   const at::Tensor seeds = eligible.contiguous();  // [S] indices into the pool
   const int64_t n_seeds = seeds.size(0);
   summary.seeds = n_seeds;
-  const at::Tensor labels = seed_labels.index_select(0, seeds);                                  // [S]
-  const at::Tensor mu = encode_means(vae, seed_images.index_select(0, seeds), kEvalBatch);     // [S, Z]
+  const at::Tensor labels = seed_labels.index_select(0, seeds);                             // [S]
+  const at::Tensor mu = encode_means(vae, seed_images.index_select(0, seeds), kEvalBatch);  // [S, Z]
   // The noise scale of each radius level: one level (σ) for the fixed search; for the growing
   // one, σ·levels[i] in turn, each for the seeds that have no kept failure yet, so that every
   // kept failure is among the nearest of its seed (Zhao et al. 2018, the method's ancestor).
@@ -220,9 +223,9 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
       const int64_t rows = s * q;
       auto block_seeds = seeds.index_select(0, pos);                                     // [s] pool indices
       auto block_labels = labels.index_select(0, pos);                                   // [s]
-      auto noise = draw_noise(options, s, z_dim, scale, gen);                             // [s, Q, Z]
-      auto latent = (mu.index_select(0, pos).unsqueeze(1) + noise).view({rows, z_dim});   // [sQ, Z]
-      auto row_labels = block_labels.repeat_interleave(q);                                // [sQ]
+      auto noise = draw_noise(options, s, z_dim, scale, gen);                            // [s, Q, Z]
+      auto latent = (mu.index_select(0, pos).unsqueeze(1) + noise).view({rows, z_dim});  // [sQ, Z]
+      auto row_labels = block_labels.repeat_interleave(q);                               // [sQ]
       auto latent_dev = latent.to(device);
       auto predicted = torch::empty({rows}, torch::kLong);
       auto probability = torch::empty({rows}, torch::kFloat32);
@@ -282,7 +285,7 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
       if (n_failing > 0) position.index_put_({all_fail_rows}, torch::arange(n_failing, torch::kLong));
 
       // The judges read every failing decode; the gate decides which may be kept.
-      auto passes = failing.clone();  // [s, Q]
+      auto passes = failing.clone();                                                  // [s, Q]
       at::Tensor verdict_rows, reading_label, reading_agreement, reading_confidence;  // per failing decode
       if (judged && n_failing > 0) {
         // In fp32 (autocast covers only the screening forward passes above).
@@ -297,9 +300,12 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
             verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)).sum().item<int64_t>();
         summary.failing_ambiguous += verdict_rows.eq(static_cast<int8_t>(Verdict::kAmbiguous)).sum().item<int64_t>();
         at::Tensor ok;
-        if (gate == Gate::kGenuine) ok = verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine));
-        else if (gate == Gate::kPlausible) ok = verdict_rows.ne(static_cast<int8_t>(Verdict::kLabelChange));
-        else ok = torch::ones({n_failing}, torch::kBool);
+        if (gate == Gate::kGenuine)
+          ok = verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine));
+        else if (gate == Gate::kPlausible)
+          ok = verdict_rows.ne(static_cast<int8_t>(Verdict::kLabelChange));
+        else
+          ok = torch::ones({n_failing}, torch::kBool);
         auto row_ok = torch::zeros({rows}, torch::kBool);
         row_ok.index_put_({all_fail_rows}, ok);
         passes = passes.logical_and(row_ok.view({s, q}));
@@ -309,8 +315,8 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
         if (gate != Gate::kNone && rejected_kept < options.rejected_examples) {
           auto change = torch::zeros({rows}, torch::kBool);
           change.index_put_({all_fail_rows}, verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)));
-          auto key = noise.norm(2, -1).masked_fill(change.view({s, q}).logical_not(),
-                                                   std::numeric_limits<float>::infinity());
+          auto key =
+              noise.norm(2, -1).masked_fill(change.view({s, q}).logical_not(), std::numeric_limits<float>::infinity());
           auto [best, arg] = key.min(1);  // [s]
           auto seeds_with = best.isfinite().nonzero().view(-1);
           const int64_t take = std::min(seeds_with.size(0), options.rejected_examples - rejected_kept);
@@ -331,9 +337,9 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
       // perturbation first (stable sort: ties keep draw order).
       auto key = noise.norm(2, -1).masked_fill(passes.logical_not(), std::numeric_limits<float>::infinity());
       auto [sorted, order] = key.sort(/*stable=*/true, /*dim=*/1, /*descending=*/false);
-      auto valid = sorted.slice(1, 0, keep).isfinite();                                             // [s, M]
-      auto chosen = (torch::arange(s, torch::kLong).unsqueeze(1) * q + order.slice(1, 0, keep))     // [s, M]
-                        .masked_select(valid);                                                      // [f]
+      auto valid = sorted.slice(1, 0, keep).isfinite();                                          // [s, M]
+      auto chosen = (torch::arange(s, torch::kLong).unsqueeze(1) * q + order.slice(1, 0, keep))  // [s, M]
+                        .masked_select(valid);                                                   // [f]
       if (chosen.size(0) > 0) {
         summary.seeds_with_failures += valid.any(1).sum().item<int64_t>();
         auto pos = position.index_select(0, chosen);
@@ -368,11 +374,13 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
         unfound.push_back(pos.masked_select(found.logical_not()));
         done += found.sum().item<int64_t>();
         if (radii.size() == 1 || level + 1 == radii.size()) done += pos.size(0) - found.sum().item<int64_t>();
-        if (options.on_progress) options.on_progress({std::min(done, n_seeds), n_seeds, summary.decodes, summary.failures});
+        if (options.on_progress)
+          options.on_progress({std::min(done, n_seeds), n_seeds, summary.decodes, summary.failures});
       }
       remaining = torch::cat(unfound);
-      summary.level_seeds.push_back(n_seeds - remaining.size(0) -
-                                    std::accumulate(summary.level_seeds.begin(), summary.level_seeds.end(), int64_t{0}));
+      summary.level_seeds.push_back(
+          n_seeds - remaining.size(0) -
+          std::accumulate(summary.level_seeds.begin(), summary.level_seeds.end(), int64_t{0}));
     }
   }
   summary.search_seconds = seconds_since(search_start);
@@ -429,9 +437,9 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
 }
 
 void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& images, const at::Tensor& seed_label,
-                           const at::Tensor& predicted, const at::Tensor& code_spread,
-                           const LatentReference& reference, int64_t neighbours, int64_t realism_reference,
-                           uint64_t seed, c10::Device device, FailureValidity& v) {
+                           const at::Tensor& predicted, const at::Tensor& code_spread, const LatentReference& reference,
+                           int64_t neighbours, int64_t realism_reference, uint64_t seed, c10::Device device,
+                           FailureValidity& v) {
   const int64_t f = codes.size(0);
   const int64_t n = reference.codes.size(0);
   if (f == 0 || n == 0) return;
@@ -440,9 +448,10 @@ void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& 
   // Nearest training codes (Euclidean in the latent space, where the VAE's prior makes every
   // dimension comparable), in blocks so that F x N distances never sit in memory at once.
   const int64_t kn = std::min<int64_t>(std::max<int64_t>(neighbours, 1), n);
-  const int64_t classes = std::max<int64_t>(reference.labels.max().item<int64_t>(),
-                                            std::max(seed_label.max().item<int64_t>(), predicted.max().item<int64_t>())) +
-                          1;
+  const int64_t classes =
+      std::max<int64_t>(reference.labels.max().item<int64_t>(),
+                        std::max(seed_label.max().item<int64_t>(), predicted.max().item<int64_t>())) +
+      1;
   auto ref_sq = ref.pow(2).sum(1);  // [N]
   std::vector<at::Tensor> knn_rows;
   constexpr int64_t kBlock = 512;
@@ -451,7 +460,7 @@ void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& 
     auto d = zb.pow(2).sum(1, true) + ref_sq.unsqueeze(0) - 2 * zb.mm(ref.t());  // [b, N]
     knn_rows.push_back(std::get<1>(d.topk(kn, 1, /*largest=*/false, /*sorted=*/true)));
   }
-  auto nearest = torch::cat(knn_rows);                                        // [F, kn]
+  auto nearest = torch::cat(knn_rows);                                         // [F, kn]
   auto nl = reference.labels.index_select(0, nearest.view(-1)).view({f, kn});  // [F, kn]
   auto counts = torch::zeros({f, classes}, torch::kLong).scatter_add_(1, nl, torch::ones_like(nl));
   v.knn_label = counts.argmax(1);
@@ -459,8 +468,9 @@ void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& 
   v.knn_predicted_share = nl.eq(predicted.unsqueeze(1)).to(torch::kFloat32).mean(1);
 
   // Realism: the re-encoding error of the decode, against that of decoded training codes.
-  auto spread = code_spread.defined() && code_spread.numel() == z.size(1) ? code_spread.to(torch::kFloat32).clamp_min(1e-6)
-                                                                          : torch::ones({z.size(1)});
+  auto spread = code_spread.defined() && code_spread.numel() == z.size(1)
+                    ? code_spread.to(torch::kFloat32).clamp_min(1e-6)
+                    : torch::ones({z.size(1)});
   auto reencode_error = [&](const at::Tensor& decoded_u8, const at::Tensor& from) {
     auto mu = encode_means(vae, decoded_u8, 500);
     return ((mu - from) / spread).pow(2).sum(1).sqrt();
@@ -472,8 +482,8 @@ void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& 
   DecodeOptions d;
   d.batch_size = 500;
   auto ref_images = decode_and_classify(vae, nullptr, ref_codes, device, d).images;
-  auto ref_err = std::get<0>(reencode_error(ref_images, ref_codes).sort());          // [r], ascending
-  auto err = reencode_error(images, z);                                              // [F]
+  auto ref_err = std::get<0>(reencode_error(ref_images, ref_codes).sort());  // [r], ascending
+  auto err = reencode_error(images, z);                                      // [F]
   // Share of reference errors >= err: r - (number of reference errors < err).
   auto below = torch::searchsorted(ref_err, err, /*out_int32=*/false, /*right=*/false);  // [F]
   v.realism = (static_cast<double>(r) - below.to(torch::kFloat64)).div(static_cast<double>(r)).to(torch::kFloat32);

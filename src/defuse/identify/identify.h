@@ -37,40 +37,40 @@ struct IdentifyProgress {
 };
 
 struct IdentifyOptions {
-  int64_t samples = 100;          // Q: perturbations per seed (the reference's)
-  int64_t keep = 5;               // M: failures kept per seed, smallest perturbation first (the reference's)
-  std::string noise = "gaussian"; // gaussian: zero mean, σ relative to each latent dimension's spread
-                                  // over the training codes; beta: the reference's Beta(a, b) per coordinate
-                                  // (mean a/(a+b) = 0.5: a shift of +0.5 on every coordinate; parity mode)
-  double sigma = 0.25;            // gaussian: noise σ as a multiple of each dimension's spread. 0.5 moves a
-                                  // code about as far as the reference's +0.5 shift (latents ~N(0, 1)), but
-                                  // on MNIST most such failures are simply another digit; 0.25 keeps them
-                                  // near the seed (docs/benchmarks.md, "Identify")
+  int64_t samples = 100;            // Q: perturbations per seed (the reference's)
+  int64_t keep = 5;                 // M: failures kept per seed, smallest perturbation first (the reference's)
+  std::string noise = "gaussian";   // gaussian: zero mean, σ relative to each latent dimension's spread
+                                    // over the training codes; beta: the reference's Beta(a, b) per coordinate
+                                    // (mean a/(a+b) = 0.5: a shift of +0.5 on every coordinate; parity mode)
+  double sigma = 0.25;              // gaussian: noise σ as a multiple of each dimension's spread. 0.5 moves a
+                                    // code about as far as the reference's +0.5 shift (latents ~N(0, 1)), but
+                                    // on MNIST most such failures are simply another digit; 0.25 keeps them
+                                    // near the seed (docs/benchmarks.md, "Identify")
   double beta_a = 50, beta_b = 50;  // beta: shape parameters (the reference: 50 for MNIST and GTSRB, 75 SVHN)
-  std::string search = "fixed";   // fixed: Q draws per seed at σ; growing: Q draws per seed at σ·levels[0],
-                                  // then at the next level for the seeds without a kept failure, and so on,
-                                  // so the kept failures are the nearest ones (Zhao et al. 2018)
+  std::string search = "fixed";     // fixed: Q draws per seed at σ; growing: Q draws per seed at σ·levels[0],
+                                    // then at the next level for the seeds without a kept failure, and so on,
+                                    // so the kept failures are the nearest ones (Zhao et al. 2018)
   std::vector<double> levels{0.25, 0.5, 1.0};  // growing: radii as multiples of σ, increasing
-  bool only_correct = true;       // seed only from images the classifier gets right (the paper's rule)
-  bool check_reconstruction = true;  // and only from seeds whose plain reconstruction (decoded μ) the
-                                     // classifier reads right too: around the others every decode fails
-                                     // because of the generator's blur, not the classifier (DESIGN §3)
-  int64_t max_seeds = 2000;       // cap on seeds, drawn at random (with `seed`) from the eligible ones; 0: all
-  uint64_t seed = 0;              // seeds the seed subset and the noise
-  std::string device = "cpu";     // cpu or cuda[:N]
-  int64_t batch_size = 128;       // decodes per forward pass (128 channels-last ran fastest here)
-  std::string precision = "fp32"; // fp32; bf16: screen in bfloat16 (autocast), then confirm every
-                                  // screened failure in fp32 (kept failures are fp32 failures, but the
-                                  // screen may miss some); auto: bf16 on CPUs with AVX512-BF16, else
-                                  // fp32. fp32 by default: the same seed then finds the same failures
-                                  // on every CPU, and bf16 was not faster in the whole search here
-                                  // (1,008 vs 1,747 decodes/s on MNIST, docs/benchmarks.md)
-  std::string gate = "auto";      // genuine, plausible or none (see Gate; genuine and plausible need judges);
-                                  // auto: genuine with judges, none without. genuine, because the kept
-                                  // failures are then the ones a reader gives the seed's label
-                                  // (docs/benchmarks.md, "Validity")
-  VerdictRule verdict;            // when the judges' reading counts as sure
-  int64_t neighbours = 10;        // nearest training codes whose labels each kept failure's validity shows
+  bool only_correct = true;                    // seed only from images the classifier gets right (the paper's rule)
+  bool check_reconstruction = true;            // and only from seeds whose plain reconstruction (decoded μ) the
+                                               // classifier reads right too: around the others every decode fails
+                                               // because of the generator's blur, not the classifier (DESIGN §3)
+  int64_t max_seeds = 2000;          // cap on seeds, drawn at random (with `seed`) from the eligible ones; 0: all
+  uint64_t seed = 0;                 // seeds the seed subset and the noise
+  std::string device = "cpu";        // cpu or cuda[:N]
+  int64_t batch_size = 128;          // decodes per forward pass (128 channels-last ran fastest here)
+  std::string precision = "fp32";    // fp32; bf16: screen in bfloat16 (autocast), then confirm every
+                                     // screened failure in fp32 (kept failures are fp32 failures, but the
+                                     // screen may miss some); auto: bf16 on CPUs with AVX512-BF16, else
+                                     // fp32. fp32 by default: the same seed then finds the same failures
+                                     // on every CPU, and bf16 was not faster in the whole search here
+                                     // (1,008 vs 1,747 decodes/s on MNIST, docs/benchmarks.md)
+  std::string gate = "auto";         // genuine, plausible or none (see Gate; genuine and plausible need judges);
+                                     // auto: genuine with judges, none without. genuine, because the kept
+                                     // failures are then the ones a reader gives the seed's label
+                                     // (docs/benchmarks.md, "Validity")
+  VerdictRule verdict;               // when the judges' reading counts as sure
+  int64_t neighbours = 10;           // nearest training codes whose labels each kept failure's validity shows
   int64_t realism_reference = 2000;  // training codes whose re-encoding error scales the realism score
   int64_t rejected_examples = 64;    // label changes the gate left out, kept as examples (one per seed)
   std::function<void(const IdentifyProgress&)> on_progress;  // called after every block of seeds
@@ -79,26 +79,26 @@ struct IdentifyOptions {
 };
 
 struct IdentifySummary {
-  int64_t seed_pool = 0;          // images offered as seeds (the split)
-  int64_t seeds_checked = 0;      // seeds whose classification was checked (only_correct; stops at the cap)
+  int64_t seed_pool = 0;                 // images offered as seeds (the split)
+  int64_t seeds_checked = 0;             // seeds whose classification was checked (only_correct; stops at the cap)
   int64_t seeds_bad_reconstruction = 0;  // of those, skipped because the classifier misreads their reconstruction
-  double seed_accuracy = 0;       // share of the checked seeds that the classifier gets right
-  int64_t seeds = 0;              // seeds searched (correct ones when only_correct, capped at max_seeds)
+  double seed_accuracy = 0;              // share of the checked seeds that the classifier gets right
+  int64_t seeds = 0;                     // seeds searched (correct ones when only_correct, capped at max_seeds)
   int64_t seeds_with_failures = 0;
   std::vector<int64_t> level_seeds;  // seeds that kept their first failure at each radius level
-  int64_t decodes = 0;            // seeds · Q
-  int64_t failing_decodes = 0;    // decodes classified differently from their seed's label
-  int64_t failures = 0;           // kept: at most M per seed
-  int64_t judges = 0;             // judges that read the failing decodes (0: none, validity unknown)
-  std::string gate;               // the gate applied: "genuine", "plausible" or "none"
+  int64_t decodes = 0;               // seeds · Q
+  int64_t failing_decodes = 0;       // decodes classified differently from their seed's label
+  int64_t failures = 0;              // kept: at most M per seed
+  int64_t judges = 0;                // judges that read the failing decodes (0: none, validity unknown)
+  std::string gate;                  // the gate applied: "genuine", "plausible" or "none"
   int64_t failing_genuine = 0;       // failing decodes the judges read as their seed's label
   int64_t failing_label_change = 0;  // ... read as the classifier did (the classifier is right there)
   int64_t failing_ambiguous = 0;     // ... neither, or not sure
   int64_t kept_genuine = 0, kept_label_change = 0, kept_ambiguous = 0;  // verdicts of the kept failures
-  std::string precision;          // the precision used: "fp32" or "bf16"
-  int64_t confirmed_decodes = 0;  // bf16: screened failures re-decoded and re-classified in fp32
-  double seconds = 0;             // whole search, seed encoding included
-  double search_seconds = 0;      // decode + classify + select loop
+  std::string precision;                                                // the precision used: "fp32" or "bf16"
+  int64_t confirmed_decodes = 0;            // bf16: screened failures re-decoded and re-classified in fp32
+  double seconds = 0;                       // whole search, seed encoding included
+  double search_seconds = 0;                // decode + classify + select loop
   std::vector<std::vector<int64_t>> pairs;  // [seed label][predicted label] counts of kept failures
 
   double failure_rate() const { return decodes ? double(failing_decodes) / double(decodes) : 0.0; }
@@ -110,16 +110,16 @@ struct IdentifySummary {
 // "Validity"). Tensors on the CPU; undefined when not measured (no judges, or a failure set
 // stored before validity was).
 struct FailureValidity {
-  at::Tensor judge_label;       // int64 [F]: the judges' consensus class
-  at::Tensor judge_agreement;   // float32 [F]: share of the judges that pick it
-  at::Tensor judge_confidence;  // float32 [F]: its mean probability over the judges
-  at::Tensor verdict;           // int8 [F]: Verdict
-  at::Tensor knn_label;         // int64 [F]: most common label of the nearest training codes
-  at::Tensor knn_seed_share;    // float32 [F]: share of those neighbours with the seed's label
+  at::Tensor judge_label;          // int64 [F]: the judges' consensus class
+  at::Tensor judge_agreement;      // float32 [F]: share of the judges that pick it
+  at::Tensor judge_confidence;     // float32 [F]: its mean probability over the judges
+  at::Tensor verdict;              // int8 [F]: Verdict
+  at::Tensor knn_label;            // int64 [F]: most common label of the nearest training codes
+  at::Tensor knn_seed_share;       // float32 [F]: share of those neighbours with the seed's label
   at::Tensor knn_predicted_share;  // float32 [F]: share with the classifier's prediction
-  at::Tensor realism;           // float32 [F]: share of training codes whose re-encoding error
-                                //   ||μ(decode(z)) - z|| (in units of the codes' spread) is at least the
-                                //   decode's: 1 as faithful as the most typical image, 0 worse than all
+  at::Tensor realism;              // float32 [F]: share of training codes whose re-encoding error
+                                   //   ||μ(decode(z)) - z|| (in units of the codes' spread) is at least the
+                                   //   decode's: 1 as faithful as the most typical image, 0 worse than all
   bool judged() const { return verdict.defined() && verdict.numel() > 0; }
   bool has_neighbours() const { return knn_label.defined(); }
 };
@@ -158,9 +158,8 @@ struct FailureSet {
 // the training codes (gaussian noise; ignored for beta). Throws ConfigError for bad
 // options, ModelError when the models do not fit the images or the labels, DataError when
 // there are no seeds, and ModelError when the classifier gets none of them right.
-FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images,
-                         const at::Tensor& seed_labels, const at::Tensor& code_spread,
-                         const IdentifyOptions& options);
+FailureSet search_latent(Vae& vae, Classifier& classifier, const at::Tensor& seed_images, const at::Tensor& seed_labels,
+                         const at::Tensor& code_spread, const IdentifyOptions& options);
 
 // The latent codes of the training images, for the validity signals: the labels of a
 // failure's nearest training codes, and the scale of the realism score.
@@ -174,15 +173,15 @@ struct LatentReference {
 // cut, and the validity signals of every kept failure measured against `reference` (no
 // neighbours or realism when its codes are undefined).
 FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, const at::Tensor& seed_images,
-                         const at::Tensor& seed_labels, const at::Tensor& code_spread,
-                         const LatentReference& reference, const IdentifyOptions& options);
+                         const at::Tensor& seed_labels, const at::Tensor& code_spread, const LatentReference& reference,
+                         const IdentifyOptions& options);
 
 // The nearest-neighbour and realism signals of codes [F, Z] whose decodes are `images`
 // uint8 [F, C, H, W], with seed labels and predictions [F]: fills validity's knn_* and
 // realism. Deterministic for `seed`.
 void measure_neighbourhood(Vae& vae, const at::Tensor& codes, const at::Tensor& images, const at::Tensor& seed_label,
-                           const at::Tensor& predicted, const at::Tensor& code_spread,
-                           const LatentReference& reference, int64_t neighbours, int64_t realism_reference,
-                           uint64_t seed, c10::Device device, FailureValidity& validity);
+                           const at::Tensor& predicted, const at::Tensor& code_spread, const LatentReference& reference,
+                           int64_t neighbours, int64_t realism_reference, uint64_t seed, c10::Device device,
+                           FailureValidity& validity);
 
 }  // namespace defuse

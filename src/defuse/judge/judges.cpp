@@ -174,8 +174,10 @@ JudgePanel load_workspace_judges(Workspace& workspace, c10::Device device, std::
     const std::string name = j.value("name", fmt::format("judge-{}", i + 1));
     const ArtifactRecord* a = r.artifact(name);
     if (!a)
-      throw StateError(fmt::format("train-judges: run {} lists {} but recorded no file for it: run `defuse "
-                                   "train-judges` again", r.id, name));
+      throw StateError(
+          fmt::format("train-judges: run {} lists {} but recorded no file for it: run `defuse "
+                      "train-judges` again",
+                      r.id, name));
     JudgeInfo info;
     info.name = name;
     info.origin = j.value("origin", std::string("trained"));

@@ -53,12 +53,12 @@ at::Tensor failure_verdicts(const JudgeReading& reading, const at::Tensor& seed_
                             const VerdictRule& rule);
 
 struct JudgeInfo {
-  std::string name;          // "judge-1"
-  std::string origin;        // "trained" or the user's file
-  std::string arch;          // zoo architecture or "torchscript"
-  uint64_t seed = 0;         // trained judges
-  double test_accuracy = -1; // on the dataset's test split
-  double seconds = 0;        // training time
+  std::string name;           // "judge-1"
+  std::string origin;         // "trained" or the user's file
+  std::string arch;           // zoo architecture or "torchscript"
+  uint64_t seed = 0;          // trained judges
+  double test_accuracy = -1;  // on the dataset's test split
+  double seconds = 0;         // training time
 };
 
 // The judges of a workspace, loaded for reading.

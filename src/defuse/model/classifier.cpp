@@ -65,10 +65,9 @@ TORCH_MODULE(ConvBnRelu);
 // 28x28 maps) for no accuracy gain at 1-2 epochs. Any input side divisible by 4.
 nn::Sequential make_cnn(const ClassifierSpec& s) {
   int64_t flat = 32 * (s.height / 4) * (s.width / 4);
-  return nn::Sequential(ConvBnRelu(s.channels, 16), ConvBnRelu(16, 16), nn::MaxPool2d(2),
-                        ConvBnRelu(16, 32), ConvBnRelu(32, 32), nn::MaxPool2d(2), nn::Flatten(),
-                        nn::Linear(flat, 128), nn::ReLU(nn::ReLUOptions(true)), nn::Dropout(0.3),
-                        nn::Linear(128, s.num_classes));
+  return nn::Sequential(ConvBnRelu(s.channels, 16), ConvBnRelu(16, 16), nn::MaxPool2d(2), ConvBnRelu(16, 32),
+                        ConvBnRelu(32, 32), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(flat, 128),
+                        nn::ReLU(nn::ReLUOptions(true)), nn::Dropout(0.3), nn::Linear(128, s.num_classes));
 }
 
 // A residual block with two 3x3 convolutions (He et al. 2016, "basic block").
@@ -78,9 +77,9 @@ struct BasicBlockImpl : nn::Module {
     bn1 = register_module("bn1", nn::BatchNorm2d(out));
     conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
     bn2 = register_module("bn2", nn::BatchNorm2d(out));
-    if (stride != 1 || in != out)
-    {
-      shortcut_conv = register_module("shortcut_conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+    if (stride != 1 || in != out) {
+      shortcut_conv =
+          register_module("shortcut_conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
       shortcut_bn = register_module("shortcut_bn", nn::BatchNorm2d(out));
     }
   }
@@ -99,24 +98,27 @@ TORCH_MODULE(BasicBlock);
 // "resnet": a small ResNet for 3-channel images (stem 32, stages 32/64/128 with two
 // basic blocks each, global average pooling): a ResNet-20-like network at 1/2 the depth.
 nn::Sequential make_resnet(const ClassifierSpec& s) {
-  return nn::Sequential(ConvBnRelu(s.channels, 32), BasicBlock(32, 32, 1), BasicBlock(32, 32, 1),
-                        BasicBlock(32, 64, 2), BasicBlock(64, 64, 1), BasicBlock(64, 128, 2),
-                        BasicBlock(128, 128, 1), nn::AdaptiveAvgPool2d(1), nn::Flatten(),
-                        nn::Linear(128, s.num_classes));
+  return nn::Sequential(ConvBnRelu(s.channels, 32), BasicBlock(32, 32, 1), BasicBlock(32, 32, 1), BasicBlock(32, 64, 2),
+                        BasicBlock(64, 64, 1), BasicBlock(64, 128, 2), BasicBlock(128, 128, 1),
+                        nn::AdaptiveAvgPool2d(1), nn::Flatten(), nn::Linear(128, s.num_classes));
 }
 
 // "mlp": a two-layer perceptron, the weakest baseline (and the fastest to train).
 nn::Sequential make_mlp(const ClassifierSpec& s) {
-  return nn::Sequential(nn::Flatten(), nn::Linear(s.channels * s.height * s.width, 512), nn::ReLU(nn::ReLUOptions(true)),
-                        nn::Linear(512, 256), nn::ReLU(nn::ReLUOptions(true)), nn::Linear(256, s.num_classes));
+  return nn::Sequential(nn::Flatten(), nn::Linear(s.channels * s.height * s.width, 512),
+                        nn::ReLU(nn::ReLUOptions(true)), nn::Linear(512, 256), nn::ReLU(nn::ReLUOptions(true)),
+                        nn::Linear(256, s.num_classes));
 }
 
 struct ZooNetImpl : nn::Module {
   explicit ZooNetImpl(const ClassifierSpec& s) {
     normalize = register_module("normalize", Normalize(s.mean, s.std));
-    if (s.arch == "cnn") body = make_cnn(s);
-    else if (s.arch == "resnet") body = make_resnet(s);
-    else body = make_mlp(s);
+    if (s.arch == "cnn")
+      body = make_cnn(s);
+    else if (s.arch == "resnet")
+      body = make_resnet(s);
+    else
+      body = make_mlp(s);
     register_module("body", body);
   }
   torch::Tensor forward(const torch::Tensor& x) { return body->forward(normalize(x)); }
@@ -126,8 +128,14 @@ struct ZooNetImpl : nn::Module {
 TORCH_MODULE(ZooNet);
 
 json spec_to_json(const ClassifierSpec& s) {
-  return {{"format", "defuse-classifier-1"}, {"arch", s.arch}, {"channels", s.channels}, {"height", s.height},
-          {"width", s.width}, {"num_classes", s.num_classes}, {"mean", s.mean}, {"std", s.std}};
+  return {{"format", "defuse-classifier-1"},
+          {"arch", s.arch},
+          {"channels", s.channels},
+          {"height", s.height},
+          {"width", s.width},
+          {"num_classes", s.num_classes},
+          {"mean", s.mean},
+          {"std", s.std}};
 }
 
 ClassifierSpec spec_from_json(const json& j) {
@@ -199,8 +207,10 @@ class ScriptEmitter {
     } else if (auto* b = dynamic_cast<BasicBlockImpl*>(&m)) {
       line("y = torch.relu(" + bn(conv("x", *b->conv1), *b->bn1) + ")");
       line("y = " + bn(conv("y", *b->conv2), *b->bn2));
-      if (b->shortcut_conv) line("x = torch.relu(y + " + bn(conv("x", *b->shortcut_conv), *b->shortcut_bn) + ")");
-      else line("x = torch.relu(y + x)");
+      if (b->shortcut_conv)
+        line("x = torch.relu(y + " + bn(conv("x", *b->shortcut_conv), *b->shortcut_bn) + ")");
+      else
+        line("x = torch.relu(y + x)");
     } else if (auto* p = dynamic_cast<nn::MaxPool2dImpl*>(&m)) {
       const auto& o = p->options;
       line("x = torch.max_pool2d(x, " + ints(*o.kernel_size()) + ", " + ints(*o.stride()) + ", " + ints(*o.padding()) +
@@ -287,11 +297,13 @@ class ZooClassifier : public Classifier {
 // and return [N, num_classes] logits (see docs/classifiers.md for the export recipe).
 class ScriptedClassifier : public Classifier {
  public:
-  ScriptedClassifier(ClassifierSpec spec, torch::jit::Module module) : Classifier(std::move(spec)), module_(std::move(module)) {}
+  ScriptedClassifier(ClassifierSpec spec, torch::jit::Module module)
+      : Classifier(std::move(spec)), module_(std::move(module)) {}
 
   at::Tensor forward(const at::Tensor& images) override {
     auto out = module_.forward({images});
-    if (!out.isTensor()) throw ModelError("classifier: TorchScript forward returned a " + out.tagKind() + ", not a tensor");
+    if (!out.isTensor())
+      throw ModelError("classifier: TorchScript forward returned a " + out.tagKind() + ", not a tensor");
     return out.toTensor();
   }
   std::vector<at::Tensor> parameters() override {
@@ -377,8 +389,7 @@ std::unique_ptr<Classifier> load_classifier(const std::filesystem::path& path, c
     s.arch = "torchscript";
     return std::make_unique<ScriptedClassifier>(s, std::move(module));
   } catch (const c10::Error& e) {
-    throw ModelError("classifier: cannot load TorchScript module " + path.string() + ": " +
-                     torch_error_summary(e));
+    throw ModelError("classifier: cannot load TorchScript module " + path.string() + ": " + torch_error_summary(e));
   }
 }
 
@@ -402,20 +413,20 @@ void validate_classifier(Classifier& model, const Dataset& dataset, const std::s
   try {
     model.set_training(false);
     auto device = model.parameters().empty() ? c10::Device(c10::kCPU) : model.parameters().front().device();
-    logits = model.forward(torch::full({2, dataset.channels, dataset.height, dataset.width}, 0.5f,
-                                       torch::TensorOptions().device(device)));
+    logits = model.forward(
+        torch::full({2, dataset.channels, dataset.height, dataset.width}, 0.5f, torch::TensorOptions().device(device)));
   } catch (const std::exception& e) {
     // TorchScript reports interpreter errors as std::runtime_error with a script traceback.
     throw ModelError("classifier: " + what + " fails on a batch of " + std::to_string(dataset.channels) + "x" +
-                     std::to_string(dataset.height) + "x" + std::to_string(dataset.width) + " images: " +
-                     torch_error_summary(e));
+                     std::to_string(dataset.height) + "x" + std::to_string(dataset.width) +
+                     " images: " + torch_error_summary(e));
   }
   if (logits.dim() != 2 || logits.size(0) != 2)
     throw ModelError("classifier: " + what + " returns a tensor of shape " + c10::str(logits.sizes()) +
                      " for 2 images; expected [2, " + std::to_string(dataset.num_classes()) + "] logits");
   if (logits.size(1) != dataset.num_classes())
-    throw ModelError("classifier: " + what + " outputs " + std::to_string(logits.size(1)) +
-                     " logits but " + against + " has " + std::to_string(dataset.num_classes()) + " classes");
+    throw ModelError("classifier: " + what + " outputs " + std::to_string(logits.size(1)) + " logits but " + against +
+                     " has " + std::to_string(dataset.num_classes()) + " classes");
   if (auto* scripted = dynamic_cast<ScriptedClassifier*>(&model)) {
     // Record the shape it was validated on.
     ClassifierSpec spec = scripted->spec();

@@ -41,8 +41,8 @@ Decoded decode_and_classify(Vae& vae, Classifier* classifier, const at::Tensor& 
   Decoded out;
   const auto& s = vae.spec();
   if (options.keep_images)
-    out.images = images.empty() ? torch::empty({0, s.channels, s.height, s.width}, torch::kUInt8)
-                                : torch::cat(images).clone();
+    out.images =
+        images.empty() ? torch::empty({0, s.channels, s.height, s.width}, torch::kUInt8) : torch::cat(images).clone();
   if (classifier) {
     out.predicted = predicted.empty() ? torch::empty({0}, torch::kLong) : torch::cat(predicted).clone();
     if (options.keep_probabilities && !probability.empty()) out.probability = torch::cat(probability).clone();

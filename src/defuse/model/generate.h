@@ -22,9 +22,9 @@ struct Decoded {
 };
 
 struct DecodeOptions {
-  int64_t batch_size = 256;           // codes per forward pass
-  bool keep_images = true;            // return the decoded uint8 images
-  bool keep_probabilities = false;    // return the classifier's softmax
+  int64_t batch_size = 256;         // codes per forward pass
+  bool keep_images = true;          // return the decoded uint8 images
+  bool keep_probabilities = false;  // return the classifier's softmax
 };
 
 // `n` codes [n, Z] float32 drawn from N(mean, τ·cov) — a failure scenario's Gaussian

@@ -15,9 +15,7 @@ at::Tensor labels_tensor(const DataSplit& split) {
 }
 
 at::Tensor to_unit_float(const at::Tensor& images_u8, c10::Device device) {
-  return images_u8.to(device, torch::kFloat32)
-      .div_(255.0f)
-      .contiguous(at::MemoryFormat::ChannelsLast);
+  return images_u8.to(device, torch::kFloat32).div_(255.0f).contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 std::pair<std::vector<double>, std::vector<double>> channel_statistics(const DataSplit& split, const Dataset& dataset) {

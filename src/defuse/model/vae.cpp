@@ -38,16 +38,15 @@ struct UpsampleImpl : nn::Module {
     } else {
       // ConvTranspose2d(k, stride 2, padding 1) gives 2a - 2 + k: k = 4 for 2a, k = 3 for 2a - 1.
       deconv = register_module(
-          "deconv", nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, {kernel_for(target_h), kernel_for(target_w)})
-                                            .stride(2)
-                                            .padding(1)));
+          "deconv",
+          nn::ConvTranspose2d(
+              nn::ConvTranspose2dOptions(in, out, {kernel_for(target_h), kernel_for(target_w)}).stride(2).padding(1)));
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
     if (!subpixel) return deconv(x);
     auto y = torch::pixel_shuffle(conv(x), 2);
-    if (y.size(2) != target_h || y.size(3) != target_w)
-      y = y.slice(2, 0, target_h).slice(3, 0, target_w);
+    if (y.size(2) != target_h || y.size(3) != target_w) y = y.slice(2, 0, target_h).slice(3, 0, target_w);
     return y;
   }
   int64_t target_h, target_w;
@@ -58,12 +57,13 @@ struct UpsampleImpl : nn::Module {
 TORCH_MODULE(Upsample);
 
 json spec_to_json(const VaeSpec& s) {
-  return {{"format", kFormat},   {"channels", s.channels}, {"height", s.height},  {"width", s.width},
-          {"latent", s.latent},  {"filters", s.filters},   {"decoder", s.decoder}};
+  return {{"format", kFormat},  {"channels", s.channels}, {"height", s.height},  {"width", s.width},
+          {"latent", s.latent}, {"filters", s.filters},   {"decoder", s.decoder}};
 }
 
 VaeSpec spec_from_json(const json& j) {
-  if (j.value("format", "") != kFormat) throw ModelError("unknown VAE checkpoint format '" + j.value("format", "") + "'");
+  if (j.value("format", "") != kFormat)
+    throw ModelError("unknown VAE checkpoint format '" + j.value("format", "") + "'");
   VaeSpec s;
   s.channels = j.at("channels");
   s.height = j.at("height");
@@ -91,8 +91,8 @@ struct Vae::Net : nn::Module {
     encoder = register_module("encoder", nn::Sequential());
     int64_t in = s.channels;
     for (int i = 0; i < kStages; ++i) {
-      encoder->push_back(nn::Conv2d(
-          nn::Conv2dOptions(in, s.filters, {kernel_for(hs[i]), kernel_for(ws[i])}).stride(2).padding(1)));
+      encoder->push_back(
+          nn::Conv2d(nn::Conv2dOptions(in, s.filters, {kernel_for(hs[i]), kernel_for(ws[i])}).stride(2).padding(1)));
       encoder->push_back(nn::ReLU(nn::ReLUOptions(true)));
       in = s.filters;
     }
@@ -125,9 +125,9 @@ std::string VaeSpec::describe() const {
 void VaeSpec::validate(const std::string& stage) const {
   check_option(channels >= 1 && channels <= 4, stage,
                "a VAE needs images of 1 to 4 channels (got " + std::to_string(channels) + ")");
-  check_option(height >= 8 && height <= 512 && width >= 8 && width <= 512, stage,
-               "a VAE needs image sides of 8 to 512 pixels (got " + std::to_string(height) + "x" +
-                   std::to_string(width) + ")");
+  check_option(
+      height >= 8 && height <= 512 && width >= 8 && width <= 512, stage,
+      "a VAE needs image sides of 8 to 512 pixels (got " + std::to_string(height) + "x" + std::to_string(width) + ")");
   check_option(latent >= 1 && latent <= 4096, stage,
                "--latent must be between 1 and 4096 (got " + std::to_string(latent) + ")");
   check_option(filters >= 1 && filters <= 4096, stage,
@@ -191,7 +191,7 @@ std::unique_ptr<Vae> load_vae(const std::filesystem::path& path, c10::Device dev
     spec.validate("vae");
   } catch (const ModelError& e) {
     throw ModelError(std::string(e.what()).rfind("vae: ", 0) == 0 ? e.what()
-                                                                   : "vae: " + path.string() + ": " + e.what());
+                                                                  : "vae: " + path.string() + ": " + e.what());
   } catch (const ConfigError& e) {
     throw ModelError("vae: " + path.string() + " records an unusable architecture: " + e.what());
   } catch (const c10::Error& e) {

@@ -34,7 +34,9 @@ std::pair<std::string, std::string> save_vae_artifact(Workspace& workspace, cons
 std::pair<std::string, std::string> save_vae_codes(Workspace& workspace, const VaeCodes& codes) {
   write_atomic_via(workspace.path(kVaeCodesArtifact), [&](const std::filesystem::path& tmp) {
     torch::serialize::OutputArchive archive;
-    nlohmann::json meta = {{"format", kCodesFormat}, {"train", codes.train.size(0)}, {"test", codes.test.size(0)},
+    nlohmann::json meta = {{"format", kCodesFormat},
+                           {"train", codes.train.size(0)},
+                           {"test", codes.test.size(0)},
                            {"latent", codes.train.size(1)}};
     archive.write("defuse_meta", c10::IValue(meta.dump()));
     archive.write("train", codes.train.to(torch::kCPU).contiguous());

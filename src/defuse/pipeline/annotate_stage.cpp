@@ -17,7 +17,8 @@ using nlohmann::json;
 
 void require_workspace(const std::string& dir) {
   if (!std::filesystem::exists(std::filesystem::path(dir) / "defuse.db"))
-    throw StateError("annotate: " + dir + " is not a workspace (no defuse.db): run the stages up to `defuse distill` first");
+    throw StateError("annotate: " + dir +
+                     " is not a workspace (no defuse.db): run the stages up to `defuse distill` first");
 }
 
 json summary_json(Workspace& workspace, const ScenarioSet& set, const AnnotationProgress& p) {
@@ -40,11 +41,12 @@ void record_stage(Workspace& workspace, const ScenarioSet& set, const std::strin
   auto distill = workspace.latest("distill");
   json inputs = {{"distill", distill ? distill->fingerprint : std::string()},
                  {"decisions", resolution_fingerprint(set.run_id, resolved)}};
-  json metrics = {{"scenarios", p.scenarios},   {"labelled", p.labelled},   {"rejected", p.rejected},
-                  {"ties", p.ties},             {"unlabelled", p.unlabelled}, {"automatic", p.automatic},
+  json metrics = {{"scenarios", p.scenarios}, {"labelled", p.labelled},      {"rejected", p.rejected},
+                  {"ties", p.ties},           {"unlabelled", p.unlabelled},  {"automatic", p.automatic},
                   {"complete", p.complete()}, {"distill_run_id", set.run_id}};
-  workspace.run_stage("annotate", {{"mode", mode}}, inputs,
-                      [&](int64_t) { return Workspace::StageOutput{metrics, {}, nullptr}; });
+  workspace.run_stage("annotate", {{"mode", mode}}, inputs, [&](int64_t) {
+    return Workspace::StageOutput{metrics, {}, nullptr};
+  });
 }
 
 std::string progress_text(const AnnotationProgress& p) {
@@ -53,7 +55,6 @@ std::string progress_text(const AnnotationProgress& p) {
   if (p.unlabelled) text += fmt::format(", {} still open", p.unlabelled);
   return text;
 }
-
 
 // The typed figures, from the summary every way of annotating returns.
 AnnotateStageResult finish(json summary, std::string text) {
@@ -118,9 +119,10 @@ AnnotateStageResult annotate_automatically(const StageEnv& env, const std::strin
   const std::string annotator = annotator_name.empty() ? "auto" : annotator_name;
   const bool judges = source == "judges";
   if (!judges)
-    env.warn("annotate: --auto seed labels every scenario with its seed's label without checking it: a decode that "
-             "turned into another class (where the classifier is right) is labelled as its seed, and correcting on "
-             "it makes the classifier worse; --auto judges checks each scenario with the judges");
+    env.warn(
+        "annotate: --auto seed labels every scenario with its seed's label without checking it: a decode that "
+        "turned into another class (where the classifier is right) is labelled as its seed, and correcting on "
+        "it makes the classifier worse; --auto judges checks each scenario with the judges");
   int64_t added = auto_label(workspace.db(), set, source, annotator);
   record_stage(workspace, set, judges ? "auto-judges" : "auto-seed");
   auto resolved = resolve_annotations(workspace.db(), set);
@@ -133,11 +135,11 @@ AnnotateStageResult annotate_automatically(const StageEnv& env, const std::strin
   int64_t not_a_bug = 0;
   for (const auto& s : resolved) not_a_bug += s.rejected() && s.reject_reason == kRejectNotABug;
   summary["not_a_bug"] = not_a_bug;
-  return finish(summary, fmt::format("annotate: decided {} scenarios {} as '{}' (automatic): {}{}", added, how,
-                                     annotator, progress_text(progress),
-                                     not_a_bug ? fmt::format(" ({} not a bug: the classifier is right there)",
-                                                             not_a_bug)
-                                               : std::string()));
+  return finish(
+      summary,
+      fmt::format(
+          "annotate: decided {} scenarios {} as '{}' (automatic): {}{}", added, how, annotator, progress_text(progress),
+          not_a_bug ? fmt::format(" ({} not a bug: the classifier is right there)", not_a_bug) : std::string()));
 }
 
 AnnotateStageResult serve_labelling_page(const StageEnv& env, ServeOptions options,
@@ -184,7 +186,8 @@ AnnotateStageResult run_annotate_stage(const StageEnv& env, const AnnotateStageO
   serve.server.token = o.token;
   serve.server.annotator = o.annotator;
   serve.until_complete = o.until_complete;
-  return serve_labelling_page(env, serve, stop_requested ? stop_requested : [] { return false; }, on_url);
+  return serve_labelling_page(
+      env, serve, stop_requested ? stop_requested : [] { return false; }, on_url);
 }
 
 }  // namespace defuse

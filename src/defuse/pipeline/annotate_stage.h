@@ -19,8 +19,8 @@ struct AnnotateStageOptions {
   int port = 8765;                 // the page's TCP port (0: any free port)
   std::string token;               // the page's access token ("": a random one off loopback)
   std::string export_file, import_file, auto_source;
-  std::string annotator;           // for automatic and imported decisions, and the page's suggestion
-  bool until_complete = false;     // serving: return once every scenario is decided
+  std::string annotator;        // for automatic and imported decisions, and the page's suggestion
+  bool until_complete = false;  // serving: return once every scenario is decided
 };
 
 struct AnnotateStageResult : StageResult {

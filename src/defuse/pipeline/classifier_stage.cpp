@@ -32,7 +32,9 @@ std::string confusion_table(const Evaluation& eval, const Dataset& dataset) {
 }
 
 json metrics_json(const Evaluation& test, const Dataset& dataset) {
-  return {{"test_accuracy", test.accuracy}, {"confusion", test.confusion}, {"classes", dataset.class_names},
+  return {{"test_accuracy", test.accuracy},
+          {"confusion", test.confusion},
+          {"classes", dataset.class_names},
           {"test_images", dataset.test.size()}};
 }
 
@@ -41,10 +43,10 @@ json metrics_json(const Evaluation& test, const Dataset& dataset) {
 json options_json(const ClassifierStageOptions& o, const std::string& device) {
   if (!o.classifier.empty()) return {{"data", o.data}, {"classifier", o.classifier}, {"device", device}};
   const TrainClassifierOptions& t = o.train;
-  return {{"data", o.data},         {"arch", t.arch},
-          {"epochs", t.epochs},     {"batch_size", t.batch_size},
-          {"lr", t.lr},             {"weight_decay", t.weight_decay},
-          {"augment", t.augment},   {"seed", t.seed},
+  return {{"data", o.data},       {"arch", t.arch},
+          {"epochs", t.epochs},   {"batch_size", t.batch_size},
+          {"lr", t.lr},           {"weight_decay", t.weight_decay},
+          {"augment", t.augment}, {"seed", t.seed},
           {"device", device}};
 }
 
@@ -91,8 +93,10 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
       if (bar) bar->finish();
       json epochs = json::array();
       for (const auto& e : result.epochs)
-        epochs.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
-                          {"train_accuracy", e.train_accuracy}, {"seconds", e.seconds}});
+        epochs.push_back({{"epoch", e.epoch},
+                          {"train_loss", e.train_loss},
+                          {"train_accuracy", e.train_accuracy},
+                          {"seconds", e.seconds}});
       json metrics = metrics_json(result.test, dataset);
       metrics["arch"] = result.model->spec().arch;
       metrics["epochs"] = o.train.epochs;

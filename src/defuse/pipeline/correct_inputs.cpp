@@ -40,7 +40,8 @@ CorrectionInputs load_correction_inputs(const StageEnv& env, Workspace& workspac
     in.verdict.min_confidence = identify.options["verdict"].value("confidence", in.verdict.min_confidence);
   }
   if (distill.inputs.value("identify", std::string()) != identify.fingerprint)
-    throw StateError(stage + ": identify ran again after distill, so the scenarios no longer describe the stored "
+    throw StateError(stage +
+                     ": identify ran again after distill, so the scenarios no longer describe the stored "
                      "failures: run `defuse distill` (and annotate) again");
   if (with_failures) {
     FailureSet failures = load_failures(workspace, identify);
@@ -49,16 +50,19 @@ CorrectionInputs load_correction_inputs(const StageEnv& env, Workspace& workspac
 
   int64_t left_out = 0;
   for (const auto& r : in.resolved) {
-    if (r.status != Resolution::kLabelled) ++left_out;
-    else if (r.automatic) ++in.automatic;
+    if (r.status != Resolution::kLabelled)
+      ++left_out;
+    else if (r.automatic)
+      ++in.automatic;
   }
   if (left_out > 0)
     env.info(fmt::format("{}: {} of {} scenarios left out (rejected, tied or unlabelled)", stage, left_out,
                          in.resolved.size()));
   if (in.automatic > 0)
-    env.warn(fmt::format("note: {} of the {} labelled scenarios carry automatic labels (annotate --auto), not a "
-                         "person's: the correction is only as right as those labels",
-                         in.automatic, in.labelled.size()));
+    env.warn(
+        fmt::format("note: {} of the {} labelled scenarios carry automatic labels (annotate --auto), not a "
+                    "person's: the correction is only as right as those labels",
+                    in.automatic, in.labelled.size()));
 
   in.fingerprints = {{"dataset", dataset_fingerprint(in.dataset)},
                      {"classifier", classifier.record.fingerprint},

@@ -49,10 +49,11 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
   CorrectionInputs in = load_correction_inputs(env, workspace, options.data, o->baseline);
   const double tau = o->tau.value_or(in.distill_tau);
 
-  env.info(fmt::format("correct: {} labelled scenarios ({} samples each), λ sweep {}{}, {} epoch(s) of {} "
-                       "training images each",
-                       in.labelled.size(), o->samples_per_scenario, json(o->lambdas).dump(),
-                       o->baseline ? " + failures-only baseline" : "", o->epochs, in.dataset.train.size()));
+  env.info(
+      fmt::format("correct: {} labelled scenarios ({} samples each), λ sweep {}{}, {} epoch(s) of {} "
+                  "training images each",
+                  in.labelled.size(), o->samples_per_scenario, json(o->lambdas).dump(),
+                  o->baseline ? " + failures-only baseline" : "", o->epochs, in.dataset.train.size()));
   std::unique_ptr<Progress> bar;
   int bar_model = 0;
   o->on_progress = [&](const CorrectProgress& p) {
@@ -71,8 +72,8 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
   StageRun run;
   try {
     run = run_stage(env, workspace, kCorrectStage, fingerprint, in.fingerprints, [&](int64_t) {
-      auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
-                                      kTrainSampleStream, env.device, o->sample_batch_size);
+      auto samples = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed, kTrainSampleStream,
+                                      env.device, o->sample_batch_size);
       const int64_t drawn = samples.size();
       std::vector<int64_t> kept;
       if (!in.judges.empty() && options.confirm == "judges") {
@@ -83,13 +84,14 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
         std::vector<int64_t> empty;
         for (size_t k = 0; k < kept.size(); ++k)
           if (kept[k] == 0) empty.push_back(in.labelled[k].id);
-        env.info(fmt::format("correct: the judges confirm {} of {} scenario draws{}", samples.size(), drawn,
-                             empty.empty() ? std::string()
-                                           : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
+        env.info(
+            fmt::format("correct: the judges confirm {} of {} scenario draws{}", samples.size(), drawn,
+                        empty.empty() ? std::string() : fmt::format("; none of scenario {}", fmt::join(empty, ", "))));
         if (samples.size() == 0 && !o->lambdas.empty())
-          throw NothingConfirmed("correct: the judges confirm none of the scenario draws' labels: nothing to "
-                                 "train on (check the labels with `defuse annotate`, or draw wider: a larger "
-                                 "--tau)");
+          throw NothingConfirmed(
+              "correct: the judges confirm none of the scenario draws' labels: nothing to "
+              "train on (check the labels with `defuse annotate`, or draw wider: a larger "
+              "--tau)");
       }
       auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
                                        labels_tensor(in.dataset.train), samples, in.failures, *o);
@@ -132,10 +134,10 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
                            m["name"].get<std::string>(), m["steps"].get<int64_t>(), m["train_loss"].get<double>(),
                            m["scenario_loss"].get<double>(), format_duration(m["seconds"].get<double>())));
   r.models = static_cast<int64_t>(need(summary, "models", "correct").size());
-  r.text = fmt::format("correct: {} models fine-tuned on {} labelled scenarios in {}; next: defuse evaluate "
-                       "--workspace {}",
-                       r.models, summary["scenarios"].get<int64_t>(), format_duration(summary["seconds"].get<double>()),
-                       env.workspace);
+  r.text = fmt::format(
+      "correct: {} models fine-tuned on {} labelled scenarios in {}; next: defuse evaluate "
+      "--workspace {}",
+      r.models, summary["scenarios"].get<int64_t>(), format_duration(summary["seconds"].get<double>()), env.workspace);
   return r;
 }
 

@@ -10,12 +10,12 @@
 namespace defuse {
 
 struct CorrectStageOptions {
-  std::string data;              // dataset spec ("": the workspace classifier's)
+  std::string data;                // dataset spec ("": the workspace classifier's)
   std::string confirm = "judges";  // judges: train only on draws the judges confirm; none: on every draw
   // When the judges confirm no draw: end with nothing corrected (nothing_to_correct) instead
   // of an error (what `defuse run` does).
   bool allow_nothing = false;
-  CorrectOptions correct;        // tau unset: distill's scenario_tau
+  CorrectOptions correct;  // tau unset: distill's scenario_tau
 };
 
 // The fingerprint options: `tau` is the τ the samples are drawn at, `confirm` the rule applied.

@@ -21,19 +21,21 @@ namespace {
 using nlohmann::json;
 
 std::string scenario_table(const ScenarioSet& set) {
-  std::string out = fmt::format("{:>3}  {:>7}  {:>8}  {:>7}  {:<28}  {:>9}  {:<13} {:>8}  {}\n", "id", "weight", "fails",
-                                "members", "seed label -> predicted", "neighbours", "verdict", "genuine", "judges read");
+  std::string out =
+      fmt::format("{:>3}  {:>7}  {:>8}  {:>7}  {:<28}  {:>9}  {:<13} {:>8}  {}\n", "id", "weight", "fails", "members",
+                  "seed label -> predicted", "neighbours", "verdict", "genuine", "judges read");
   for (const auto& s : set.scenarios) {
     std::string pair = fmt::format("{} -> {}", set.class_names.at(static_cast<size_t>(s.seed_label)),
                                    set.class_names.at(static_cast<size_t>(s.predicted_label)));
     const auto& v = s.validity;
-    std::string judges = v.judge_label >= 0 ? fmt::format("{} ({})", set.class_names.at(static_cast<size_t>(v.judge_label)),
-                                                          percent(v.judge_agreement, 0))
-                                            : std::string("-");
+    std::string judges = v.judge_label >= 0
+                             ? fmt::format("{} ({})", set.class_names.at(static_cast<size_t>(v.judge_label)),
+                                           percent(v.judge_agreement, 0))
+                             : std::string("-");
     out += fmt::format("{:>3}  {:>7.3f}  {:>8}  {:>7}  {:<28}  {:>9}  {:<13} {:>8}  {}\n", s.id, s.weight,
                        percent(s.failure_rate, 0), s.members, pair,
-                       s.neighbour_accuracy < 0 ? "-" : percent(s.neighbour_accuracy, 0),
-                       v.known() ? v.verdict : "-", v.genuine_share < 0 ? "-" : percent(v.genuine_share, 0), judges);
+                       s.neighbour_accuracy < 0 ? "-" : percent(s.neighbour_accuracy, 0), v.known() ? v.verdict : "-",
+                       v.genuine_share < 0 ? "-" : percent(v.genuine_share, 0), judges);
   }
   return out;
 }
@@ -41,12 +43,23 @@ std::string scenario_table(const ScenarioSet& set) {
 }  // namespace
 
 json options_json(const DistillOptions& o) {
-  return {{"points", o.points}, {"min_seeds", o.min_seeds},
-          {"components", o.components}, {"covariance", o.covariance}, {"concentration", o.concentration},
-          {"max_iter", o.max_iter},     {"tol", o.tol},               {"reg_covar", o.reg_covar},
-          {"n_init", o.n_init},         {"min_weight", o.min_weight}, {"tau", o.tau},
-          {"samples", o.samples},       {"shown", o.shown},           {"neighbours", o.neighbours},
-          {"min_failure_rate", o.min_failure_rate}, {"seed", o.seed}, {"show_tau", o.show_tau},
+  return {{"points", o.points},
+          {"min_seeds", o.min_seeds},
+          {"components", o.components},
+          {"covariance", o.covariance},
+          {"concentration", o.concentration},
+          {"max_iter", o.max_iter},
+          {"tol", o.tol},
+          {"reg_covar", o.reg_covar},
+          {"n_init", o.n_init},
+          {"min_weight", o.min_weight},
+          {"tau", o.tau},
+          {"samples", o.samples},
+          {"shown", o.shown},
+          {"neighbours", o.neighbours},
+          {"min_failure_rate", o.min_failure_rate},
+          {"seed", o.seed},
+          {"show_tau", o.show_tau},
           {"verdict", {{"agreement", o.verdict.min_agreement}, {"confidence", o.verdict.min_confidence}}},
           // 2: the truncation is capped by the number of points (distill_truncation)
           {"version", 2}};
@@ -71,19 +84,21 @@ DistillStageResult run_distill_stage(const StageEnv& env, DistillStageOptions op
   check_vae_fits(*vae.model, dataset, "distill");
   validate_classifier(*classifier.model, dataset, "the workspace's classifier");
   if (codes.train.size(0) != dataset.train.size())
-    throw StateError(fmt::format("distill: the VAE's codes cover {} training images but the dataset has {}: "
-                                 "run train-vae with this dataset", codes.train.size(0), dataset.train.size()));
+    throw StateError(
+        fmt::format("distill: the VAE's codes cover {} training images but the dataset has {}: "
+                    "run train-vae with this dataset",
+                    codes.train.size(0), dataset.train.size()));
   json inputs = {{"dataset", dataset_fingerprint(dataset)},
                  {"classifier", classifier.record.fingerprint},
                  {"vae", vae.record.fingerprint},
                  {"identify", identify.fingerprint},
                  {"judges", judges_fingerprint}};
   if (!judges.empty() && !failures.validity.judged())
-    env.warn("distill: the failures were identified without the workspace's judges: run `defuse identify` "
-             "again for verdicts");
-  env.info(fmt::format("distill: fitting a DP-GMM (K at most {}, {} covariances) to {} failures ({})",
-                       o->components, o->covariance, failures.size(),
-                       o->points == "seeds" ? "one point per seed" : "one point each"));
+    env.warn(
+        "distill: the failures were identified without the workspace's judges: run `defuse identify` "
+        "again for verdicts");
+  env.info(fmt::format("distill: fitting a DP-GMM (K at most {}, {} covariances) to {} failures ({})", o->components,
+                       o->covariance, failures.size(), o->points == "seeds" ? "one point per seed" : "one point each"));
   Progress bar(env.log(), "DP-GMM", o->max_iter, env.progress());
   o->on_iteration = [&](int it, double lb) { bar.update(it, fmt::format("lower bound {:.2f}", lb)); };
 

@@ -11,7 +11,7 @@
 namespace defuse {
 
 struct DistillStageOptions {
-  std::string data;         // dataset spec ("": the workspace classifier's)
+  std::string data;  // dataset spec ("": the workspace classifier's)
   DistillOptions distill;
 };
 

@@ -32,9 +32,9 @@ std::string accuracy_table(const EvaluationResult& r, const std::vector<std::str
                        r.heldout_failures, r.by_genuine ? " of the genuine scenarios" : "");
   out += "\nper scenario (held-out draws; * genuine):\n" + fmt::format("{:<16}", "model");
   for (size_t k = 0; k < r.scenario_ids.size(); ++k)
-    out += fmt::format(" {:>8}", fmt::format("{}#{}:{}", r.scenario_verdicts[k] == "genuine" ? "*" : "",
-                                              r.scenario_ids[k],
-                                              class_names.at(static_cast<size_t>(r.scenario_labels[k])).substr(0, 5)));
+    out +=
+        fmt::format(" {:>8}", fmt::format("{}#{}:{}", r.scenario_verdicts[k] == "genuine" ? "*" : "", r.scenario_ids[k],
+                                          class_names.at(static_cast<size_t>(r.scenario_labels[k])).substr(0, 5)));
   out += "\n";
   for (const auto& m : r.models) {
     out += fmt::format("{:<16}", m.name);
@@ -47,14 +47,20 @@ std::string accuracy_table(const EvaluationResult& r, const std::vector<std::str
 }  // namespace
 
 json options_json(const EvaluateOptions& o, double tau, const std::string& confirm) {
-  return {{"samples_per_scenario", o.samples_per_scenario}, {"tau", tau}, {"version", 2},
-          {"confirm", confirm}, {"max_test_drop", o.max_test_drop}, {"tie", o.tie}, {"seed", o.seed}};
+  return {{"samples_per_scenario", o.samples_per_scenario},
+          {"tau", tau},
+          {"version", 2},
+          {"confirm", confirm},
+          {"max_test_drop", o.max_test_drop},
+          {"tie", o.tie},
+          {"seed", o.seed}};
 }
 
 EvaluateStageResult run_evaluate_stage(const StageEnv& env, EvaluateStageOptions options) {
   prepare_compute(env);
   EvaluateOptions* o = &options.evaluate;
-  check_option(options.confirm == "judges" || options.confirm == "none", "evaluate", "--confirm must be judges or none");
+  check_option(options.confirm == "judges" || options.confirm == "none", "evaluate",
+               "--confirm must be judges or none");
   o->device = env.device;
   auto lock = hold_workspace(env, "evaluate");
   Workspace workspace(env.workspace);
@@ -73,8 +79,8 @@ EvaluateStageResult run_evaluate_stage(const StageEnv& env, EvaluateStageOptions
 
   EvaluationResult result;
   StageRun run = run_stage(env, workspace, kEvaluateStage, fingerprint, inputs, [&](int64_t) {
-    auto held_out = sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed,
-                                     kHeldOutStream, env.device, 256);
+    auto held_out =
+        sample_scenarios(*in.vae, in.labelled, o->samples_per_scenario, tau, o->seed, kHeldOutStream, env.device, 256);
     const auto scenarios = static_cast<int64_t>(in.labelled.size());
     std::vector<int64_t> kept(static_cast<size_t>(scenarios), o->samples_per_scenario);
     if (!in.judges.empty() && options.confirm == "judges") {
@@ -100,12 +106,12 @@ EvaluateStageResult run_evaluate_stage(const StageEnv& env, EvaluateStageOptions
     // so that a reader outside defuse can check the figures (bench/independent_reader.py).
     std::vector<std::pair<std::string, at::Tensor>> predictions;
     at::Tensor pred;
-    result.models.push_back(score_model(*in.classifier, "original", -1, test_images, test_labels, held_out,
-                                        in.failures, scenarios, *o, genuine, &pred));
+    result.models.push_back(score_model(*in.classifier, "original", -1, test_images, test_labels, held_out, in.failures,
+                                        scenarios, *o, genuine, &pred));
     predictions.emplace_back("original", pred);
     for (auto& m : corrected.models) {
-      result.models.push_back(score_model(*m.model, m.name, m.lambda, test_images, test_labels, held_out,
-                                          in.failures, scenarios, *o, genuine, &pred));
+      result.models.push_back(score_model(*m.model, m.name, m.lambda, test_images, test_labels, held_out, in.failures,
+                                          scenarios, *o, genuine, &pred));
       predictions.emplace_back(m.name, pred);
     }
     save_held_out(workspace, held_out, genuine, predictions);
@@ -132,8 +138,10 @@ EvaluateStageResult run_evaluate_stage(const StageEnv& env, EvaluateStageOptions
   r.evaluation = evaluation_from_json(summary);
   const EvaluationResult& e = r.evaluation;
   if (!e.within_budget)
-    env.warn(fmt::format("evaluate: no λ kept the test accuracy within {:.2f} points of the original's; chose "
-                         "the smallest drop", 100 * o->max_test_drop));
+    env.warn(
+        fmt::format("evaluate: no λ kept the test accuracy within {:.2f} points of the original's; chose "
+                    "the smallest drop",
+                    100 * o->max_test_drop));
   const ModelScores& c = e.chosen_model();
   const ModelScores& original = e.original();
   const ModelScores* baseline = nullptr;
@@ -142,13 +150,14 @@ EvaluateStageResult run_evaluate_stage(const StageEnv& env, EvaluateStageOptions
   const bool genuine = c.genuine_scenario_accuracy >= 0;
   auto score = [&](const ModelScores& m) { return genuine ? m.genuine_scenario_accuracy : m.scenario_accuracy; };
   r.text = run.reused ? skipped_text(run.record) + "; " : std::string("evaluate: ");
-  r.text += fmt::format("chose {}: test accuracy {} ({:+.2f} points), held-out {} accuracy {} (original {}); "
-                        "baseline {}",
-                        c.name, percent(c.test_accuracy), 100 * (c.test_accuracy - original.test_accuracy),
-                        genuine ? "genuine-scenario" : "scenario", percent(score(c), 1), percent(score(original), 1),
-                        baseline ? fmt::format("test {}, scenario {}", percent(baseline->test_accuracy),
-                                               percent(baseline->scenario_accuracy, 1))
-                                 : std::string("not trained"));
+  r.text += fmt::format(
+      "chose {}: test accuracy {} ({:+.2f} points), held-out {} accuracy {} (original {}); "
+      "baseline {}",
+      c.name, percent(c.test_accuracy), 100 * (c.test_accuracy - original.test_accuracy),
+      genuine ? "genuine-scenario" : "scenario", percent(score(c), 1), percent(score(original), 1),
+      baseline ? fmt::format("test {}, scenario {}", percent(baseline->test_accuracy),
+                             percent(baseline->scenario_accuracy, 1))
+               : std::string("not trained"));
   return r;
 }
 

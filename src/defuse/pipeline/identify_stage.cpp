@@ -30,7 +30,8 @@ Image failure_grid(const FailureSet& f, const at::Tensor& seed_images, int64_t c
   for (int64_t i = 0; i < f.size() && shown < count; ++i) {
     if (i > 0 && seed_index[i] == seed_index[i - 1]) continue;  // first (smallest) failure of each seed
     tiles.push_back({tensor_to_image(seed_images[seed_index[i]]), std::to_string(seed_label[i]), kTextGrey, true});
-    tiles.push_back({tensor_to_image(f.images[i]), fmt::format("{}->{}", seed_label[i], predicted[i]), kTextRed, false});
+    tiles.push_back(
+        {tensor_to_image(f.images[i]), fmt::format("{}->{}", seed_label[i], predicted[i]), kTextRed, false});
     ++shown;
   }
   GridOptions options;
@@ -46,8 +47,8 @@ Image rejected_grid(const RejectedExamples& r, const at::Tensor& seed_images, in
   std::vector<GridTile> tiles;
   for (int64_t i = 0; i < r.size() && i < count; ++i) {
     const int64_t seed = r.seed_index[i].item<int64_t>();
-    tiles.push_back({tensor_to_image(seed_images[seed]), std::to_string(r.seed_label[i].item<int64_t>()), kTextGrey,
-                     true});
+    tiles.push_back(
+        {tensor_to_image(seed_images[seed]), std::to_string(r.seed_label[i].item<int64_t>()), kTextGrey, true});
     tiles.push_back({tensor_to_image(r.images[i]),
                      fmt::format("{}->{}", r.seed_label[i].item<int64_t>(), r.predicted[i].item<int64_t>()), kTextGrey,
                      false});
@@ -66,7 +67,8 @@ std::string pair_table(const IdentifySummary& s) {
   out += "\n";
   for (size_t i = 0; i < k; ++i) {
     out += fmt::format("{:>5}", i);
-    for (size_t j = 0; j < k; ++j) out += s.pairs[i][j] ? fmt::format("{:>6}", s.pairs[i][j]) : fmt::format("{:>6}", ".");
+    for (size_t j = 0; j < k; ++j)
+      out += s.pairs[i][j] ? fmt::format("{:>6}", s.pairs[i][j]) : fmt::format("{:>6}", ".");
     out += "\n";
   }
   return out;
@@ -77,10 +79,16 @@ std::string pair_table(const IdentifySummary& s) {
 json options_json(const IdentifyStageOptions& o, const std::string& data, bool has_judges,
                   const std::string& precision) {
   const IdentifyOptions& s = o.search;
-  json options = {{"data", data},          {"split", o.split},           {"samples", s.samples},
-                  {"keep", s.keep},        {"noise", s.noise},           {"only_correct", !o.all_seeds},
+  json options = {{"data", data},
+                  {"split", o.split},
+                  {"samples", s.samples},
+                  {"keep", s.keep},
+                  {"noise", s.noise},
+                  {"only_correct", !o.all_seeds},
                   {"check_reconstruction", !o.keep_bad_reconstructions},
-                  {"max_seeds", s.max_seeds}, {"seed", s.seed},          {"grid", o.grid},
+                  {"max_seeds", s.max_seeds},
+                  {"seed", s.seed},
+                  {"grid", o.grid},
                   {"precision", precision}};
   options["gate"] = s.gate == "auto" ? (has_judges ? "genuine" : "none") : s.gate;
   if (has_judges)
@@ -88,8 +96,10 @@ json options_json(const IdentifyStageOptions& o, const std::string& data, bool h
   options["neighbours"] = s.neighbours;
   options["search"] = s.search;
   if (s.search == "growing") options["levels"] = s.levels;
-  if (s.noise == "gaussian") options["sigma"] = s.sigma;
-  else options["beta"] = {s.beta_a, s.beta_b};
+  if (s.noise == "gaussian")
+    options["sigma"] = s.sigma;
+  else
+    options["beta"] = {s.beta_a, s.beta_b};
   return options;
 }
 
@@ -116,13 +126,15 @@ IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions
   for (int64_t j = 0; j < judges.size(); ++j)
     validate_classifier(judges.model(j), dataset, "judge " + judges.info()[static_cast<size_t>(j)].name);
   if (judges.empty())
-    env.warn("identify: no judges in the workspace (`defuse train-judges`): the kept failures are not checked, "
-             "and many may be decodes that turned into another class where the classifier is right");
+    env.warn(
+        "identify: no judges in the workspace (`defuse train-judges`): the kept failures are not checked, "
+        "and many may be decodes that turned into another class where the classifier is right");
   VaeCodes codes = load_vae_codes(workspace);
   if (codes.train.size(1) != vae.model->spec().latent)
-    throw StateError(fmt::format("identify: vae/codes.pt has {} latent dimensions but the VAE has {}: run "
-                                 "`defuse train-vae` again",
-                                 codes.train.size(1), vae.model->spec().latent));
+    throw StateError(
+        fmt::format("identify: vae/codes.pt has {} latent dimensions but the VAE has {}: run "
+                    "`defuse train-vae` again",
+                    codes.train.size(1), vae.model->spec().latent));
   const DataSplit& seeds = o.split == "train" ? dataset.train : dataset.test;
   at::Tensor seed_images = images_tensor(seeds, dataset), seed_labels = labels_tensor(seeds);
 
@@ -175,12 +187,10 @@ IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions
                     {"gate", s.gate},
                     {"judges", s.judges}};
     if (s.judges > 0) {
-      metrics["failing_verdicts"] = {{"genuine", s.failing_genuine},
-                                     {"label_change", s.failing_label_change},
-                                     {"ambiguous", s.failing_ambiguous}};
-      metrics["kept_verdicts"] = {{"genuine", s.kept_genuine},
-                                  {"label_change", s.kept_label_change},
-                                  {"ambiguous", s.kept_ambiguous}};
+      metrics["failing_verdicts"] = {
+          {"genuine", s.failing_genuine}, {"label_change", s.failing_label_change}, {"ambiguous", s.failing_ambiguous}};
+      metrics["kept_verdicts"] = {
+          {"genuine", s.kept_genuine}, {"label_change", s.kept_label_change}, {"ambiguous", s.kept_ambiguous}};
       metrics["genuine_share"] = s.failures ? double(s.kept_genuine) / double(s.failures) : 0.0;
     }
     if (failures.validity.has_neighbours() && failures.size() > 0) {
@@ -206,19 +216,19 @@ IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions
         "(at most {} per seed, {} seeds with failures), {:.1f} decodes per kept failure, {} distinct "
         "seed->predicted pairs",
         s.seeds, o.split, s.decodes, format_duration(s.search_seconds), s.decodes_per_second(), s.precision,
-        s.failing_decodes,
-        percent(s.failure_rate()), s.failures, o.search.keep, s.seeds_with_failures, s.decodes_per_failure(),
-        distinct);
+        s.failing_decodes, percent(s.failure_rate()), s.failures, o.search.keep, s.seeds_with_failures,
+        s.decodes_per_failure(), distinct);
     if (s.judges > 0)
-      text += fmt::format("; the {} judges read the failing decodes as {} genuine (the seed's label), {} label "
-                          "changes (as the classifier did: it is right there), {} ambiguous; gate {}: {} of the "
-                          "kept failures are genuine",
-                          s.judges, s.failing_genuine, s.failing_label_change, s.failing_ambiguous, s.gate,
-                          s.kept_genuine);
+      text += fmt::format(
+          "; the {} judges read the failing decodes as {} genuine (the seed's label), {} label "
+          "changes (as the classifier did: it is right there), {} ambiguous; gate {}: {} of the "
+          "kept failures are genuine",
+          s.judges, s.failing_genuine, s.failing_label_change, s.failing_ambiguous, s.gate, s.kept_genuine);
     if (s.seeds_bad_reconstruction > 0)
-      env.info(fmt::format("identify: skipped {} of {} checked seeds because the classifier misreads their "
-                           "plain VAE reconstruction (their failures would be the generator's)",
-                           s.seeds_bad_reconstruction, s.seeds_checked));
+      env.info(
+          fmt::format("identify: skipped {} of {} checked seeds because the classifier misreads their "
+                      "plain VAE reconstruction (their failures would be the generator's)",
+                      s.seeds_bad_reconstruction, s.seeds_checked));
     if (!env.json && s.failures > 0) env.info(pair_table(s));
     return Workspace::StageOutput{metrics, artifacts, failure_rows_writer(run_id, failures)};
   });

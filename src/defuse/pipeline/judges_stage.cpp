@@ -15,7 +15,7 @@ using nlohmann::json;
 json options_json(const JudgesStageOptions& o, const std::string& data, const std::vector<std::string>& archs,
                   const std::string& device) {
   const TrainJudgesOptions& t = o.train;
-  return {{"data", data},        {"archs", archs}, {"files", t.files}, {"epochs", t.epochs},
+  return {{"data", data},         {"archs", archs}, {"files", t.files}, {"epochs", t.epochs},
           {"augment", t.augment}, {"seed", t.seed}, {"device", device}};
 }
 
@@ -50,27 +50,27 @@ JudgesStageResult run_judges_stage(const StageEnv& env, JudgesStageOptions o) {
     bar->update(p.batch, fmt::format("loss {:.4f}  acc {}", p.loss, percent(p.accuracy)));
   };
   JudgesStageResult r;
-  StageRun run = run_stage(env, workspace, kJudgesStage, options_json(o, spec, archs, env.device), inputs,
-                           [&](int64_t) {
-    auto result = train_judges(dataset, o.train);
-    if (bar) bar->finish();
-    json judges = json::array();
-    std::vector<std::string> described;
-    for (const auto& j : result.panel.info()) {
-      judges.push_back({{"name", j.name},
-                        {"origin", j.origin},
-                        {"arch", j.arch},
-                        {"seed", j.seed},
-                        {"test_accuracy", j.test_accuracy},
-                        {"seconds", j.seconds}});
-      described.push_back(fmt::format("{} ({}, test accuracy {})", j.name, j.origin == "trained" ? j.arch : j.origin,
-                                      percent(j.test_accuracy)));
-    }
-    r.text = result.panel.empty() ? std::string("train-judges: no judges (failures will not be checked)")
-                                  : fmt::format("train-judges: {}", fmt::join(described, ", "));
-    return Workspace::StageOutput{{{"judges", judges}, {"count", result.panel.size()}},
-                                  save_judges(workspace, result.panel), nullptr};
-  });
+  StageRun run =
+      run_stage(env, workspace, kJudgesStage, options_json(o, spec, archs, env.device), inputs, [&](int64_t) {
+        auto result = train_judges(dataset, o.train);
+        if (bar) bar->finish();
+        json judges = json::array();
+        std::vector<std::string> described;
+        for (const auto& j : result.panel.info()) {
+          judges.push_back({{"name", j.name},
+                            {"origin", j.origin},
+                            {"arch", j.arch},
+                            {"seed", j.seed},
+                            {"test_accuracy", j.test_accuracy},
+                            {"seconds", j.seconds}});
+          described.push_back(fmt::format("{} ({}, test accuracy {})", j.name,
+                                          j.origin == "trained" ? j.arch : j.origin, percent(j.test_accuracy)));
+        }
+        r.text = result.panel.empty() ? std::string("train-judges: no judges (failures will not be checked)")
+                                      : fmt::format("train-judges: {}", fmt::join(described, ", "));
+        return Workspace::StageOutput{
+            {{"judges", judges}, {"count", result.panel.size()}}, save_judges(workspace, result.panel), nullptr};
+      });
   take_run(r, run);
   r.count = need(r.summary, "count", "train-judges").get<int64_t>();
   return r;

@@ -16,8 +16,8 @@ struct JudgesStageOptions {
 };
 
 // The fingerprint options; `archs` are the architectures "auto" resolved to on the data.
-nlohmann::json options_json(const JudgesStageOptions& o, const std::string& data,
-                            const std::vector<std::string>& archs, const std::string& device);
+nlohmann::json options_json(const JudgesStageOptions& o, const std::string& data, const std::vector<std::string>& archs,
+                            const std::string& device);
 
 struct JudgesStageResult : StageResult {
   int64_t count = 0;  // judges in the workspace

@@ -58,41 +58,71 @@ const std::map<std::string, std::pair<std::string, std::vector<Row>>>& stage_row
   static const std::map<std::string, std::pair<std::string, std::vector<Row>>> rows{
       {"train-classifier",
        {"Classifier",
-        {{'o', "data", "data", ""}, {'o', "classifier", "imported from", ""}, {'m', "arch", "architecture", ""},
-         {'o', "epochs", "training epochs", ""}, {'o', "augment", "augmentation", ""},
-         {'m', "test_accuracy", "test accuracy", "%"}, {'m', "seconds", "training time", "s"}}}},
+        {{'o', "data", "data", ""},
+         {'o', "classifier", "imported from", ""},
+         {'m', "arch", "architecture", ""},
+         {'o', "epochs", "training epochs", ""},
+         {'o', "augment", "augmentation", ""},
+         {'m', "test_accuracy", "test accuracy", "%"},
+         {'m', "seconds", "training time", "s"}}}},
       {"train-judges",
-       {"Judges", {{'o', "archs", "trained judges (architectures)", ""}, {'o', "files", "your judges", ""},
-                   {'o', "epochs", "training epochs each", ""}, {'m', "count", "judges", ""}}}},
+       {"Judges",
+        {{'o', "archs", "trained judges (architectures)", ""},
+         {'o', "files", "your judges", ""},
+         {'o', "epochs", "training epochs each", ""},
+         {'m', "count", "judges", ""}}}},
       {"train-vae",
        {"Generator (VAE)",
-        {{'m', "architecture", "architecture", ""}, {'o', "loss", "reconstruction loss", ""},
-         {'o', "beta", "KL weight β", ""}, {'o', "epochs", "training epochs", ""},
+        {{'m', "architecture", "architecture", ""},
+         {'o', "loss", "reconstruction loss", ""},
+         {'o', "beta", "KL weight β", ""},
+         {'o', "epochs", "training epochs", ""},
          {'m', "reconstruction_accuracy", "classifier accuracy on its reconstructions", "%"},
-         {'m', "test_elbo", "test ELBO (nats)", ""}, {'m', "seconds", "training time", "s"}}}},
+         {'m', "test_elbo", "test ELBO (nats)", ""},
+         {'m', "seconds", "training time", "s"}}}},
       {"identify",
        {"Search",
-        {{'m', "seeds", "seed images searched", ""}, {'o', "split", "seeds from the split", ""},
+        {{'m', "seeds", "seed images searched", ""},
+         {'o', "split", "seeds from the split", ""},
          {'m', "seeds_bad_reconstruction", "seeds skipped (reconstruction misread)", ""},
-         {'o', "samples", "perturbations per seed", ""}, {'o', "sigma", "noise σ (× the latent spread)", ""},
-         {'o', "keep", "failures kept per seed at most", ""}, {'o', "gate", "which failures are kept", ""},
-         {'m', "decodes", "decodes", ""}, {'m', "failing_decodes", "decodes the classifier gets wrong", ""},
-         {'m', "failures", "failures kept", ""}, {'m', "genuine_share", "of them genuine (judges)", "%"},
-         {'m', "decodes_per_second", "decodes per second", ""}, {'m', "seconds", "time", "s"}}}},
+         {'o', "samples", "perturbations per seed", ""},
+         {'o', "sigma", "noise σ (× the latent spread)", ""},
+         {'o', "keep", "failures kept per seed at most", ""},
+         {'o', "gate", "which failures are kept", ""},
+         {'m', "decodes", "decodes", ""},
+         {'m', "failing_decodes", "decodes the classifier gets wrong", ""},
+         {'m', "failures", "failures kept", ""},
+         {'m', "genuine_share", "of them genuine (judges)", "%"},
+         {'m', "decodes_per_second", "decodes per second", ""},
+         {'m', "seconds", "time", "s"}}}},
       {"distill",
        {"Scenarios (DP-GMM)",
-        {{'o', "points", "clustered", ""}, {'o', "components", "components at most", ""},
-         {'o', "min_seeds", "seeds a scenario needs at least", ""}, {'m', "scenarios", "scenarios", ""},
-         {'m', "iterations", "iterations", ""}, {'m', "seconds", "time", "s"}}}},
-      {"annotate", {"Labels", {{'o', "mode", "decided by", ""}, {'m', "labelled", "labelled", ""},
-                               {'m', "rejected", "rejected", ""}, {'m', "automatic", "automatic decisions", ""}}}},
+        {{'o', "points", "clustered", ""},
+         {'o', "components", "components at most", ""},
+         {'o', "min_seeds", "seeds a scenario needs at least", ""},
+         {'m', "scenarios", "scenarios", ""},
+         {'m', "iterations", "iterations", ""},
+         {'m', "seconds", "time", "s"}}}},
+      {"annotate",
+       {"Labels",
+        {{'o', "mode", "decided by", ""},
+         {'m', "labelled", "labelled", ""},
+         {'m', "rejected", "rejected", ""},
+         {'m', "automatic", "automatic decisions", ""}}}},
       {"correct",
-       {"Correction", {{'o', "lambdas", "λ sweep", ""}, {'o', "baseline", "baseline", ""}, {'o', "epochs", "epochs each", ""},
-                       {'o', "lr", "learning rate", ""}, {'m', "scenario_samples", "scenario samples trained on", ""},
-                       {'m', "seconds", "time", "s"}}}},
+       {"Correction",
+        {{'o', "lambdas", "λ sweep", ""},
+         {'o', "baseline", "baseline", ""},
+         {'o', "epochs", "epochs each", ""},
+         {'o', "lr", "learning rate", ""},
+         {'m', "scenario_samples", "scenario samples trained on", ""},
+         {'m', "seconds", "time", "s"}}}},
       {"evaluate",
-       {"Evaluation", {{'m', "chosen", "chosen model", ""}, {'m', "rule", "rule", ""},
-                       {'m', "scenario_images", "held-out draws scored", ""}, {'m', "test_images", "test images", ""}}}},
+       {"Evaluation",
+        {{'m', "chosen", "chosen model", ""},
+         {'m', "rule", "rule", ""},
+         {'m', "scenario_images", "held-out draws scored", ""},
+         {'m', "test_images", "test images", ""}}}},
   };
   return rows;
 }
@@ -102,8 +132,8 @@ ReportSection stage_section(const StageRecord& r) {
   ReportSection s;
   auto it = stage_rows().find(r.stage);
   s.title = it == stage_rows().end() ? r.stage : it->second.first;
-  s.rows.push_back({"run", fmt::format("{} #{}, finished {} in {}", r.stage, r.id, r.finished_at,
-                                       format_duration(r.seconds))});
+  s.rows.push_back(
+      {"run", fmt::format("{} #{}, finished {} in {}", r.stage, r.id, r.finished_at, format_duration(r.seconds))});
   if (it == stage_rows().end()) return s;
   for (const Row& row : it->second.second) {
     const json& from = row.where == 'o' ? r.options : r.metrics;
@@ -138,8 +168,11 @@ at::Tensor subset(int64_t n, int64_t k, at::Generator& gen) {
 }  // namespace
 
 json options_json(const ReportStageOptions& o, const std::string& output) {
-  return {{"map_train", o.map_train}, {"map_failures", o.map_failures}, {"perplexity", o.perplexity},
-          {"seed", o.seed}, {"output", output}};
+  return {{"map_train", o.map_train},
+          {"map_failures", o.map_failures},
+          {"perplexity", o.perplexity},
+          {"seed", o.seed},
+          {"output", output}};
 }
 
 ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions& options) {
@@ -160,7 +193,8 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
       inputs[s] = r->fingerprint;
     }
   if (!latest.count(kClassifierStage))
-    throw StateError("report: the workspace " + env.workspace + " has no classifier yet: run `defuse run` or "
+    throw StateError("report: the workspace " + env.workspace +
+                     " has no classifier yet: run `defuse run` or "
                      "`defuse train-classifier` first");
   std::optional<ScenarioSet> scenarios;
   std::vector<ResolvedScenario> resolved;
@@ -239,8 +273,9 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
         }
       }
     } else {
-      report.notes.push_back("The classifier has not been corrected and evaluated yet (`defuse correct`, "
-                             "`defuse evaluate`): no λ curves or before/after figures.");
+      report.notes.push_back(
+          "The classifier has not been corrected and evaluated yet (`defuse correct`, "
+          "`defuse evaluate`): no λ curves or before/after figures.");
     }
 
     // Scenarios.
@@ -259,9 +294,12 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
           if (r.scenario_id == s.id) {
             rs.automatic = r.automatic && r.decided();
             automatic += rs.automatic;
-            if (r.status == Resolution::kLabelled) rs.annotation = "labelled: " + name(*r.label);
-            else if (r.status == Resolution::kRejected) rs.annotation = "rejected: " + r.reject_reason;
-            else rs.annotation = to_string(r.status);
+            if (r.status == Resolution::kLabelled)
+              rs.annotation = "labelled: " + name(*r.label);
+            else if (r.status == Resolution::kRejected)
+              rs.annotation = "rejected: " + r.reject_reason;
+            else
+              rs.annotation = to_string(r.status);
           }
         if (auto it = before_after.find(s.id); it != before_after.end())
           std::tie(rs.accuracy_before, rs.accuracy_after) = it->second;
@@ -272,9 +310,8 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
           rs.samples.push_back(png_file(workspace, img.path, "→ " + name(img.predicted) + reading(img),
                                         img.predicted == s.seed_label ? "good" : "bad"));
         for (const auto& img : s.member_images)
-          rs.member_images.push_back(png_file(workspace, img.path, name(img.label) + " → " + name(img.predicted) +
-                                                                       reading(img),
-                                              "bad"));
+          rs.member_images.push_back(
+              png_file(workspace, img.path, name(img.label) + " → " + name(img.predicted) + reading(img), "bad"));
         const ScenarioValidity& v = s.validity;
         rs.verdict = v.verdict;
         if (v.judge_label >= 0)
@@ -284,9 +321,9 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
         rs.realism = v.realism;
         rs.draw_genuine_rate = v.draw_genuine_rate;
         for (const auto& img : s.neighbours)
-          rs.neighbours.push_back(png_file(workspace, img.path,
-                                           name(img.label) + (img.predicted == img.label ? "" : " → " + name(img.predicted)),
-                                           img.predicted == img.label ? "good" : "bad"));
+          rs.neighbours.push_back(png_file(
+              workspace, img.path, name(img.label) + (img.predicted == img.label ? "" : " → " + name(img.predicted)),
+              img.predicted == img.label ? "good" : "bad"));
         report.scenarios.push_back(std::move(rs));
       }
       ReportFindings& f = report.findings;
@@ -305,15 +342,17 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
       if (automatic > 0) {
         if (mode == "auto-judges") {
           f.labels_from = "the judges (automatic, no person looked)";
-          report.notes.push_back(fmt::format("{} of {} scenarios were decided automatically from the judges' "
-                                             "reading, not by a person.",
-                                             automatic, scenarios->scenarios.size()));
+          report.notes.push_back(
+              fmt::format("{} of {} scenarios were decided automatically from the judges' "
+                          "reading, not by a person.",
+                          automatic, scenarios->scenarios.size()));
         } else {
           f.labels_from = "each scenario's seed label (automatic and unchecked)";
-          report.notes.push_back(fmt::format("{} of {} scenarios were labelled automatically with their "
-                                             "dominant seed label, unchecked: some may teach the classifier a "
-                                             "wrong label.",
-                                             automatic, scenarios->scenarios.size()));
+          report.notes.push_back(
+              fmt::format("{} of {} scenarios were labelled automatically with their "
+                          "dominant seed label, unchecked: some may teach the classifier a "
+                          "wrong label.",
+                          automatic, scenarios->scenarios.size()));
         }
       } else if (latest.count("annotate")) {
         f.labels_from = "people";
@@ -344,10 +383,10 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
       for (const auto& j : latest[kJudgesStage].metrics.value("judges", json::array()))
         parts.push_back(fmt::format("{} ({})",
                                     j.value("origin", "") == "trained" ? j.value("arch", std::string("?"))
-                                                                        : j.value("origin", std::string("?")),
+                                                                       : j.value("origin", std::string("?")),
                                     percent(j.value("test_accuracy", 0.0))));
-      report.findings.judges = fmt::format("read by {} judge{}: {}", parts.size(), parts.size() == 1 ? "" : "s",
-                                           fmt::join(parts, ", "));
+      report.findings.judges =
+          fmt::format("read by {} judge{}: {}", parts.size(), parts.size() == 1 ? "" : "s", fmt::join(parts, ", "));
     }
     if (latest.count("train-vae")) {
       const json& m = latest["train-vae"].metrics;
@@ -400,7 +439,9 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
         t.clamp_perplexity = true;
         t.seed = o->seed;
         Progress bar(env.log(), "t-SNE", t.iterations, env.progress());
-        t.on_progress = [&](const TsneProgress& p) { bar.update(p.iteration, fmt::format("KL {:.3f}", p.kl_divergence)); };
+        t.on_progress = [&](const TsneProgress& p) {
+          bar.update(p.iteration, fmt::format("KL {:.3f}", p.kl_divergence));
+        };
         auto result = tsne(points.data_ptr<double>(), points.size(0), points.size(1), t);
         bar.finish(fmt::format("KL {:.3f}", result.kl_divergence));
         const auto* lab = labels.data_ptr<int64_t>();
@@ -408,9 +449,12 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
           ReportPoint p{static_cast<float>(result.embedding[static_cast<size_t>(2 * i)]),
                         static_cast<float>(result.embedding[static_cast<size_t>(2 * i + 1)]),
                         static_cast<int32_t>(lab[i])};
-          if (i < n_train) report.map.train.push_back(p);
-          else if (i < n_train + n_fail) report.map.failures.push_back(p);
-          else report.map.scenario_means.push_back(p);
+          if (i < n_train)
+            report.map.train.push_back(p);
+          else if (i < n_train + n_fail)
+            report.map.failures.push_back(p);
+          else
+            report.map.scenario_means.push_back(p);
         }
         report.map.note = fmt::format(
             "t-SNE ({}, perplexity {:.0f}, KL {:.3f}) of {} training codes, {} failure codes and {} scenario "
@@ -437,8 +481,8 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
           const int64_t other = same[d.argmin().item<int64_t>()].item<int64_t>();
           auto images = images_tensor(dataset.train, dataset);
           auto ends = images.index_select(0, torch::tensor({seed_row, other}, torch::kLong));
-          auto strip = interpolation_strip(*vae.model, *classifier.model, ends, top.seed_label,
-                                           top.predicted_label, 10, device);
+          auto strip =
+              interpolation_strip(*vae.model, *classifier.model, ends, top.seed_label, top.predicted_label, 10, device);
           report.interpolation = ReportImage{
               encode(strip.strip),
               fmt::format("Interpolation through scenario {} ({} → {}): from a seed of its failures to the "

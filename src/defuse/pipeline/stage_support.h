@@ -53,9 +53,8 @@ struct StageRun {
 // Workspace::run_stage, unless env.skip_unchanged is set and the latest complete run of
 // `stage` has the fingerprint of these options and inputs and intact files: then that run
 // is returned with `reused` set, `body` is not called, and a line says so.
-StageRun run_stage(const StageEnv& env, Workspace& workspace, const std::string& stage,
-                   const nlohmann::json& options, const nlohmann::json& inputs,
-                   const std::function<Workspace::StageOutput(int64_t)>& body);
+StageRun run_stage(const StageEnv& env, Workspace& workspace, const std::string& stage, const nlohmann::json& options,
+                   const nlohmann::json& inputs, const std::function<Workspace::StageOutput(int64_t)>& body);
 
 // The stage's result from its run: the stored figures, and when the run was reused, the
 // skipped flag (in the summary too) and skipped_text as the line.

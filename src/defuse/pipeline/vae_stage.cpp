@@ -82,14 +82,16 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
       bar = std::make_unique<Progress>(env.log(), fmt::format("epoch {}/{}", p.epoch, p.epochs), p.batches,
                                        env.progress());
     }
-    const std::string line = fmt::format("reconstruction {:.3f}  KL {:.3f}  β·annealing {:.2f}",
-                                         p.reconstruction, p.kl, p.kl_weight);
+    const std::string line =
+        fmt::format("reconstruction {:.3f}  KL {:.3f}  β·annealing {:.2f}", p.reconstruction, p.kl, p.kl_weight);
     bar->update(p.batch, line);
     // One line per epoch as it ends (the bar shows only on a terminal).
     if (p.batch == p.batches) {
-      if (env.progress()) bar->finish(line);
-      else if (!env.json) env.info(fmt::format("epoch {:>3}/{}: {} ({})", p.epoch, p.epochs, line,
-                                               format_duration(bar->elapsed_seconds())));
+      if (env.progress())
+        bar->finish(line);
+      else if (!env.json)
+        env.info(
+            fmt::format("epoch {:>3}/{}: {} ({})", p.epoch, p.epochs, line, format_duration(bar->elapsed_seconds())));
     }
   };
   VaeStageResult r;
@@ -105,8 +107,12 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
     if (bar) bar->finish();
     json history = json::array();
     for (const auto& e : result.epochs)
-      history.push_back({{"epoch", e.epoch}, {"reconstruction", e.reconstruction}, {"kl", e.kl},
-                         {"loss", e.loss}, {"kl_weight", e.kl_weight}, {"seconds", e.seconds}});
+      history.push_back({{"epoch", e.epoch},
+                         {"reconstruction", e.reconstruction},
+                         {"kl", e.kl},
+                         {"loss", e.loss},
+                         {"kl_weight", e.kl_weight},
+                         {"seconds", e.seconds}});
     json metrics = {{"test_reconstruction", result.test.reconstruction},
                     {"test_kl", result.test.kl},
                     {"test_elbo", result.test.elbo},
@@ -141,8 +147,8 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
   // Fidelity needs the workspace's classifier; the VAE does not depend on it, so a new
   // classifier re-measures fidelity without retraining the VAE (and it is reported, not
   // stored: the stored figure stays the one measured with the classifier it names).
-  if (auto cls = workspace.latest(kClassifierStage); cls && workspace.artifacts_intact(*cls) &&
-                                                     summary.value("fidelity_classifier", "") != cls->fingerprint) {
+  if (auto cls = workspace.latest(kClassifierStage);
+      cls && workspace.artifacts_intact(*cls) && summary.value("fidelity_classifier", "") != cls->fingerprint) {
     auto device = parse_device(env.device, "train-vae");
     auto classifier = load_workspace_classifier(workspace, device);
     auto vae = load_workspace_vae(workspace, device);
@@ -154,16 +160,18 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
   }
   if (summary.contains("reconstruction_accuracy")) {
     const double ratio = summary["fidelity"].get<double>();
-    text += fmt::format("; fidelity: the classifier reads {} of the test reconstructions right ({} of the "
-                        "images themselves, ratio {:.3f})",
-                        percent(summary["reconstruction_accuracy"].get<double>()),
-                        percent(summary["classifier_test_accuracy"].get<double>()), ratio);
+    text += fmt::format(
+        "; fidelity: the classifier reads {} of the test reconstructions right ({} of the "
+        "images themselves, ratio {:.3f})",
+        percent(summary["reconstruction_accuracy"].get<double>()),
+        percent(summary["classifier_test_accuracy"].get<double>()), ratio);
     if (ratio < kFidelityWarning)
-      env.warn(fmt::format("train-vae: the classifier misreads {} of the VAE's test reconstructions (ratio "
-                           "{:.3f} to its own test accuracy): failures around such seeds are the generator's; "
-                           "identify skips seeds whose reconstruction is misread, but a sharper VAE (more "
-                           "--latent, lower --beta, more --epochs) finds more real ones",
-                           percent(1 - summary["reconstruction_accuracy"].get<double>()), ratio));
+      env.warn(
+          fmt::format("train-vae: the classifier misreads {} of the VAE's test reconstructions (ratio "
+                      "{:.3f} to its own test accuracy): failures around such seeds are the generator's; "
+                      "identify skips seeds whose reconstruction is misread, but a sharper VAE (more "
+                      "--latent, lower --beta, more --epochs) finds more real ones",
+                      percent(1 - summary["reconstruction_accuracy"].get<double>()), ratio));
   }
   summary["model"] = workspace.path(kVaeArtifact).string();
   summary["codes"] = workspace.path(kVaeCodesArtifact).string();

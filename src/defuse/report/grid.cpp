@@ -164,8 +164,7 @@ Image make_grid(const std::vector<GridTile>& tiles, const GridOptions& o) {
     const int64_t x0 = cx + (cell_w - w) / 2, y0 = cy + (tile_h - h) / 2;
     for (int64_t y = 0; y < h; ++y)
       for (int64_t x = 0; x < w; ++x) {
-        const uint8_t* src = t.image.pixels.data() +
-                             ((y / o.scale) * t.image.width + x / o.scale) * t.image.channels;
+        const uint8_t* src = t.image.pixels.data() + ((y / o.scale) * t.image.width + x / o.scale) * t.image.channels;
         put(out, x0 + x, y0 + y, t.image.channels == 1 ? Rgb{src[0], src[0], src[0]} : Rgb{src[0], src[1], src[2]});
       }
     if (t.framed) {

@@ -28,12 +28,12 @@ struct GridTile {
 };
 
 struct GridOptions {
-  int columns = 10;          // tiles per row
-  int scale = 2;             // integer nearest-neighbour upscaling of every tile
-  int text_scale = 1;        // integer upscaling of the 5x7 font
-  int padding = 4;           // pixels between tiles and around the grid
+  int columns = 10;    // tiles per row
+  int scale = 2;       // integer nearest-neighbour upscaling of every tile
+  int text_scale = 1;  // integer upscaling of the 5x7 font
+  int padding = 4;     // pixels between tiles and around the grid
   Rgb background{24, 24, 24};
-  std::string title;         // a line of text above the grid; "" for none
+  std::string title;  // a line of text above the grid; "" for none
 };
 
 // Width and height in pixels of `text` in the 5x7 font at `scale` (one pixel of spacing

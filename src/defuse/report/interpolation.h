@@ -17,9 +17,9 @@ class Classifier;
 namespace defuse {
 
 struct InterpolationStrip {
-  Image strip;                // both endpoints framed, the decodes between, each marked with its prediction
-  nlohmann::json predictions; // [{t, predicted, probability}] per decode
-  int64_t other = 0;          // decodes predicted as neither endpoint's label
+  Image strip;                 // both endpoints framed, the decodes between, each marked with its prediction
+  nlohmann::json predictions;  // [{t, predicted, probability}] per decode
+  int64_t other = 0;           // decodes predicted as neither endpoint's label
 };
 
 // Decodes `steps` points on the straight line between the latent means of `ends` (uint8

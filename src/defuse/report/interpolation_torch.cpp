@@ -10,9 +10,9 @@ namespace defuse {
 
 InterpolationStrip interpolation_strip(Vae& vae, Classifier& classifier, const at::Tensor& ends, int64_t label_from,
                                        int64_t label_to, int64_t steps, c10::Device device) {
-  auto mu = encode_means(vae, ends, 2);                                // [2, Z]
+  auto mu = encode_means(vae, ends, 2);                                     // [2, Z]
   auto t = torch::linspace(0.0, 1.0, steps, torch::kFloat32).unsqueeze(1);  // [S, 1]
-  auto z = mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t;          // [S, Z]
+  auto z = mu[0].unsqueeze(0) * (1 - t) + mu[1].unsqueeze(0) * t;           // [S, Z]
   DecodeOptions d;
   d.keep_probabilities = true;
   Decoded decodes = decode_and_classify(vae, &classifier, z, device, d);

@@ -47,8 +47,8 @@ std::string svg_empty(const std::string& id, const std::string& title, const std
 
 // A path's `d` for a cross of half-size `s` centred on (x, y).
 std::string cross(double x, double y, double s) {
-  return "M" + c1(x - s) + " " + c1(y - s) + "l" + c1(2 * s) + " " + c1(2 * s) + "m0 " + c1(-2 * s) + "l" +
-         c1(-2 * s) + " " + c1(2 * s);
+  return "M" + c1(x - s) + " " + c1(y - s) + "l" + c1(2 * s) + " " + c1(2 * s) + "m0 " + c1(-2 * s) + "l" + c1(-2 * s) +
+         " " + c1(2 * s);
 }
 
 // A nice step (1, 2 or 5 times a power of ten) near `raw`.
@@ -66,7 +66,6 @@ constexpr const char* kScenarioColour = "#d9480f";
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
 
 std::string class_colour(int64_t index) {
   static constexpr std::array<const char*, 20> kPalette = {
@@ -119,9 +118,9 @@ std::string svg_latent_map(const ReportMap& map, const std::vector<std::string>&
 
   const double legend_height = 40 + kRow * (4 + static_cast<double>(classes.size()));
   const double width = kLegendX + 200, height = std::max(kPlot, legend_height);
-  const std::string desc = fmt::format(
-      "Scatter of {} training codes, {} failure codes and {} scenario means in 2-D, coloured by class.",
-      map.train.size(), map.failures.size(), map.scenario_means.size());
+  const std::string desc =
+      fmt::format("Scatter of {} training codes, {} failure codes and {} scenario means in 2-D, coloured by class.",
+                  map.train.size(), map.failures.size(), map.scenario_means.size());
   std::string out = svg_open(width, height, id, title, desc);
   out += "<rect x=\"0.5\" y=\"0.5\" width=\"" + c1(kPlot - 1) + "\" height=\"" + c1(kPlot - 1) +
          "\" fill=\"#fcfcfd\" stroke=\"#d5d9e0\"/>";
@@ -198,7 +197,8 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
   };
   std::vector<ReportModel> sweep, references;
   for (const ReportModel& m : models) (is_sweep(m) ? sweep : references).push_back(m);
-  std::stable_sort(sweep.begin(), sweep.end(), [](const ReportModel& a, const ReportModel& b) { return a.lambda < b.lambda; });
+  std::stable_sort(sweep.begin(), sweep.end(),
+                   [](const ReportModel& a, const ReportModel& b) { return a.lambda < b.lambda; });
 
   constexpr double kWidth = 780, kLeft = 62, kRight = 170, kTop = 52, kPanel = 170, kGap = 34;
   const double x0 = kLeft, x1 = kWidth - kRight, axis_y = kTop + 2 * kPanel + kGap, height = axis_y + 62;
@@ -207,8 +207,10 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
   double pos_min = INFINITY, pos_max = 0;
   bool has_zero = false;
   for (const ReportModel& m : sweep) {
-    if (m.lambda == 0) has_zero = true;
-    else pos_min = std::min(pos_min, m.lambda), pos_max = std::max(pos_max, m.lambda);
+    if (m.lambda == 0)
+      has_zero = true;
+    else
+      pos_min = std::min(pos_min, m.lambda), pos_max = std::max(pos_max, m.lambda);
   }
   const bool has_positive = pos_max > 0;
   const double zero_x = has_positive ? x0 + 24 : (x0 + x1) / 2;
@@ -220,7 +222,8 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
     return log_x0 + (std::log10(lambda) - a) / (b - a) * (log_x1 - log_x0);
   };
 
-  std::string desc = "Test accuracy (upper panel) and held-out " + scenario_what + " accuracy (lower panel), in %, of the models "
+  std::string desc = "Test accuracy (upper panel) and held-out " + scenario_what +
+                     " accuracy (lower panel), in %, of the models "
                      "fine-tuned with each \u03bb";
   if (!references.empty()) desc += ", with reference lines for the other models";
   std::string out = svg_open(kWidth, height, id, title, desc + ".");
@@ -248,7 +251,9 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
     double y_lo = std::max(0.0, std::floor((lo - step / 2) / step) * step);
     double y_hi = std::min(100.0, std::ceil((hi + step / 2) / step) * step);
     if (y_hi - y_lo < step) y_hi = std::min(100.0, y_lo + step), y_lo = y_hi - step;
-    auto ypos = [&](double fraction) { return bottom - (100 * std::min(fraction, 1.0) - y_lo) / (y_hi - y_lo) * kPanel; };
+    auto ypos = [&](double fraction) {
+      return bottom - (100 * std::min(fraction, 1.0) - y_lo) / (y_hi - y_lo) * kPanel;
+    };
 
     // Chosen λ: a band behind everything.
     for (const ReportModel& m : sweep) {
@@ -257,7 +262,8 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
       out += "<rect class=\"chosen-band\" x=\"" + c1(x - 13) + "\" y=\"" + c1(top) + "\" width=\"26\" height=\"" +
              c1(kPanel) + "\" fill=\"#fff1c2\"/>";
       if (p == 0) {
-        out += svg_text(x, top - 6, "chosen", "text-anchor=\"middle\" font-size=\"11\" font-weight=\"600\" fill=\"#9a6200\"");
+        out += svg_text(x, top - 6, "chosen",
+                        "text-anchor=\"middle\" font-size=\"11\" font-weight=\"600\" fill=\"#9a6200\"");
       }
     }
 
@@ -278,15 +284,18 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
     }
     out += "</g>";
     const double mid = (top + bottom) / 2;
-    out += svg_text(16, mid, std::string(panel.what) + " accuracy (%)",
-                    "transform=\"rotate(-90 16 " + c1(mid) + ")\" text-anchor=\"middle\" fill=\"" + panel.colour + "\"");
+    out +=
+        svg_text(16, mid, std::string(panel.what) + " accuracy (%)",
+                 "transform=\"rotate(-90 16 " + c1(mid) + ")\" text-anchor=\"middle\" fill=\"" + panel.colour + "\"");
 
     // x axis line, with a break between the λ = 0 slot and the log scale.
     out += "<g class=\"x-axis\" stroke=\"#8a93a3\">";
     if (has_zero && has_positive) {
       const double gap = (zero_x + log_x0) / 2;
-      out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(gap - 5) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
-      out += "<line x1=\"" + c1(gap + 5) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) + "\"/>";
+      out += "<line x1=\"" + c1(x0) + "\" x2=\"" + c1(gap - 5) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) +
+             "\"/>";
+      out += "<line x1=\"" + c1(gap + 5) + "\" x2=\"" + c1(x1) + "\" y1=\"" + c1(bottom) + "\" y2=\"" + c1(bottom) +
+             "\"/>";
       for (double dx : {-5.0, 5.0}) {
         out += "<line x1=\"" + c1(gap + dx - 3) + "\" x2=\"" + c1(gap + dx + 3) + "\" y1=\"" + c1(bottom + 5) +
                "\" y2=\"" + c1(bottom - 5) + "\"/>";
@@ -325,7 +334,8 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
     }
     if (!points.empty()) {
       points.pop_back();
-      out += "<polyline fill=\"none\" stroke=\"" + std::string(panel.colour) + "\" stroke-width=\"2\" points=\"" + points + "\"/>";
+      out += "<polyline fill=\"none\" stroke=\"" + std::string(panel.colour) + "\" stroke-width=\"2\" points=\"" +
+             points + "\"/>";
     }
     for (const ReportModel& m : sweep) {
       const double v = m.*panel.field;
@@ -334,8 +344,9 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
       const std::string tip = fmt::format("\u03bb = {}: {} accuracy {}{}", lambda_label(m.lambda), panel.what,
                                           percent(v, 2), m.chosen ? " (chosen)" : "");
       const std::string common =
-          fmt::format(" class=\"pt-{}\" data-lambda=\"{}\" fill=\"{}\" stroke=\"{}\" stroke-width=\"{}\"", p == 0 ? "test" : "scenario",
-                      lambda_label(m.lambda), panel.colour, m.chosen ? "#1c2130" : "#fff", m.chosen ? 2 : 1.5);
+          fmt::format(" class=\"pt-{}\" data-lambda=\"{}\" fill=\"{}\" stroke=\"{}\" stroke-width=\"{}\"",
+                      p == 0 ? "test" : "scenario", lambda_label(m.lambda), panel.colour, m.chosen ? "#1c2130" : "#fff",
+                      m.chosen ? 2 : 1.5);
       out += "<g><title>" + html_escape(tip) + "</title>";
       out += panel.square ? "<rect x=\"" + c1(x - r) + "\" y=\"" + c1(y - r) + "\" width=\"" + c1(2 * r) +
                                 "\" height=\"" + c1(2 * r) + "\"" + common + "/>"
@@ -359,9 +370,10 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
     last_right = x + half;
   }
   out += "</g>";
-  out += svg_text((x0 + x1) / 2, axis_y + 44,
-                  has_positive ? "\u03bb, weight of the scenario loss (log scale)" : "\u03bb, weight of the scenario loss",
-                  "text-anchor=\"middle\" fill=\"#1c2130\"");
+  out +=
+      svg_text((x0 + x1) / 2, axis_y + 44,
+               has_positive ? "\u03bb, weight of the scenario loss (log scale)" : "\u03bb, weight of the scenario loss",
+               "text-anchor=\"middle\" fill=\"#1c2130\"");
 
   // Legend across the top.
   double lx = x0;
@@ -371,23 +383,28 @@ std::string svg_lambda_curves(const std::vector<ReportModel>& models, const std:
     lx += 30 + text_px(text, 12) + 18;
   };
   auto line = [&](const char* colour, const std::string& dash) {
-    return "<line x1=\"" + c1(lx) + "\" x2=\"" + c1(lx + 24) + "\" y1=\"" + c1(ly) + "\" y2=\"" + c1(ly) + "\" stroke=\"" +
-           colour + "\" stroke-width=\"2\"" + (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\"") + "/>";
+    return "<line x1=\"" + c1(lx) + "\" x2=\"" + c1(lx + 24) + "\" y1=\"" + c1(ly) + "\" y2=\"" + c1(ly) +
+           "\" stroke=\"" + colour + "\" stroke-width=\"2\"" +
+           (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\"") + "/>";
   };
   out += "<g class=\"legend\">";
   if (!sweep.empty()) {
     legend(line(kTestColour, "") + "<circle cx=\"" + c1(lx + 12) + "\" cy=\"" + c1(ly) + "\" r=\"4\" fill=\"" +
-               kTestColour + "\"/>", "test accuracy");
+               kTestColour + "\"/>",
+           "test accuracy");
     legend(line(kScenarioColour, "") + "<rect x=\"" + c1(lx + 8) + "\" y=\"" + c1(ly - 4) +
-               "\" width=\"8\" height=\"8\" fill=\"" + kScenarioColour + "\"/>", "scenario accuracy");
+               "\" width=\"8\" height=\"8\" fill=\"" + kScenarioColour + "\"/>",
+           "scenario accuracy");
   }
   auto any_reference = [&](bool original) {
-    return std::any_of(references.begin(), references.end(), [&](const ReportModel& m) { return (m.name == "original") == original; });
+    return std::any_of(references.begin(), references.end(),
+                       [&](const ReportModel& m) { return (m.name == "original") == original; });
   };
   if (any_reference(true)) legend(line("#5f6b7e", "2 4"), "original");
   if (any_reference(false)) legend(line("#5f6b7e", "7 4"), "baseline");
   if (std::any_of(sweep.begin(), sweep.end(), [](const ReportModel& m) { return m.chosen; })) {
-    legend("<rect x=\"" + c1(lx + 5) + "\" y=\"" + c1(ly - 7) + "\" width=\"14\" height=\"14\" fill=\"#fff1c2\"/>", "chosen \u03bb");
+    legend("<rect x=\"" + c1(lx + 5) + "\" y=\"" + c1(ly - 7) + "\" width=\"14\" height=\"14\" fill=\"#fff1c2\"/>",
+           "chosen \u03bb");
   }
   return out + "</g></svg>";
 }

@@ -17,17 +17,18 @@ struct ReportPoint {
 // A 2-D embedding (t-SNE) of latent codes, in any scale: the map keeps the aspect ratio.
 struct ReportMap {
   std::vector<ReportPoint> train, failures;  // failures: label = the seed label
-  std::vector<ReportPoint> scenario_means;   // label = scenario's seed label; drawn big, numbered by scenario id in order
-  std::vector<int64_t> scenario_ids;         // one per mean (missing ones are numbered 1, 2, ...)
+  std::vector<ReportPoint>
+      scenario_means;                 // label = scenario's seed label; drawn big, numbered by scenario id in order
+  std::vector<int64_t> scenario_ids;  // one per mean (missing ones are numbered 1, 2, ...)
   std::string note;  // e.g. "t-SNE of 2,000 training codes, 1,000 failure codes, 12 scenario means (perplexity 30)"
 };
 
 struct ReportModel {
-  std::string name;  // "original", "lambda=<λ>", "baseline" (any other name is drawn as a reference line)
+  std::string name;    // "original", "lambda=<λ>", "baseline" (any other name is drawn as a reference line)
   double lambda = -1;  // the sweep's λ (>= 0) for "lambda=..." models; -1 otherwise
   double test_accuracy = 0, scenario_accuracy = 0, failure_accuracy = -1;  // failure: -1 = not evaluated
   double genuine_scenario_accuracy = -1;  // on the genuine scenarios; -1 = none judged genuine
-  bool chosen = false;  // the model `correct` picked
+  bool chosen = false;                    // the model `correct` picked
 };
 
 // A scatter of the map's points, equal aspect, with a legend of the classes.

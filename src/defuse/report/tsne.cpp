@@ -23,11 +23,11 @@ namespace {
 constexpr const char* kStage = "tsne";
 constexpr double kMachineEpsilon = std::numeric_limits<double>::epsilon();
 // scikit-learn's constants are C floats (_utils.pyx, _barnes_hut_tsne.pyx): keep their values.
-constexpr double kSumFloor = static_cast<double>(1e-8f);             // EPSILON_DBL
-constexpr double kEntropyTolerance = static_cast<double>(1e-5f);     // PERPLEXITY_TOLERANCE
+constexpr double kSumFloor = static_cast<double>(1e-8f);          // EPSILON_DBL
+constexpr double kEntropyTolerance = static_cast<double>(1e-5f);  // PERPLEXITY_TOLERANCE
 constexpr double kFloat32Tiny = static_cast<double>(std::numeric_limits<float>::min());
 constexpr int kSearchSteps = 100;
-constexpr double kInitScale = 1e-4;  // std of the initial embedding (scikit-learn, issue #18018)
+constexpr double kInitScale = 1e-4;     // std of the initial embedding (scikit-learn, issue #18018)
 constexpr int64_t kExactLimit = 20000;  // N² doubles: 3 GiB at 20k points
 
 // Threads for `chunks` units of ~0.1 ms of work: small inputs run on one thread, where the
@@ -146,12 +146,12 @@ double assemble_gradient(const std::vector<RowForces>& rows, double exaggeration
 // Points per leaf at most (unless they coincide): the groups that walk the tree together.
 // Measured at 20k points: 32 is ~25% faster than 8 or 128, 2× faster than 4.
 constexpr int32_t kLeafSize = 32;
-constexpr int kMaxDepth = 48;     // cells narrower than 2^-48 of the root are not split
+constexpr int kMaxDepth = 48;  // cells narrower than 2^-48 of the root are not split
 
 struct QuadNode {
-  double cx = 0, cy = 0;   // centre of mass
-  double width2 = 0;       // squared side of the (square) cell
-  int32_t begin = 0;       // the points of the cell: tree positions [begin, end)
+  double cx = 0, cy = 0;  // centre of mass
+  double width2 = 0;      // squared side of the (square) cell
+  int32_t begin = 0;      // the points of the cell: tree positions [begin, end)
   int32_t end = 0;
   int32_t first_child = -1;  // children are stored contiguously; −1 for a leaf
   int32_t children = 0;
@@ -318,11 +318,11 @@ class QuadTree {
 
   const double* points_ = nullptr;
   std::vector<QuadNode> nodes_;
-  std::vector<int32_t> leaves_;     // indices of the leaf nodes, in tree order
-  std::vector<double> xs_, ys_;     // coordinates in tree order
-  std::vector<int32_t> order_;      // tree position → point
-  std::vector<int8_t> quadrant_;    // build scratch
-  std::vector<int32_t> scratch_;    // build scratch
+  std::vector<int32_t> leaves_;   // indices of the leaf nodes, in tree order
+  std::vector<double> xs_, ys_;   // coordinates in tree order
+  std::vector<int32_t> order_;    // tree position → point
+  std::vector<int8_t> quadrant_;  // build scratch
+  std::vector<int32_t> scratch_;  // build scratch
 };
 
 // ---- Initialisation ----
@@ -440,8 +440,8 @@ std::vector<double> pca_embedding(const double* x, int64_t n, int64_t d, uint64_
 // momentum buffer and gains; returns the last iteration run, its KL in `kl`.
 template <typename Objective>
 int64_t descend(Objective& objective, std::vector<double>& y, int64_t begin, int64_t end, double momentum,
-                double exaggeration, int64_t without_progress, const TsneOptions& o, double learning_rate,
-                double& kl, const std::chrono::steady_clock::time_point start) {
+                double exaggeration, int64_t without_progress, const TsneOptions& o, double learning_rate, double& kl,
+                const std::chrono::steady_clock::time_point start) {
   const size_t m = y.size();
   std::vector<double> update(m, 0.0), gains(m, 1.0), gradient(m);
   double best = std::numeric_limits<double>::max();
@@ -536,8 +536,7 @@ std::string to_string(TsneInit init) { return name_of(kInitNames, init); }
 void TsneOptions::validate() const {
   check_option(std::isfinite(perplexity) && perplexity > 0, kStage, "perplexity must be > 0");
   check_option(iterations >= 1, kStage, "iterations must be ≥ 1");
-  check_option(std::isfinite(early_exaggeration) && early_exaggeration >= 1, kStage,
-               "early_exaggeration must be ≥ 1");
+  check_option(std::isfinite(early_exaggeration) && early_exaggeration >= 1, kStage, "early_exaggeration must be ≥ 1");
   check_option(exaggeration_iterations >= 0, kStage, "exaggeration_iterations must be ≥ 0");
   check_option(!learning_rate || (std::isfinite(*learning_rate) && *learning_rate > 0), kStage,
                "learning_rate must be > 0 (or unset for auto)");
@@ -550,8 +549,7 @@ void TsneOptions::validate() const {
   check_option(theta >= 0 && theta <= 1, kStage, "theta must be in [0, 1]");
   check_option(exact_max_points >= 0, kStage, "exact_max_points must be ≥ 0");
   check_option(threads >= 0, kStage, "threads must be ≥ 0");
-  check_option(init != TsneInit::kGiven || !init_embedding.empty(), kStage,
-               "init 'given' needs init_embedding");
+  check_option(init != TsneInit::kGiven || !init_embedding.empty(), kStage, "init 'given' needs init_embedding");
 }
 
 std::vector<double> tsne_conditional_probabilities(const double* squared_distances, int64_t rows, int64_t cols,
@@ -564,8 +562,7 @@ std::vector<double> tsne_conditional_probabilities(const double* squared_distanc
   return p;
 }
 
-std::vector<double> tsne_joint_probabilities(const double* x, int64_t n, int64_t d, double perplexity,
-                                             int threads) {
+std::vector<double> tsne_joint_probabilities(const double* x, int64_t n, int64_t d, double perplexity, int threads) {
   std::vector<double> dist(n * n);
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(threads))
   for (int64_t i = 0; i < n; ++i)
@@ -806,9 +803,8 @@ TsneResult tsne(const double* points, int64_t n, int64_t d, const TsneOptions& o
   if (result.method == TsneMethod::kAuto)
     result.method = n <= options.exact_max_points ? TsneMethod::kExact : TsneMethod::kBarnesHut;
   check_option(result.method != TsneMethod::kExact || n <= kExactLimit, kStage,
-               "the exact method keeps N² probabilities (" + std::to_string(n * n * 8 / (1 << 20)) +
-                   " MiB for " + std::to_string(n) + " points); use barnes_hut beyond " +
-                   std::to_string(kExactLimit) + " points");
+               "the exact method keeps N² probabilities (" + std::to_string(n * n * 8 / (1 << 20)) + " MiB for " +
+                   std::to_string(n) + " points); use barnes_hut beyond " + std::to_string(kExactLimit) + " points");
   result.learning_rate = options.learning_rate
                              ? *options.learning_rate
                              : std::max(static_cast<double>(n) / options.early_exaggeration / 4.0, 50.0);

@@ -51,12 +51,12 @@ std::string to_string(TsneInit init);
 
 // Reported through TsneOptions::on_progress every check_every iterations and at the end.
 struct TsneProgress {
-  int iteration = 0;            // gradient steps done so far
-  int iterations = 0;           // the most that will run (TsneOptions::iterations)
-  double kl_divergence = 0;     // at this step's start; with the exaggerated P while exaggerating
-  double gradient_norm = 0;     // ‖gains ⊙ gradient‖, as scikit-learn's convergence test
-  bool exaggerated = false;     // still in the early-exaggeration phase
-  double seconds = 0;           // since tsne() started (affinities included)
+  int iteration = 0;         // gradient steps done so far
+  int iterations = 0;        // the most that will run (TsneOptions::iterations)
+  double kl_divergence = 0;  // at this step's start; with the exaggerated P while exaggerating
+  double gradient_norm = 0;  // ‖gains ⊙ gradient‖, as scikit-learn's convergence test
+  bool exaggerated = false;  // still in the early-exaggeration phase
+  double seconds = 0;        // since tsne() started (affinities included)
 };
 
 struct TsneOptions {
@@ -100,7 +100,7 @@ struct TsneOptions {
   // The random initialisation (and a PCA start's second coordinate when the points have one
   // feature, or all of it when they have no spread). PCA signs are fixed without it.
   uint64_t seed = 0;
-  int threads = 0;    // CPU threads; 0 = OpenMP's default. Results do not depend on it.
+  int threads = 0;  // CPU threads; 0 = OpenMP's default. Results do not depend on it.
   // Called every check_every iterations and after the last one; may be empty.
   std::function<void(const TsneProgress&)> on_progress;
 
@@ -113,7 +113,7 @@ struct TsneResult {
   // KL(P ‖ Q) evaluated at the start of the last step (scikit-learn's kl_divergence_): over
   // all pairs for the exact method, over the kNN pairs of P with the Barnes-Hut Z otherwise.
   double kl_divergence = 0;
-  int iterations = 0;  // gradient steps run (scikit-learn's n_iter_ + 1)
+  int iterations = 0;                      // gradient steps run (scikit-learn's n_iter_ + 1)
   TsneMethod method = TsneMethod::kExact;  // the method used (kAuto resolved)
   double perplexity = 0;                   // the perplexity used (after clamping)
   double learning_rate = 0;                // the step size used ("auto" resolved)
@@ -156,8 +156,7 @@ void tsne_nearest_neighbors(const double* points, int64_t n, int64_t d, int64_t 
 
 // Barnes-Hut joint P (scikit-learn's _joint_probabilities_nn): conditional P over the
 // min(N − 1, ⌊3·perplexity + 1⌋) nearest neighbours, P + Pᵀ, divided by its sum.
-TsneSparseP tsne_joint_probabilities_nn(const double* points, int64_t n, int64_t d, double perplexity,
-                                        int threads = 0);
+TsneSparseP tsne_joint_probabilities_nn(const double* points, int64_t n, int64_t d, double perplexity, int threads = 0);
 
 // Gradient of KL(exaggeration·P ‖ Q) at embedding `y` [n, 2] into `gradient` [n, 2]; returns
 // that KL when `compute_kl` (scikit-learn's _kl_divergence), else NaN. P dense [n, n].

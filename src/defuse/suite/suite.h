@@ -29,16 +29,16 @@ inline constexpr uint64_t kSuiteStream = 4;
 inline constexpr uint64_t kScenarioExportStream = 5;
 
 struct SuiteOptions {
-  int64_t images_per_scenario = 64;  // images kept per scenario (fewer when the draws run out)
-  int64_t max_draws = 8192;          // draws per scenario at most, in rounds of `round_size`
-  int64_t round_size = 512;          // draws decoded and read per round
-  bool failing_only = true;          // keep only the draws the original classifier gets wrong
-                                     // (false: every confirmed draw, the scenario's whole spread)
+  int64_t images_per_scenario = 64;           // images kept per scenario (fewer when the draws run out)
+  int64_t max_draws = 8192;                   // draws per scenario at most, in rounds of `round_size`
+  int64_t round_size = 512;                   // draws decoded and read per round
+  bool failing_only = true;                   // keep only the draws the original classifier gets wrong
+                                              // (false: every confirmed draw, the scenario's whole spread)
   double min_accuracy = kDefaultMinAccuracy;  // each scenario's pass mark
-  uint64_t seed = 0;                 // the draws
-  uint64_t stream = kSuiteStream;    // ... from this stream of the seed
+  uint64_t seed = 0;                          // the draws
+  uint64_t stream = kSuiteStream;             // ... from this stream of the seed
   std::string device = "cpu";
-  int64_t batch_size = 256;          // decodes and forward passes per batch
+  int64_t batch_size = 256;  // decodes and forward passes per batch
 
   void validate() const;  // throws ConfigError
 };

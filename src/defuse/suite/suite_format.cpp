@@ -62,8 +62,8 @@ SuiteInfo parse_suite_json(const json& j, const std::string& what) {
       fail(std::string("not a defuse suite (no \"format\": \"") + kSuiteFormat + "\")");
     info.version = j.at("version").get<int>();
     if (info.version < 1 || info.version > kSuiteVersion)
-      fail(fmt::format("suite format version {} is not one this defuse reads (1..{}): use a newer defuse",
-                       info.version, kSuiteVersion));
+      fail(fmt::format("suite format version {} is not one this defuse reads (1..{}): use a newer defuse", info.version,
+                       kSuiteVersion));
     info.defuse_version = j.value("defuse_version", std::string());
     const json& shape = j.at("shape");
     info.channels = shape.at("channels").get<int64_t>();
@@ -142,7 +142,7 @@ namespace {
 
 std::string class_name(const std::vector<std::string>& names, int64_t label) {
   return label >= 0 && label < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(label)]
-                                                                   : std::to_string(label);
+                                                                  : std::to_string(label);
 }
 
 std::string pct(double fraction) { return fmt::format("{:.1f}%", 100 * fraction); }
@@ -155,7 +155,8 @@ std::string failure_text(const CheckReport& r, const ScenarioCheck& s) {
   std::string text = fmt::format("accuracy {} ({} of {}; 95% CI {} to {}) below the pass mark {}", pct(s.accuracy),
                                  s.correct, s.images, pct(s.interval.low), pct(s.interval.high), pct(s.min_accuracy));
   if (s.top_wrong >= 0)
-    text += fmt::format("; most often read as {} ({} images)", class_name(r.class_names, s.top_wrong), s.top_wrong_count);
+    text +=
+        fmt::format("; most often read as {} ({} images)", class_name(r.class_names, s.top_wrong), s.top_wrong_count);
   return text;
 }
 
@@ -164,24 +165,21 @@ std::string failure_text(const CheckReport& r, const ScenarioCheck& s) {
 json check_json(const CheckReport& r) {
   json scenarios = json::array();
   for (const auto& s : r.scenarios)
-    scenarios.push_back({{"id", s.id},
-                         {"label", s.label},
-                         {"label_name", class_name(r.class_names, s.label)},
-                         {"verdict", s.verdict},
-                         {"images", s.images},
-                         {"correct", s.correct},
-                         {"accuracy", s.accuracy},
-                         {"ci_low", s.interval.low},
-                         {"ci_high", s.interval.high},
-                         {"min_accuracy", s.min_accuracy},
-                         {"passed", s.passed()},
-                         {"top_wrong", s.top_wrong >= 0 ? json(class_name(r.class_names, s.top_wrong)) : json(nullptr)}});
-  json j = {{"model", r.model},
-            {"suite", r.suite},
-            {"passed", r.passed()},
-            {"failed", r.failed()},
-            {"scenarios", scenarios},
-            {"seconds", r.seconds}};
+    scenarios.push_back(
+        {{"id", s.id},
+         {"label", s.label},
+         {"label_name", class_name(r.class_names, s.label)},
+         {"verdict", s.verdict},
+         {"images", s.images},
+         {"correct", s.correct},
+         {"accuracy", s.accuracy},
+         {"ci_low", s.interval.low},
+         {"ci_high", s.interval.high},
+         {"min_accuracy", s.min_accuracy},
+         {"passed", s.passed()},
+         {"top_wrong", s.top_wrong >= 0 ? json(class_name(r.class_names, s.top_wrong)) : json(nullptr)}});
+  json j = {{"model", r.model},     {"suite", r.suite},       {"passed", r.passed()},
+            {"failed", r.failed()}, {"scenarios", scenarios}, {"seconds", r.seconds}};
   j["test_accuracy"] = r.test_accuracy >= 0 ? json(r.test_accuracy) : json(nullptr);
   j["test_images"] = r.test_images;
   j["min_test_accuracy"] = r.min_test_accuracy >= 0 ? json(r.min_test_accuracy) : json(nullptr);
@@ -193,15 +191,17 @@ std::string check_table(const CheckReport& r) {
   std::string out = fmt::format("{:<9} {:<16} {:>6} {:>9} {:>17} {:>6}  {}\n", "scenario", "label", "images",
                                 "accuracy", "95% interval", "mark", "result");
   for (const auto& s : r.scenarios) {
-    out += fmt::format("{:<9} {:<16} {:>6} {:>9} {:>17} {:>6}  {}", s.id, class_name(r.class_names, s.label).substr(0, 16),
-                       s.images, pct(s.accuracy), fmt::format("{} - {}", pct(s.interval.low), pct(s.interval.high)),
-                       pct(s.min_accuracy), s.passed() ? "pass" : "FAIL");
+    out +=
+        fmt::format("{:<9} {:<16} {:>6} {:>9} {:>17} {:>6}  {}", s.id, class_name(r.class_names, s.label).substr(0, 16),
+                    s.images, pct(s.accuracy), fmt::format("{} - {}", pct(s.interval.low), pct(s.interval.high)),
+                    pct(s.min_accuracy), s.passed() ? "pass" : "FAIL");
     if (!s.passed() && s.top_wrong >= 0) out += " (read as " + class_name(r.class_names, s.top_wrong) + ")";
     out += "\n";
   }
   if (r.test_accuracy >= 0) {
     out += fmt::format("test split: {} of {} images", pct(r.test_accuracy), r.test_images);
-    if (r.original_test_accuracy >= 0) out += fmt::format(" (the original classifier: {})", pct(r.original_test_accuracy));
+    if (r.original_test_accuracy >= 0)
+      out += fmt::format(" (the original classifier: {})", pct(r.original_test_accuracy));
     if (r.min_test_accuracy >= 0)
       out += fmt::format(", mark {}: {}", pct(r.min_test_accuracy), r.test_passed() ? "pass" : "FAIL");
     out += "\n";

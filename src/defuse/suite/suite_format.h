@@ -33,22 +33,22 @@ inline constexpr const char* kSuiteFile = "suite.json";
 inline constexpr double kDefaultMinAccuracy = 0.9;
 
 struct SuiteImageInfo {
-  std::string file;                 // relative to the suite directory, "images/s03/0007.png"
-  std::string hash;                 // XXH3-128 of the file's bytes (base/hash.h)
-  int64_t original_prediction = -1; // the original classifier's prediction at export
-  double original_probability = 0;  // its softmax probability
+  std::string file;                  // relative to the suite directory, "images/s03/0007.png"
+  std::string hash;                  // XXH3-128 of the file's bytes (base/hash.h)
+  int64_t original_prediction = -1;  // the original classifier's prediction at export
+  double original_probability = 0;   // its softmax probability
 };
 
 struct SuiteScenarioInfo {
-  int64_t id = 0;                  // the scenario's id (rank) in the workspace's distill run
-  int64_t label = -1;              // the label it was given (annotation): what a model must answer
-  std::string verdict;             // the judges' verdict ("genuine", ...; "" = not judged)
-  int64_t seed_label = -1;         // distill's statistics, for the reader
-  int64_t predicted_label = -1;    // the original classifier's most common wrong answer
+  int64_t id = 0;                             // the scenario's id (rank) in the workspace's distill run
+  int64_t label = -1;                         // the label it was given (annotation): what a model must answer
+  std::string verdict;                        // the judges' verdict ("genuine", ...; "" = not judged)
+  int64_t seed_label = -1;                    // distill's statistics, for the reader
+  int64_t predicted_label = -1;               // the original classifier's most common wrong answer
   double min_accuracy = kDefaultMinAccuracy;  // pass mark
-  int64_t draws = 0;               // draws made to find the images
-  std::vector<float> mean;         // [Z] the scenario's Gaussian, for fresh draws with the VAE
-  std::vector<float> covariance;   // [Z*Z] row-major (before τ)
+  int64_t draws = 0;                          // draws made to find the images
+  std::vector<float> mean;                    // [Z] the scenario's Gaussian, for fresh draws with the VAE
+  std::vector<float> covariance;              // [Z*Z] row-major (before τ)
   std::vector<SuiteImageInfo> images;
 };
 
@@ -59,21 +59,21 @@ struct SuiteLeftOut {
 
 struct SuiteInfo {
   int version = kSuiteVersion;
-  std::string defuse_version;            // the exporter's
+  std::string defuse_version;  // the exporter's
   int64_t channels = 0, height = 0, width = 0;
   std::vector<std::string> class_names;  // index = label
   std::string images = "failing";        // "failing" (the original got them wrong) or "confirmed"
   std::string scenarios = "genuine";     // which scenarios: "genuine" or "labelled"
   double tau = 1;                        // draws from N(mean, τ·cov)
   uint64_t seed = 0;
-  std::string data;                      // the workspace's --data spec (provenance; may not exist here)
-  double original_test_accuracy = -1;    // the original classifier's, at export (-1 unknown)
+  std::string data;                    // the workspace's --data spec (provenance; may not exist here)
+  double original_test_accuracy = -1;  // the original classifier's, at export (-1 unknown)
   nlohmann::json fingerprints = nlohmann::json::object();  // classifier, vae, distill, annotations, judges
   std::vector<SuiteScenarioInfo> scenario_list;
-  std::vector<SuiteLeftOut> left_out;    // labelled scenarios without images, and why
+  std::vector<SuiteLeftOut> left_out;  // labelled scenarios without images, and why
 
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
-  std::string shape() const;             // "1x28x28"
+  std::string shape() const;  // "1x28x28"
 };
 
 nlohmann::json suite_json(const SuiteInfo& info);
@@ -96,24 +96,24 @@ struct ScenarioCheck {
   double accuracy = 0;
   Interval interval;
   double min_accuracy = kDefaultMinAccuracy;
-  int64_t top_wrong = -1;       // the model's most common wrong answer (-1: none)
+  int64_t top_wrong = -1;  // the model's most common wrong answer (-1: none)
   int64_t top_wrong_count = 0;
   bool passed() const { return accuracy >= min_accuracy; }
 };
 
 struct CheckReport {
-  std::string model;                    // the model file scored
-  std::string suite;                    // the suite directory or "workspace <dir>"
+  std::string model;  // the model file scored
+  std::string suite;  // the suite directory or "workspace <dir>"
   std::vector<std::string> class_names;
   std::vector<ScenarioCheck> scenarios;
-  double test_accuracy = -1;            // on the dataset's test split; -1: data not at hand
+  double test_accuracy = -1;  // on the dataset's test split; -1: data not at hand
   int64_t test_images = 0;
-  double min_test_accuracy = -1;        // pass mark for it; -1: not checked
-  double original_test_accuracy = -1;   // the original classifier's at export, for comparison
-  double seconds = 0;                   // scoring time (load to verdict)
+  double min_test_accuracy = -1;       // pass mark for it; -1: not checked
+  double original_test_accuracy = -1;  // the original classifier's at export, for comparison
+  double seconds = 0;                  // scoring time (load to verdict)
 
   bool test_passed() const { return min_test_accuracy < 0 || test_accuracy < 0 || test_accuracy >= min_test_accuracy; }
-  int64_t failed() const;               // failing scenarios (+1 when the test split is below its mark)
+  int64_t failed() const;  // failing scenarios (+1 when the test split is below its mark)
   bool passed() const { return failed() == 0; }
 };
 

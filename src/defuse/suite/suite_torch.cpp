@@ -63,10 +63,10 @@ Suite build_suite(Vae& vae, Classifier& original, JudgePanel& judges, const Verd
     if (found == 0) {
       info.left_out.push_back(
           {s.id, !options.failing_only ? fmt::format("the judges read none of {} draws as its label", draws)
-                 : judges.empty()    ? fmt::format("the classifier misread none of {} draws", draws)
-                                     : fmt::format("none of {} draws was both read as its label by the judges and "
-                                                   "misread by the classifier",
-                                                   draws)});
+                 : judges.empty()      ? fmt::format("the classifier misread none of {} draws", draws)
+                                       : fmt::format("none of {} draws was both read as its label by the judges and "
+                                                          "misread by the classifier",
+                                                     draws)});
       continue;
     }
     SuiteScenarioInfo sc;
@@ -119,7 +119,8 @@ void save_suite(Suite& suite, const fs::path& dir) {
 Suite load_suite(const fs::path& dir) {
   const fs::path file = dir / kSuiteFile;
   if (!fs::is_directory(dir)) throw IoError("check: suite " + dir.string() + " is not a directory");
-  if (!fs::exists(file)) throw IoError("check: " + file.string() + " not found: not a suite made by `defuse export-suite`");
+  if (!fs::exists(file))
+    throw IoError("check: " + file.string() + " not found: not a suite made by `defuse export-suite`");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(file));
@@ -130,8 +131,8 @@ Suite load_suite(const fs::path& dir) {
   suite.info = parse_suite_json(j, "check: " + file.string());
   const auto& info = suite.info;
   for (const auto& sc : info.scenario_list) {
-    auto images = torch::empty({static_cast<int64_t>(sc.images.size()), info.channels, info.height, info.width},
-                               torch::kUInt8);
+    auto images =
+        torch::empty({static_cast<int64_t>(sc.images.size()), info.channels, info.height, info.width}, torch::kUInt8);
     for (size_t i = 0; i < sc.images.size(); ++i) {
       const std::string path = (dir / sc.images[i].file).string();
       auto bytes = read_file_bytes(path, "check");
@@ -140,8 +141,8 @@ Suite load_suite(const fs::path& dir) {
         throw DataError("check: " + path + ": its content changed since the suite was exported (hash mismatch)");
       Image image = decode_image(bytes.data(), bytes.size(), "check: " + path);
       if (image.channels != info.channels)
-        throw DataError(fmt::format("check: {}: {} channels, the suite's images have {}", path, image.channels,
-                                    info.channels));
+        throw DataError(
+            fmt::format("check: {}: {} channels, the suite's images have {}", path, image.channels, info.channels));
       if (image.width != info.width || image.height != info.height)
         throw DataError(fmt::format("check: {}: {}x{} pixels, the suite's images are {}x{}", path, image.width,
                                     image.height, info.width, info.height));

@@ -52,8 +52,8 @@ void TrainClassifierOptions::validate() const {
   check_option(eval_batch_size > 0, kStage, "evaluation batch size must be positive");
 }
 
-Evaluation evaluate_classifier(Classifier& model, const DataSplit& split, const Dataset& dataset,
-                               int64_t batch_size, const std::string& device_name) {
+Evaluation evaluate_classifier(Classifier& model, const DataSplit& split, const Dataset& dataset, int64_t batch_size,
+                               const std::string& device_name) {
   Evaluation out;
   const auto k = static_cast<size_t>(dataset.num_classes());
   out.confusion.assign(k, std::vector<int64_t>(k, 0));
@@ -134,8 +134,8 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
                              static_cast<double>(correct) / static_cast<double>(seen)});
     }
     double secs = seconds_since(epoch_start);
-    result.epochs.push_back({epoch, loss_sum / static_cast<double>(seen),
-                             static_cast<double>(correct) / static_cast<double>(seen), secs});
+    result.epochs.push_back(
+        {epoch, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen), secs});
   }
   result.seconds = seconds_since(start);
   result.test = evaluate_classifier(*model, dataset.test, dataset, options.eval_batch_size, options.device);

@@ -20,14 +20,14 @@ struct TrainProgress {
 };
 
 struct TrainClassifierOptions {
-  std::string arch = "auto";     // zoo architecture: auto (cnn for grey, resnet for colour), cnn, resnet, mlp
-  int epochs = 4;                // passes over the training split
-  int64_t batch_size = 128;      // small batches train these small nets fastest per epoch here
-  double lr = 3e-3;              // peak learning rate of the one-cycle schedule (AdamW)
-  double weight_decay = 5e-4;    // AdamW decoupled weight decay
-  bool augment = false;          // random ±2 px shifts of each training image
-  uint64_t seed = 0;             // seeds initialisation, shuffling, dropout and augmentation
-  std::string device = "cpu";    // cpu or cuda[:N]
+  std::string arch = "auto";   // zoo architecture: auto (cnn for grey, resnet for colour), cnn, resnet, mlp
+  int epochs = 4;              // passes over the training split
+  int64_t batch_size = 128;    // small batches train these small nets fastest per epoch here
+  double lr = 3e-3;            // peak learning rate of the one-cycle schedule (AdamW)
+  double weight_decay = 5e-4;  // AdamW decoupled weight decay
+  bool augment = false;        // random ±2 px shifts of each training image
+  uint64_t seed = 0;           // seeds initialisation, shuffling, dropout and augmentation
+  std::string device = "cpu";  // cpu or cuda[:N]
   int64_t eval_batch_size = 1000;
   std::function<void(const TrainProgress&)> on_progress;  // called after every batch
 
@@ -54,7 +54,7 @@ struct TrainClassifierResult {
 TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassifierOptions& options);
 
 // Accuracy and confusion matrix of `model` on a split.
-Evaluation evaluate_classifier(Classifier& model, const DataSplit& split, const Dataset& dataset,
-                               int64_t batch_size, const std::string& device);
+Evaluation evaluate_classifier(Classifier& model, const DataSplit& split, const Dataset& dataset, int64_t batch_size,
+                               const std::string& device);
 
 }  // namespace defuse

@@ -23,7 +23,8 @@ void TrainVaeOptions::validate() const {
   check_precision(precision, kStage);
   check_option(latent >= 0 && latent <= 4096, kStage,
                "--latent must be between 1 and 4096, or 0 for the data's default (got " + std::to_string(latent) + ")");
-  check_option(filters >= 0 && filters <= 4096, kStage, "--filters must be between 1 and 4096, or 0 for the data's default");
+  check_option(filters >= 0 && filters <= 4096, kStage,
+               "--filters must be between 1 and 4096, or 0 for the data's default");
   check_option(decoder == "subpixel" || decoder == "transposed", kStage,
                "unknown --decoder '" + decoder + "' (expected subpixel or transposed)");
   parse_reconstruction_loss(loss, kStage);

@@ -13,9 +13,12 @@ ReconstructionLoss parse_reconstruction_loss(const std::string& name, const std:
 
 std::string reconstruction_loss_name(ReconstructionLoss loss) {
   switch (loss) {
-    case ReconstructionLoss::kBce: return "bce";
-    case ReconstructionLoss::kMse: return "mse";
-    case ReconstructionLoss::kSsim: return "ssim";
+    case ReconstructionLoss::kBce:
+      return "bce";
+    case ReconstructionLoss::kMse:
+      return "mse";
+    case ReconstructionLoss::kSsim:
+      return "ssim";
   }
   return "?";
 }
