@@ -31,6 +31,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/pipeline.h"
 #include "defuse/base/progress.h"
+#include "defuse/base/timing.h"
 #include "defuse/model/classifier_store.h"
 #include "defuse/model/vae_store.h"
 #include "defuse/pipeline/annotate_stage.h"
@@ -398,8 +399,7 @@ const Registrar registrar(
                                           stage, i + 1, stages.size()),
                               static_cast<ExitCode>(code));
           }
-          StageTiming t{stage, std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count(),
-                        result.skipped};
+          StageTiming t{stage, seconds_since(stage_start), result.skipped};
           if (!quiet)
             ctx.info(fmt::format("   {}{} ({})", t.skipped ? "up to date: " : "", line, format_duration(t.seconds)));
           timings.push_back(t);
@@ -432,7 +432,7 @@ const Registrar registrar(
           verdicts = {{"genuine", distilled->verdicts->genuine},
                       {"label_change", distilled->verdicts->label_change},
                       {"ambiguous", distilled->verdicts->ambiguous}};
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double seconds = seconds_since(start);
         json summary = {
             {"workspace", ctx.workspace},
             {"scenarios", distilled->scenarios},

@@ -125,7 +125,8 @@ TEST(OptionsFingerprint, TrainVae) {
 }
 
 TEST(OptionsFingerprint, Identify) {
-  // Not counted: search.device (precision and the CPU's result count instead), batch_size
+  // Not counted: search.device (the resolved precision counts; identify never recorded its
+  // device), batch_size
   // (decodes per pass: the same failures), on_progress; only_correct and check_reconstruction
   // are set from all_seeds and keep_bad_reconstructions, which count; realism_reference and
   // rejected_examples are constants no command sets. beta_a/b count with noise "beta", sigma

@@ -15,6 +15,7 @@
 #include "defuse/base/pipeline.h"
 #include "defuse/base/progress.h"
 #include "defuse/base/system.h"
+#include "defuse/base/timing.h"
 #include "defuse/correct/correct.h"
 #include "defuse/correct/evaluate.h"
 #include "defuse/identify/failure_store.h"
@@ -501,7 +502,7 @@ ReportStageResult run_report_stage(const StageEnv& env, const ReportStageOptions
                {"map_points", static_cast<int64_t>(report.map.train.size() + report.map.failures.size() +
                                                    report.map.scenario_means.size())},
                {"models", static_cast<int64_t>(report.models.size())},
-               {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+               {"seconds", seconds_since(start)}};
     Workspace::StageOutput out;
     out.metrics = summary;
     if (o->output.empty()) out.artifacts = {{"report", kReportArtifact}};

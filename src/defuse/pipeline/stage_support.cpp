@@ -9,6 +9,7 @@
 #include "defuse/base/error.h"
 #include "defuse/base/progress.h"
 #include "defuse/base/system.h"
+#include "defuse/base/timing.h"
 #include "defuse/model/classifier_store.h"
 #include "defuse/model/device.h"
 
@@ -36,11 +37,11 @@ std::string resolve_data_spec(Workspace& workspace, const std::string& given) {
 }
 
 Dataset load_dataset_logged(const StageEnv& env, const std::string& spec, const DataOptions& options) {
-  Progress timer(env.log(), "", 0, false);
+  const auto start = std::chrono::steady_clock::now();
   Dataset dataset = load_dataset(spec, options);
   env.info(fmt::format("data: {} ({}x{}x{}, {} classes, {} train / {} test images) in {}", dataset.source,
                        dataset.channels, dataset.height, dataset.width, dataset.num_classes(), dataset.train.size(),
-                       dataset.test.size(), format_duration(timer.elapsed_seconds())));
+                       dataset.test.size(), format_duration(seconds_since(start))));
   return dataset;
 }
 
