@@ -1,16 +1,24 @@
 #include "cli.h"
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "defuse/base/error.h"
+#include "defuse/base/launch_env.h"
+#include "defuse/base/local_launch.h"
 #include "defuse/base/progress.h"
 #include "defuse/base/system.h"
+#include "defuse/dist/world.h"
 #include "defuse/model/device.h"
+#include "defuse/pipeline/distributed_stage.h"
 
 namespace defuse::cli {
 
@@ -34,6 +42,27 @@ std::string first_line(const std::string& text) {
   std::string line = text.substr(0, end);
   while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
   return line;
+}
+
+// The commands with a worker side (DESIGN §5): on ranks other than 0 they serve rank 0's
+// plans; every other command runs on rank 0 alone while the other ranks wait for its end.
+const std::set<std::string> kDistributedCommands{"run", "train-classifier", "train-judges", "train-vae", "identify"};
+
+// Every rank runs the same defuse and the same command (the options are compared per stage).
+void check_same_program(dist::World& world, const std::string& command) {
+  const std::string mine = fmt::format("defuse {} (torch {}), command {}", DEFUSE_VERSION, TORCH_VERSION, command);
+  const auto all = world.allgather_bytes(mine);
+  for (int r = 0; r < world.size(); ++r)
+    if (all[static_cast<size_t>(r)] != all[0])
+      throw dist::DistError(
+          fmt::format("distributed: rank {} runs {}, but rank 0 runs {}: start every rank with the "
+                      "same defuse and command",
+                      r, all[static_cast<size_t>(r)], all[0]));
+}
+
+std::ostream& null_stream() {
+  static std::ostream discard(nullptr);
+  return discard;
 }
 
 }  // namespace
@@ -63,6 +92,17 @@ void add_common_options(CLI::App& app, Context& ctx, bool with_workspace) {
 
 void add_device_option(CLI::App& app, Context& ctx) {
   app.add_option("--device", ctx.device, "Where to compute: cpu, or cuda[:N] when LibTorch has CUDA")
+      ->capture_default_str();
+}
+
+void add_distributed_options(CLI::App& app, Context& ctx) {
+  app.add_option("--nproc-per-node", ctx.nproc_per_node,
+                 "Start this many ranks on this machine and compute together (torch.distributed with Gloo; or "
+                 "launch with torchrun, which sets RANK and WORLD_SIZE); --threads is then per rank")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--dist-timeout", ctx.dist_timeout,
+                 "Seconds a rank waits for the others in a collective before it stops with an error")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
 }
 
@@ -107,33 +147,74 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return kExitUsage;
   }
 
+  const std::string command = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+  std::unique_ptr<dist::World> world;
+  std::optional<dist::ScopedWorld> scope;
   try {
-    if (action) action(ctx);
+    // A distributed start (torchrun, a scheduler, or --nproc-per-node's own ranks): join the
+    // group. --nproc-per-node in a plain start: become the launcher of the local ranks.
+    const LaunchEnv launch = launch_env_from_process();
+    if (!launch.distributed() && ctx.nproc_per_node > 1) {
+      LocalLaunch local;
+      local.executable = "/proc/self/exe";
+      local.argv = args;
+      local.nproc = ctx.nproc_per_node;
+      local.threads_per_rank = ctx.threads;
+      return launch_local_ranks(local, err);
+    }
+    if (launch.distributed()) {
+      dist::InitOptions init;
+      init.timeout = std::chrono::milliseconds(static_cast<int64_t>(ctx.dist_timeout * 1000));
+      world = dist::init_world(launch, init);
+      scope.emplace(world.get());
+      check_same_program(*world, command);
+      if (!world->is_root()) {
+        // Rank 0 speaks for the run: the others print only warnings and errors.
+        ctx.quiet = true;
+        ctx.out = &null_stream();
+      }
+    }
+    if (worker_rank() && !kDistributedCommands.count(command))
+      serve_rank0(ctx, {});
+    else if (action)
+      action(ctx);
+    end_workers();
     return ctx.exit_code;
   } catch (...) {
-    return print_current_error(err);
+    std::string line;
+    const int code = print_current_error(err, &line);
+    if (root_of_many()) {
+      try {
+        end_workers(line);
+      } catch (...) {
+        // The group is gone: the other ranks learn it from their own collectives.
+      }
+    }
+    return code;
   }
 }
 
-int print_current_error(std::ostream& err) {
+int print_current_error(std::ostream& err, std::string* line) {
+  std::string text;
+  int code = kExitInternal;
   try {
     throw;
   } catch (const Error& e) {
-    err << "defuse: " << first_line(e.what()) << "\n";
-    return e.exit_code();
+    text = first_line(e.what());
+    code = e.exit_code();
   } catch (const c10::Error& e) {
-    err << "defuse: torch: " << first_line(e.what_without_backtrace()) << "\n";
-    return kExitInternal;
+    text = "torch: " + first_line(e.what_without_backtrace());
   } catch (const std::bad_alloc&) {
-    err << "defuse: out of memory\n";
-    return kExitInternal;
+    text = "out of memory";
   } catch (const std::exception& e) {
-    err << "defuse: " << first_line(e.what()) << "\n";
-    return kExitInternal;
+    text = first_line(e.what());
   } catch (...) {
-    err << "defuse: an unknown error\n";
-    return kExitInternal;
+    text = "an unknown error";
   }
+  if (dist::current_size() > 1) text = fmt::format("[rank {}] {}", dist::current_rank(), text);
+  err << "defuse: " << text << "\n";
+  if (line) *line = text;
+  return code;
 }
 
 }  // namespace defuse::cli

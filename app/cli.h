@@ -23,7 +23,9 @@ namespace defuse::cli {
 // threads, log) and stdout, where its result goes.
 struct Context : StageEnv {
   std::ostream* out = nullptr;  // stdout: results; with --json exactly one JSON object
-  int exit_code = 0;  // what the command returns when it ends without an error (check: 9 on a failed scenario)
+  int exit_code = 0;          // what the command returns when it ends without an error (check: 9 on a failed scenario)
+  int nproc_per_node = 0;     // --nproc-per-node: ranks to start on this machine (0, 1: this process alone)
+  double dist_timeout = 600;  // --dist-timeout: seconds a collective may wait for a peer
 
   // The command's result: JSON on stdout with --json, else `text` on stdout (if non-empty).
   void result(const nlohmann::json& summary, const std::string& text) const;
@@ -42,6 +44,8 @@ struct Registrar {
 void add_common_options(CLI::App& app, Context& ctx, bool with_workspace = true);
 // --device cpu|cuda
 void add_device_option(CLI::App& app, Context& ctx);
+// --nproc-per-node, --dist-timeout (the commands that compute on several ranks, DESIGN §5)
+void add_distributed_options(CLI::App& app, Context& ctx);
 
 // The long option names ("samples", "max-seeds") of subcommand `name`; empty when there is
 // no such subcommand. (`defuse run` checks its configuration against them.)
@@ -51,7 +55,7 @@ std::vector<std::string> subcommand_options(const std::string& name);
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 // Inside a catch block: writes the exception being handled as one line ("defuse: ...", no
-// backtrace) and returns its exit code.
-int print_current_error(std::ostream& err);
+// backtrace) and returns its exit code; the line (without "defuse: ") in `line` if given.
+int print_current_error(std::ostream& err, std::string* line = nullptr);
 
 }  // namespace defuse::cli

@@ -70,7 +70,7 @@ namespace {
 
 const Registrar registrar = stage_command<IdentifyStageOptions>(
     "identify", "Search the VAE's latent space around seed images for decodes the classifier gets wrong", 30,
-    run_identify_stage);
+    run_identify_stage, Writes::kYes, run_identify_worker);
 
 }  // namespace
 }  // namespace defuse::cli

@@ -66,9 +66,10 @@ const std::vector<std::string>& pipeline_stages() {
 }
 
 // Options `run` sets itself for every stage; a config may not.
-const std::set<std::string> kReserved{"workspace",      "json",   "quiet",          "threads",    "device",
-                                      "skip-unchanged", "help",   "data",           "classifier", "auto",
-                                      "import",         "export", "until-complete", "judge",      "wait"};
+const std::set<std::string> kReserved{"workspace",      "json",        "quiet",          "threads",    "device",
+                                      "skip-unchanged", "help",        "data",           "classifier", "auto",
+                                      "import",         "export",      "until-complete", "judge",      "wait",
+                                      "nproc-per-node", "dist-timeout"};
 
 // run's own defaults: the default run (Fashion-MNIST, 2 cores) pays for its judges. 3,000
 // seeds instead of identify's 1,000: genuine failures are rare (25-48 per 1,000 seeds), and
@@ -256,6 +257,7 @@ const Registrar registrar(
       add_common_options(app, ctx);
       add_wait_option(app, ctx);
       add_device_option(app, ctx);
+      add_distributed_options(app, ctx);
       app.add_option("-d,--data", *cli_data, "Dataset spec (default: fashion-mnist from its Debian package)");
       app.add_option("--classifier", *cli_classifier,
                      "Your TorchScript classifier (FILE.pt) to debug instead of training a zoo model");
@@ -288,6 +290,35 @@ const Registrar registrar(
         for (const auto& [stage, defaults] : run_defaults())
           for (const auto& [key, value] : defaults)
             if (!c.stages[stage].count(key)) c.stages[stage][key] = {value};
+
+        // The classifier's and the judges' options as rank 0 gives them to their drivers.
+        auto classifier_options = [&] {
+          auto o = stage_options<ClassifierStageOptions>(c, kClassifierStage);
+          if (!c.data.empty()) o.data = c.data;
+          if (!c.classifier.empty()) o.classifier = c.classifier;
+          return o;
+        };
+        auto judges_options = [&] {
+          auto o = stage_options<JudgesStageOptions>(c, kJudgesStage);
+          for (const auto& j : c.judges) o.train.files.push_back(j);
+          return o;
+        };
+        if (worker_rank()) {
+          // Another rank than 0: compute each parallel stage's share as rank 0 plans it, with
+          // the options this rank's own command line gives (checked against rank 0's).
+          StageEnv env = ctx;
+          env.skip_unchanged = true;
+          serve_rank0(
+              env,
+              {{kClassifierStage, [&](const StagePlan& p) { run_classifier_worker(env, classifier_options(), p); }},
+               {kJudgesStage, [&](const StagePlan& p) { run_judges_worker(env, judges_options(), p); }},
+               {kVaeStage,
+                [&](const StagePlan& p) { run_vae_worker(env, stage_options<VaeStageOptions>(c, kVaeStage), p); }},
+               {kIdentifyStage, [&](const StagePlan& p) {
+                  run_identify_worker(env, stage_options<IdentifyStageOptions>(c, kIdentifyStage), p);
+                }}});
+          return;
+        }
 
         auto lock = hold_workspace(ctx, "run");
         Workspace workspace(ctx.workspace);
@@ -326,16 +357,11 @@ const Registrar registrar(
           std::string line;  // what the stage produced, in a few words
           try {
             if (stage == kClassifierStage) {
-              auto o = stage_options<ClassifierStageOptions>(c, stage);
-              if (!c.data.empty()) o.data = c.data;
-              if (!c.classifier.empty()) o.classifier = c.classifier;
-              classifier = run_classifier_stage(env, o);
+              classifier = run_classifier_stage(env, classifier_options());
               result = *classifier;
               line = fmt::format("test accuracy {}", percent(classifier->test_accuracy));
             } else if (stage == kJudgesStage) {
-              auto o = stage_options<JudgesStageOptions>(c, stage);
-              for (const auto& j : c.judges) o.train.files.push_back(j);
-              auto r = run_judges_stage(env, o);
+              auto r = run_judges_stage(env, judges_options());
               result = r;
               line = fmt::format("{} judges", r.count);
             } else if (stage == kVaeStage) {

@@ -31,7 +31,7 @@ namespace {
 
 const Registrar registrar = stage_command<ClassifierStageOptions>(
     "train-classifier", "Train a classifier from the zoo (or import a TorchScript one) and evaluate it", 10,
-    run_classifier_stage);
+    run_classifier_stage, Writes::kYes, run_classifier_worker);
 
 }  // namespace
 }  // namespace defuse::cli

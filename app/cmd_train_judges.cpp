@@ -32,7 +32,7 @@ namespace {
 const Registrar registrar = stage_command<JudgesStageOptions>(
     "train-judges",
     "Train the judges (classifiers other than the one under test) that tell genuine failures from label changes", 15,
-    run_judges_stage);
+    run_judges_stage, Writes::kYes, run_judges_worker);
 
 }  // namespace
 }  // namespace defuse::cli

@@ -43,7 +43,8 @@ void bind_stage_options(CLI::App& app, VaeStageOptions& o) {
 namespace {
 
 const Registrar registrar = stage_command<VaeStageOptions>(
-    "train-vae", "Train the β-VAE whose latent space identify searches, and encode both splits", 20, run_vae_stage);
+    "train-vae", "Train the β-VAE whose latent space identify searches, and encode both splits", 20, run_vae_stage,
+    Writes::kYes, run_vae_worker);
 
 }  // namespace
 }  // namespace defuse::cli

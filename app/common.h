@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "cli.h"
+#include "defuse/pipeline/distributed_stage.h"
 #include "defuse/pipeline/stage_support.h"
 
 namespace CLI {
@@ -50,20 +51,33 @@ void bind_stage_options(CLI::App& app, ReportStageOptions& o);
 // Where the command of a stage holds the workspace's writer lock (every stage but report).
 enum class Writes { kYes, kNo };
 
+// The worker side of a stage that computes on several ranks (DESIGN §5), or none.
+template <typename Options>
+using StageWorker = void (*)(const StageEnv&, Options, const StagePlan&);
+
 // The command of a pipeline stage (DESIGN §2): the options every stage command takes, the
-// stage's own (bind_stage_options), and one call of its driver, whose result it prints.
+// stage's own (bind_stage_options), and one call of its driver, whose result it prints. With
+// a worker, the command also takes --nproc-per-node, and on ranks other than 0 it serves rank
+// 0's plan for the stage with the worker instead.
 template <typename Options, typename Run>
-Registrar stage_command(std::string name, std::string description, int order, Run run, Writes writes = Writes::kYes) {
+Registrar stage_command(std::string name, std::string description, int order, Run run, Writes writes = Writes::kYes,
+                        StageWorker<Options> worker = nullptr) {
+  const std::string stage = name;
   return Registrar(
       std::move(name), std::move(description),
-      [run, writes](CLI::App& app, Context& ctx) -> Action {
+      [run, writes, worker, stage](CLI::App& app, Context& ctx) -> Action {
         auto o = std::make_shared<Options>();
         add_common_options(app, ctx);
         if (writes == Writes::kYes) add_wait_option(app, ctx);
         add_skip_option(app, ctx);
         add_device_option(app, ctx);
+        if (worker) add_distributed_options(app, ctx);
         bind_stage_options(app, *o);
-        return [o, run](Context& ctx) {
+        return [o, run, worker, stage](Context& ctx) {
+          if (worker && worker_rank()) {
+            serve_rank0(ctx, {{stage, [&](const StagePlan& plan) { worker(ctx, *o, plan); }}});
+            return;
+          }
           auto r = run(ctx, *o);
           ctx.result(r.summary, r.text);
         };

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-openmp libblas-dev
+  libtorch-dev libgloo-dev libopenblas0-openmp libblas-dev
   libsqlite3-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libstb-dev
   libmatio-dev libfmt-dev zlib1g-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist

@@ -33,48 +33,7 @@ class RunCli : public ::testing::Test {
   static void SetUpTestSuite() {
     base_ = new test::TempDir();
     test::write_idx_dataset(base_->path() / "data", test::make_toy_dataset(240, 60, 1, 12, 12, 4), false);
-    std::ofstream(base_->path() / "tiny.toml") << R"(# a run that takes seconds
-data = "mnist:)" << (base_->path() / "data").string()
-                                               << R"("
-annotate = "seed"
-[train-judges]
-archs = "mlp"
-epochs = 1
-[train-classifier]
-epochs = 1
-batch-size = 32
-[train-vae]
-epochs = 1
-filters = 8
-latent = 4
-batch-size = 40
-[identify]
-keep-bad-reconstructions = true
-gate = "none"
-samples = 24
-keep = 4
-sigma = 1.0
-max-seeds = 60
-[distill]
-components = 8
-samples = 16
-shown = 4
-neighbours = 2
-min-failure-rate = 0
-[correct]
-confirm = "none"
-lambda = [0.1, 1]
-batch-size = 32
-scenario-batch-size = 16
-samples-per-scenario = 32
-lr = 0.01
-[evaluate]
-confirm = "none"
-samples-per-scenario = 32
-[report]
-map-train = 100
-map-failures = 60
-)";
+    std::ofstream(base_->path() / "tiny.toml") << test::tiny_run_config(base_->path() / "data");
   }
   static void TearDownTestSuite() { delete base_; }
 

@@ -285,4 +285,46 @@ void write_class_folders(const fs::path& dir, const Dataset& dataset, const std:
   }
 }
 
+std::string tiny_run_config(const std::filesystem::path& data_dir) {
+  return "# a run that takes seconds\ndata = \"mnist:" + data_dir.string() + "\"\n" + R"(annotate = "seed"
+[train-judges]
+archs = "mlp"
+epochs = 1
+[train-classifier]
+epochs = 1
+batch-size = 32
+[train-vae]
+epochs = 1
+filters = 8
+latent = 4
+batch-size = 40
+[identify]
+keep-bad-reconstructions = true
+gate = "none"
+samples = 24
+keep = 4
+sigma = 1.0
+max-seeds = 60
+[distill]
+components = 8
+samples = 16
+shown = 4
+neighbours = 2
+min-failure-rate = 0
+[correct]
+confirm = "none"
+lambda = [0.1, 1]
+batch-size = 32
+scenario-batch-size = 16
+samples-per-scenario = 32
+lr = 0.01
+[evaluate]
+confirm = "none"
+samples-per-scenario = 32
+[report]
+map-train = 100
+map-failures = 60
+)";
+}
+
 }  // namespace defuse::test

@@ -133,4 +133,8 @@ void write_image_folder(const std::filesystem::path& dir, const Dataset& dataset
 void write_class_folders(const std::filesystem::path& dir, const Dataset& dataset,
                          const std::string& extension = ".png");
 
+// The configuration of a whole `defuse run` on a toy dataset in `data_dir` (IDX files) that
+// takes seconds: tiny models, few seeds, labels from the seeds (the end-to-end tests).
+std::string tiny_run_config(const std::filesystem::path& data_dir);
+
 }  // namespace defuse::test

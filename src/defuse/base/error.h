@@ -11,15 +11,16 @@ namespace defuse {
 // Exit codes returned by the `defuse` executable, one per error class.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInternal = 1,     // a bug or an unclassified failure (including LibTorch errors)
-  kExitUsage = 2,        // command-line parse error (CLI11)
-  kExitConfig = 3,       // an option value is invalid or options contradict each other
-  kExitIo = 4,           // a file could not be read or written
-  kExitData = 5,         // a dataset file is malformed
-  kExitModel = 6,        // a model does not fit the data, or a checkpoint is unusable
-  kExitState = 7,        // the workspace lacks what the stage needs (run an earlier stage)
-  kExitBusy = 8,         // another process is writing to the workspace (retry, or --wait)
-  kExitCheckFailed = 9,  // `defuse check`: the model failed a scenario of the suite (not an error)
+  kExitInternal = 1,      // a bug or an unclassified failure (including LibTorch errors)
+  kExitUsage = 2,         // command-line parse error (CLI11)
+  kExitConfig = 3,        // an option value is invalid or options contradict each other
+  kExitIo = 4,            // a file could not be read or written
+  kExitData = 5,          // a dataset file is malformed
+  kExitModel = 6,         // a model does not fit the data, or a checkpoint is unusable
+  kExitState = 7,         // the workspace lacks what the stage needs (run an earlier stage)
+  kExitBusy = 8,          // another process is writing to the workspace (retry, or --wait)
+  kExitCheckFailed = 9,   // `defuse check`: the model failed a scenario of the suite (not an error)
+  kExitDistributed = 10,  // a rank of a distributed run died, hung past the timeout, or disagrees with rank 0
   kExitInterrupted = 130,
 };
 

@@ -10,6 +10,7 @@
 
 #include "defuse/base/error.h"
 #include "defuse/base/timing.h"
+#include "defuse/dist/world.h"
 #include "defuse/model/device.h"
 #include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
@@ -38,6 +39,60 @@ at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const 
     return (x / (x + y)).to(torch::kFloat32);
   }
   return torch::randn({seeds, o.samples, z}, gen, torch::kFloat32) * scale;
+}
+
+// What one block of seeds produced. Blocks are identify's unit of work: a distributed run
+// spreads them over the ranks (block j on rank j mod size) and merges them in block order, so
+// its kept failures are bit-identical to one process's (DESIGN §5).
+struct BlockResult {
+  int64_t index = 0;  // block number within its radius level
+  at::Tensor found;   // bool [s]: which of the block's seeds kept a failure
+  int64_t decodes = 0, failing = 0, genuine = 0, label_change = 0, ambiguous = 0, confirmed = 0;
+  int64_t seeds_with = 0, failures = 0;
+  // The kept failures: latent, noise, images, seed, label, predicted, probability, judge label,
+  // agreement, confidence, verdict (empty tensors when there are none, or no judges).
+  std::vector<at::Tensor> kept = std::vector<at::Tensor>(11);
+  // Label changes the gate left out (images, seed, label, predicted, judge label), at most
+  // the search's cap: merging applies the cap over the blocks in order.
+  std::vector<at::Tensor> rejected = std::vector<at::Tensor>(5);
+};
+
+constexpr size_t kBlockTensors = 2 + 11 + 5;
+
+std::vector<at::Tensor> block_tensors(const BlockResult& r) {
+  std::vector<at::Tensor> out{torch::tensor({r.index, r.decodes, r.failing, r.genuine, r.label_change, r.ambiguous,
+                                             r.confirmed, r.seeds_with, r.failures},
+                                            torch::kLong),
+                              r.found};
+  for (const auto* part : {&r.kept, &r.rejected})
+    for (const auto& t : *part) out.push_back(t.defined() ? t : torch::empty({0}));
+  return out;
+}
+
+BlockResult block_from(const std::vector<at::Tensor>& t, size_t at) {
+  BlockResult r;
+  auto c = t[at].accessor<int64_t, 1>();
+  r.index = c[0], r.decodes = c[1], r.failing = c[2], r.genuine = c[3], r.label_change = c[4], r.ambiguous = c[5];
+  r.confirmed = c[6], r.seeds_with = c[7], r.failures = c[8];
+  r.found = t[at + 1];
+  for (size_t i = 0; i < 11; ++i) r.kept[i] = t[at + 2 + i];
+  for (size_t i = 0; i < 5; ++i) r.rejected[i] = t[at + 13 + i];
+  return r;
+}
+
+// Every rank's blocks of one level, on every rank, in block order.
+std::vector<BlockResult> exchange_blocks(dist::World& world, const std::vector<BlockResult>& mine) {
+  std::vector<at::Tensor> packed;
+  for (const auto& r : mine)
+    for (auto& t : block_tensors(r)) packed.push_back(t);
+  std::vector<BlockResult> all;
+  for (const auto& bytes : world.allgather_bytes(dist::pack_tensors(packed))) {
+    auto tensors = dist::unpack_tensors(bytes);
+    for (size_t at = 0; at + kBlockTensors <= tensors.size(); at += kBlockTensors)
+      all.push_back(block_from(tensors, at));
+  }
+  std::sort(all.begin(), all.end(), [](const BlockResult& a, const BlockResult& b) { return a.index < b.index; });
+  return all;
 }
 
 }  // namespace
@@ -189,11 +244,27 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
     eligible = order.slice(0, 0, cap);
   }
   eligible = std::get<0>(eligible.sort());
-  const at::Tensor seeds = eligible.contiguous();  // [S] indices into the pool
+  at::Tensor seeds = eligible.contiguous();                                           // [S] indices into the pool
+  at::Tensor mu = encode_means(vae, seed_images.index_select(0, seeds), kEvalBatch);  // [S, Z]
+  dist::World* world = dist::current_world();
+  const int ranks = dist::current_size(), rank = dist::current_rank();
+  if (world && ranks > 1) {
+    // Every rank chose the seeds the same way; rank 0's choice and codes are the ones used, so
+    // that no rounding difference between machines can make the ranks search different seeds.
+    auto root = dist::unpack_tensors(world->broadcast_bytes(
+        world->is_root()
+            ? dist::pack_tensors(
+                  {seeds, mu, torch::tensor({summary.seeds_checked, summary.seeds_bad_reconstruction}, torch::kLong),
+                   torch::tensor({summary.seed_accuracy}, torch::kFloat64)})
+            : std::string()));
+    seeds = root.at(0), mu = root.at(1);
+    summary.seeds_checked = root.at(2)[0].item<int64_t>();
+    summary.seeds_bad_reconstruction = root.at(2)[1].item<int64_t>();
+    summary.seed_accuracy = root.at(3)[0].item<double>();
+  }
   const int64_t n_seeds = seeds.size(0);
   summary.seeds = n_seeds;
-  const at::Tensor labels = seed_labels.index_select(0, seeds);                             // [S]
-  const at::Tensor mu = encode_means(vae, seed_images.index_select(0, seeds), kEvalBatch);  // [S, Z]
+  const at::Tensor labels = seed_labels.index_select(0, seeds);  // [S]
   // The noise scale of each radius level: one level (σ) for the fixed search; for the growing
   // one, σ·levels[i] in turn, each for the seeds that have no kept failure yet, so that every
   // kept failure is among the nearest of its seed (Zhao et al. 2018, the method's ancestor).
@@ -216,14 +287,14 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
   const auto search_start = std::chrono::steady_clock::now();
   {
     c10::InferenceMode guard;
-    // One block of seeds (`pos`: positions in `seeds`) at noise scale `scale`: decode, classify,
-    // read with the judges, keep up to M per seed. Returns which of the block's seeds kept one.
-    auto search_block = [&](const at::Tensor& pos, const at::Tensor& scale) -> at::Tensor {
+    // One block of seeds (`pos`: positions in `seeds`) with its `noise` [s, Q, Z]: decode,
+    // classify, read with the judges, keep up to M per seed.
+    auto search_block = [&](const at::Tensor& pos, const at::Tensor& noise) -> BlockResult {
+      BlockResult result;
       const int64_t s = pos.size(0);
       const int64_t rows = s * q;
       auto block_seeds = seeds.index_select(0, pos);                                     // [s] pool indices
       auto block_labels = labels.index_select(0, pos);                                   // [s]
-      auto noise = draw_noise(options, s, z_dim, scale, gen);                            // [s, Q, Z]
       auto latent = (mu.index_select(0, pos).unsqueeze(1) + noise).view({rows, z_dim});  // [sQ, Z]
       auto row_labels = block_labels.repeat_interleave(q);                               // [sQ]
       auto latent_dev = latent.to(device);
@@ -254,7 +325,7 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
           // Confirm the screened failures at full precision: re-decode and re-classify them
           // in fp32, so that every kept failure is a failure of the fp32 classifier and its
           // image, prediction and probability are the fp32 ones.
-          summary.confirmed_decodes += failing.size(0);
+          result.confirmed += failing.size(0);
           images = vae.decode(z.index_select(0, failing.to(z.device()))).mul_(255.0f).round_();
           auto [prob32, pred32] = torch::softmax(classifier.forward(images.div(255.0f)).to(torch::kFloat32), 1).max(1);
           pred32 = pred32.to(torch::kCPU);
@@ -273,12 +344,12 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
           fail_images.push_back(images.to(torch::kCPU, torch::kUInt8).contiguous());
         }
       }
-      summary.decodes += rows;
+      result.decodes += rows;
 
       // The failing decodes of the block, in row order, with their images.
       auto failing = predicted.view({s, q}).ne(block_labels.unsqueeze(1));  // [s, Q]
       const int64_t n_failing = failing.sum().item<int64_t>();
-      summary.failing_decodes += n_failing;
+      result.failing += n_failing;
       at::Tensor all_fail_rows = fail_rows.empty() ? torch::empty({0}, torch::kLong) : torch::cat(fail_rows);
       at::Tensor all_fail_images = fail_images.empty() ? at::Tensor() : torch::cat(fail_images);
       auto position = torch::full({rows}, -1, torch::kLong);  // row -> index among the failing ones
@@ -295,10 +366,9 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
         reading_confidence = reading.confidence;
         verdict_rows = failure_verdicts(reading, row_labels.index_select(0, all_fail_rows),
                                         predicted.index_select(0, all_fail_rows), options.verdict);
-        summary.failing_genuine += verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine)).sum().item<int64_t>();
-        summary.failing_label_change +=
-            verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)).sum().item<int64_t>();
-        summary.failing_ambiguous += verdict_rows.eq(static_cast<int8_t>(Verdict::kAmbiguous)).sum().item<int64_t>();
+        result.genuine += verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine)).sum().item<int64_t>();
+        result.label_change += verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)).sum().item<int64_t>();
+        result.ambiguous += verdict_rows.eq(static_cast<int8_t>(Verdict::kAmbiguous)).sum().item<int64_t>();
         at::Tensor ok;
         if (gate == Gate::kGenuine)
           ok = verdict_rows.eq(static_cast<int8_t>(Verdict::kGenuine));
@@ -311,24 +381,22 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
         passes = passes.logical_and(row_ok.view({s, q}));
 
         // Examples of what the gate left out: the smallest-perturbation label change of each
-        // seed, up to rejected_examples over the whole search.
-        if (gate != Gate::kNone && rejected_kept < options.rejected_examples) {
+        // seed, up to rejected_examples (the merge caps them over the whole search).
+        if (gate != Gate::kNone && options.rejected_examples > 0) {
           auto change = torch::zeros({rows}, torch::kBool);
           change.index_put_({all_fail_rows}, verdict_rows.eq(static_cast<int8_t>(Verdict::kLabelChange)));
           auto key =
               noise.norm(2, -1).masked_fill(change.view({s, q}).logical_not(), std::numeric_limits<float>::infinity());
           auto [best, arg] = key.min(1);  // [s]
           auto seeds_with = best.isfinite().nonzero().view(-1);
-          const int64_t take = std::min(seeds_with.size(0), options.rejected_examples - rejected_kept);
+          const int64_t take = std::min(seeds_with.size(0), options.rejected_examples);
           if (take > 0) {
             auto rows_taken = seeds_with.slice(0, 0, take) * q + arg.index_select(0, seeds_with.slice(0, 0, take));
             auto pos = position.index_select(0, rows_taken);
-            rej_images.push_back(all_fail_images.index_select(0, pos));
-            rej_seed.push_back(block_seeds.index_select(0, rows_taken.div(q, "floor")));
-            rej_label.push_back(row_labels.index_select(0, rows_taken));
-            rej_pred.push_back(predicted.index_select(0, rows_taken));
-            rej_judge.push_back(reading_label.index_select(0, pos));
-            rejected_kept += take;
+            result.rejected = {all_fail_images.index_select(0, pos),
+                               block_seeds.index_select(0, rows_taken.div(q, "floor")),
+                               row_labels.index_select(0, rows_taken), predicted.index_select(0, rows_taken),
+                               reading_label.index_select(0, pos)};
           }
         }
       }
@@ -341,43 +409,98 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
       auto chosen = (torch::arange(s, torch::kLong).unsqueeze(1) * q + order.slice(1, 0, keep))  // [s, M]
                         .masked_select(valid);                                                   // [f]
       if (chosen.size(0) > 0) {
-        summary.seeds_with_failures += valid.any(1).sum().item<int64_t>();
+        result.seeds_with += valid.any(1).sum().item<int64_t>();
         auto pos = position.index_select(0, chosen);
-        kept_images.push_back(all_fail_images.index_select(0, pos));
-        kept_latent.push_back(latent.index_select(0, chosen));
-        kept_noise.push_back(noise.view({rows, z_dim}).index_select(0, chosen));
-        kept_seed.push_back(block_seeds.index_select(0, chosen.div(q, "floor")));
-        kept_label.push_back(row_labels.index_select(0, chosen));
-        kept_pred.push_back(predicted.index_select(0, chosen));
-        kept_prob.push_back(probability.index_select(0, chosen));
+        auto& k = result.kept;
+        k[0] = latent.index_select(0, chosen);
+        k[1] = noise.view({rows, z_dim}).index_select(0, chosen);
+        k[2] = all_fail_images.index_select(0, pos);
+        k[3] = block_seeds.index_select(0, chosen.div(q, "floor"));
+        k[4] = row_labels.index_select(0, chosen);
+        k[5] = predicted.index_select(0, chosen);
+        k[6] = probability.index_select(0, chosen);
         if (judged) {
-          kept_judge_label.push_back(reading_label.index_select(0, pos));
-          kept_judge_agreement.push_back(reading_agreement.index_select(0, pos));
-          kept_judge_confidence.push_back(reading_confidence.index_select(0, pos));
-          kept_verdict.push_back(verdict_rows.index_select(0, pos));
+          k[7] = reading_label.index_select(0, pos);
+          k[8] = reading_agreement.index_select(0, pos);
+          k[9] = reading_confidence.index_select(0, pos);
+          k[10] = verdict_rows.index_select(0, pos);
         }
-        summary.failures += chosen.size(0);
+        result.failures += chosen.size(0);
       }
-      return valid.any(1);
+      result.found = valid.any(1);
+      return result;
+    };
+
+    // A block's results into the search's, in block order; the rejected examples stop at the cap.
+    std::vector<at::Tensor>* kept_parts[11] = {&kept_latent,
+                                               &kept_noise,
+                                               &kept_images,
+                                               &kept_seed,
+                                               &kept_label,
+                                               &kept_pred,
+                                               &kept_prob,
+                                               &kept_judge_label,
+                                               &kept_judge_agreement,
+                                               &kept_judge_confidence,
+                                               &kept_verdict};
+    std::vector<at::Tensor>* rejected_parts[5] = {&rej_images, &rej_seed, &rej_label, &rej_pred, &rej_judge};
+    auto merge = [&](const BlockResult& r) {
+      summary.decodes += r.decodes;
+      summary.failing_decodes += r.failing;
+      summary.failing_genuine += r.genuine;
+      summary.failing_label_change += r.label_change;
+      summary.failing_ambiguous += r.ambiguous;
+      summary.confirmed_decodes += r.confirmed;
+      summary.seeds_with_failures += r.seeds_with;
+      summary.failures += r.failures;
+      if (r.failures > 0)
+        for (size_t i = 0; i < 11; ++i)
+          if (i < 7 || judged) kept_parts[i]->push_back(r.kept[i]);
+      const int64_t available = r.rejected[0].defined() ? r.rejected[0].size(0) : 0;
+      const int64_t take = std::min(available, options.rejected_examples - rejected_kept);
+      if (take > 0) {
+        for (size_t i = 0; i < 5; ++i) rejected_parts[i]->push_back(r.rejected[i].slice(0, 0, take));
+        rejected_kept += take;
+      }
     };
 
     // Each level searches the seeds still without a kept failure, in blocks of a fixed size
     // (noise is drawn per block, so results depend on the block size, never on --batch-size).
+    // With several ranks, block j of a level runs on rank j mod size; every rank draws every
+    // block's noise so that the generator is where one process would have it.
     at::Tensor remaining = torch::arange(n_seeds, torch::kLong);
-    int64_t done = 0;
+    int64_t done = 0, my_decodes = 0, my_failures = 0;
     for (size_t level = 0; level < radii.size() && remaining.size(0) > 0; ++level) {
       const at::Tensor scale = scale_at(radii[level]);
-      std::vector<at::Tensor> unfound;
+      std::vector<at::Tensor> positions;
+      std::vector<BlockResult> mine;
       for (int64_t b0 = 0; b0 < remaining.size(0); b0 += seeds_per_block) {
-        auto pos = remaining.slice(0, b0, std::min(remaining.size(0), b0 + seeds_per_block));
-        auto found = search_block(pos, scale);
-        unfound.push_back(pos.masked_select(found.logical_not()));
-        done += found.sum().item<int64_t>();
-        if (radii.size() == 1 || level + 1 == radii.size()) done += pos.size(0) - found.sum().item<int64_t>();
+        const int64_t j = static_cast<int64_t>(positions.size());
+        positions.push_back(remaining.slice(0, b0, std::min(remaining.size(0), b0 + seeds_per_block)));
+        const at::Tensor& pos = positions.back();
+        auto noise = draw_noise(options, pos.size(0), z_dim, scale, gen);  // [s, Q, Z]
+        if (j % ranks != rank) continue;
+        mine.push_back(search_block(pos, noise));
+        BlockResult& r = mine.back();
+        r.index = j;
+        if (ranks == 1) merge(r);
+        const int64_t found = r.found.sum().item<int64_t>();
+        done += found;
+        if (radii.size() == 1 || level + 1 == radii.size()) done += pos.size(0) - found;
+        my_decodes += r.decodes;
+        my_failures += r.failures;
+        // Progress of this rank's share, scaled to the whole search.
         if (options.on_progress)
-          options.on_progress({std::min(done, n_seeds), n_seeds, summary.decodes, summary.failures});
+          options.on_progress({std::min(done * ranks, n_seeds), n_seeds, my_decodes * ranks, my_failures * ranks});
       }
-      remaining = torch::cat(unfound);
+      if (ranks > 1) {
+        mine = exchange_blocks(*world, mine);
+        for (const auto& r : mine) merge(r);
+      }
+      std::vector<at::Tensor> unfound;
+      for (const auto& r : mine)
+        unfound.push_back(positions[static_cast<size_t>(r.index)].masked_select(r.found.logical_not()));
+      remaining = unfound.empty() ? torch::empty({0}, torch::kLong) : torch::cat(unfound);
       summary.level_seeds.push_back(
           n_seeds - remaining.size(0) -
           std::accumulate(summary.level_seeds.begin(), summary.level_seeds.end(), int64_t{0}));
@@ -424,7 +547,8 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
     r.predicted = cat_or_empty(rej_pred, torch::empty({0}, torch::kLong));
     r.judge_label = cat_or_empty(rej_judge, torch::empty({0}, torch::kLong));
   }
-  if (reference.codes.defined() && out.size() > 0)
+  // Rank 0 keeps the failures: only it measures their neighbourhood.
+  if (reference.codes.defined() && out.size() > 0 && dist::is_root())
     measure_neighbourhood(vae, out.latent, out.images, out.seed_label, out.predicted, code_spread, reference,
                           options.neighbours, options.realism_reference, options.seed, device, out.validity);
   auto pair_counts = torch::bincount(out.seed_label * k + out.predicted, {}, k * k).view({k, k});

@@ -162,11 +162,12 @@ std::vector<std::pair<std::string, std::string>> save_judges(Workspace& workspac
   return artifacts;
 }
 
-JudgePanel load_workspace_judges(Workspace& workspace, c10::Device device, std::string* fingerprint) {
-  JudgePanel panel;
+std::vector<std::pair<JudgeInfo, std::filesystem::path>> workspace_judge_files(Workspace& workspace,
+                                                                               std::string* fingerprint) {
+  std::vector<std::pair<JudgeInfo, std::filesystem::path>> out;
   if (fingerprint) fingerprint->clear();
   auto record = workspace.latest(kJudgesStage);
-  if (!record) return panel;
+  if (!record) return out;
   StageRecord r = workspace.require(kJudgesStage, "train-judges");
   const auto& listed = r.metrics.value("judges", nlohmann::json::array());
   for (size_t i = 0; i < listed.size(); ++i) {
@@ -184,9 +185,16 @@ JudgePanel load_workspace_judges(Workspace& workspace, c10::Device device, std::
     info.arch = j.value("arch", std::string());
     info.seed = j.value("seed", uint64_t{0});
     info.test_accuracy = j.value("test_accuracy", -1.0);
-    panel.add(load_classifier(workspace.path(a->path), device), info);
+    out.emplace_back(info, workspace.path(a->path));
   }
   if (fingerprint) *fingerprint = r.fingerprint;
+  return out;
+}
+
+JudgePanel load_workspace_judges(Workspace& workspace, c10::Device device, std::string* fingerprint) {
+  JudgePanel panel;
+  for (auto& [info, path] : workspace_judge_files(workspace, fingerprint))
+    panel.add(load_classifier(path, device), info);
   return panel;
 }
 

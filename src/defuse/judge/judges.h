@@ -20,6 +20,7 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -116,5 +117,8 @@ std::vector<std::pair<std::string, std::string>> save_judges(Workspace& workspac
 // The judges of the latest complete train-judges stage (an empty panel when the workspace has
 // none), with its fingerprint in `fingerprint` ("" without one).
 JudgePanel load_workspace_judges(Workspace& workspace, c10::Device device, std::string* fingerprint = nullptr);
+// The same judges' descriptions and files, unloaded.
+std::vector<std::pair<JudgeInfo, std::filesystem::path>> workspace_judge_files(Workspace& workspace,
+                                                                               std::string* fingerprint = nullptr);
 
 }  // namespace defuse

@@ -245,6 +245,7 @@ class ZooClassifier : public Classifier {
 
   at::Tensor forward(const at::Tensor& images) override { return net_->forward(images); }
   std::vector<at::Tensor> parameters() override { return net_->parameters(); }
+  std::vector<at::Tensor> buffers() override { return net_->buffers(); }
   void set_training(bool training) override { net_->train(training); }
   void freeze_batch_norm() override {
     for (const auto& m : net_->modules(/*include_self=*/false))
@@ -309,6 +310,11 @@ class ScriptedClassifier : public Classifier {
   std::vector<at::Tensor> parameters() override {
     std::vector<at::Tensor> out;
     for (const auto& p : module_.parameters()) out.push_back(p);
+    return out;
+  }
+  std::vector<at::Tensor> buffers() override {
+    std::vector<at::Tensor> out;
+    for (const auto& b : module_.buffers()) out.push_back(b);
     return out;
   }
   void set_training(bool training) override { module_.train(training); }

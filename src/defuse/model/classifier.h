@@ -30,6 +30,9 @@ class Classifier {
   // images: float [N, C, H, W] in [0, 1] on the model's device -> logits [N, num_classes].
   virtual at::Tensor forward(const at::Tensor& images) = 0;
   virtual std::vector<at::Tensor> parameters() = 0;
+  // Batch-norm running statistics and other non-trained state (data-parallel training keeps
+  // them the same on every rank).
+  virtual std::vector<at::Tensor> buffers() = 0;
   virtual void set_training(bool training) = 0;
   // Puts every batch-norm layer in eval mode (running statistics used and left unchanged),
   // the rest as it is: fine-tuning on a mix of real and decoded images would otherwise shift

@@ -158,6 +158,8 @@ at::Tensor Vae::decode(const at::Tensor& z) {
 
 std::vector<at::Tensor> Vae::parameters() { return net_->parameters(); }
 
+std::vector<at::Tensor> Vae::buffers() { return net_->buffers(); }
+
 void Vae::set_training(bool training) { net_->train(training); }
 
 void Vae::to(c10::Device device) {

@@ -60,6 +60,7 @@ class Vae {
   // z: [N, Z] -> images [N, C, H, W] in [0, 1], channels-last memory format.
   at::Tensor decode(const at::Tensor& z);
   std::vector<at::Tensor> parameters();
+  std::vector<at::Tensor> buffers();  // none in the zoo's VAE today; kept for data-parallel training
   void set_training(bool training);
   // Moves the weights (4-D ones in channels-last format, which oneDNN runs fastest here).
   void to(c10::Device device);

@@ -7,6 +7,7 @@
 #include "defuse/data/fingerprint.h"
 #include "defuse/model/classifier_store.h"
 #include "defuse/model/device.h"
+#include "defuse/pipeline/distributed_stage.h"
 
 namespace defuse {
 namespace {
@@ -61,6 +62,7 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
   const json options = options_json(o, env.device);
   ClassifierStageResult r;
   StageRun run;
+  PlanSender plan(kClassifierStage);  // an import computes on rank 0 alone
 
   if (!o.classifier.empty()) {
     // Import: validate, evaluate, copy into the workspace.
@@ -89,6 +91,7 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
       bar->update(p.batch, fmt::format("loss {:.4f}  acc {}", p.loss, percent(p.accuracy)));
     };
     run = run_stage(env, workspace, kClassifierStage, options, inputs, [&](int64_t) {
+      plan.send({kClassifierStage, true, plan_info(options, o.data, inputs["dataset"].get<std::string>())});
       auto result = train_classifier(dataset, o.train);
       if (bar) bar->finish();
       json epochs = json::array();
@@ -104,6 +107,10 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
       metrics["seconds_per_epoch"] = result.seconds / o.train.epochs;
       metrics["history"] = epochs;
       metrics["train_accuracy"] = result.epochs.back().train_accuracy;
+      if (result.ranks > 1)
+        metrics["distributed"] =
+            distributed_json(result.ranks, result.comm_seconds, result.comm_bytes,
+                             o.train.epochs * ((dataset.train.size() + o.train.batch_size - 1) / o.train.batch_size));
       r.text = fmt::format("train-classifier: {} on {}, {} epochs in {}: test accuracy {}",
                            metrics["arch"].get<std::string>(), dataset.name, o.train.epochs,
                            format_duration(result.seconds), percent(result.test.accuracy));
@@ -118,6 +125,14 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
   r.test_accuracy = need(r.summary, "test_accuracy", "train-classifier").get<double>();
   r.text += " -> " + r.model;
   return r;
+}
+
+void run_classifier_worker(const StageEnv& env, ClassifierStageOptions o, const StagePlan& plan) {
+  prepare_compute(env);
+  o.train.device = env.device;
+  check_options(options_json(o, env.device), plan);
+  Dataset dataset = worker_dataset(env, o.data, plan);
+  train_classifier(dataset, o.train);
 }
 
 }  // namespace defuse

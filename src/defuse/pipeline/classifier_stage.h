@@ -25,4 +25,9 @@ struct ClassifierStageResult : StageResult {
 
 ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageOptions options);
 
+// A rank other than 0 of a distributed run: its share of the work rank 0 planned
+// (distributed_stage.h).
+struct StagePlan;
+void run_classifier_worker(const StageEnv& env, ClassifierStageOptions options, const StagePlan& plan);
+
 }  // namespace defuse

@@ -12,6 +12,8 @@
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
 #include "defuse/model/vae_store.h"
+#include "defuse/dist/world.h"
+#include "defuse/pipeline/distributed_stage.h"
 #include "defuse/report/grid.h"
 
 namespace defuse {
@@ -152,7 +154,22 @@ IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions
   IdentifyStageResult r;
   json& summary = r.summary;
   std::string& text = r.text;
+  PlanSender plan(kIdentifyStage);
   StageRun run = run_stage(env, workspace, kIdentifyStage, options, inputs, [&](int64_t run_id) {
+    if (root_of_many()) {
+      // The other ranks get the models as their files and the codes' spread: they never read
+      // the workspace.
+      StagePlan p{kIdentifyStage, true, plan_info(options, spec, inputs["dataset"].get<std::string>())};
+      p.files = {read_bytes(workspace.path(kClassifierArtifact)), read_bytes(workspace.path(kVaeArtifact))};
+      json judge_names = json::array();
+      for (const auto& [info, path] : workspace_judge_files(workspace)) {
+        p.files.push_back(read_bytes(path));
+        judge_names.push_back(info.name);
+      }
+      p.info["judges"] = judge_names;
+      p.tensors = {codes.train_spread()};
+      plan.send(std::move(p));
+    }
     LatentReference reference{codes.train, labels_tensor(dataset.train)};
     FailureSet failures = search_latent(*vae.model, *classifier.model, &judges, seed_images, seed_labels,
                                         codes.train_spread(), reference, o.search);
@@ -239,6 +256,34 @@ IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions
   r.failures = need(summary, "failures", "identify").get<int64_t>();
   r.decodes_per_second = need(summary, "decodes_per_second", "identify").get<double>();
   return r;
+}
+
+void run_identify_worker(const StageEnv& env, IdentifyStageOptions o, const StagePlan& plan) {
+  prepare_compute(env);
+  o.search.device = env.device;
+  o.search.only_correct = !o.all_seeds;
+  o.search.check_reconstruction = !o.keep_bad_reconstructions;
+  o.search.validate();
+  auto device = parse_device(env.device, "identify");
+  const auto judge_names = plan.info.at("judges").get<std::vector<std::string>>();
+  check_options(options_json(o, plan.info.at("data").get<std::string>(), !judge_names.empty(),
+                             resolve_precision(o.search.precision, device)),
+                plan);
+  if (plan.files.size() != 2 + judge_names.size() || plan.tensors.size() != 1)
+    throw dist::DistError("identify: rank 0's plan does not carry the models it should (a different defuse version?)");
+  ScratchDir scratch;
+  auto classifier = load_classifier(scratch.write("classifier.pt", plan.files[0]), device);
+  auto vae = load_vae(scratch.write("vae.pt", plan.files[1]), device);
+  JudgePanel judges;
+  for (size_t j = 0; j < judge_names.size(); ++j) {
+    JudgeInfo info;
+    info.name = judge_names[j];
+    judges.add(load_classifier(scratch.write(info.name + ".pt", plan.files[2 + j]), device), info);
+  }
+  Dataset dataset = worker_dataset(env, o.data, plan);
+  const DataSplit& seeds = o.split == "train" ? dataset.train : dataset.test;
+  search_latent(*vae, *classifier, &judges, images_tensor(seeds, dataset), labels_tensor(seeds), plan.tensors[0],
+                LatentReference{}, o.search);
 }
 
 }  // namespace defuse

@@ -30,4 +30,9 @@ struct IdentifyStageResult : StageResult {
 
 IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions options);
 
+// A rank other than 0 of a distributed run: its share of the work rank 0 planned
+// (distributed_stage.h).
+struct StagePlan;
+void run_identify_worker(const StageEnv& env, IdentifyStageOptions options, const StagePlan& plan);
+
 }  // namespace defuse

@@ -6,6 +6,7 @@
 #include "defuse/base/progress.h"
 #include "defuse/data/fingerprint.h"
 #include "defuse/model/device.h"
+#include "defuse/pipeline/distributed_stage.h"
 #include "defuse/train/train_classifier.h"
 
 namespace defuse {
@@ -50,30 +51,48 @@ JudgesStageResult run_judges_stage(const StageEnv& env, JudgesStageOptions o) {
     bar->update(p.batch, fmt::format("loss {:.4f}  acc {}", p.loss, percent(p.accuracy)));
   };
   JudgesStageResult r;
-  StageRun run =
-      run_stage(env, workspace, kJudgesStage, options_json(o, spec, archs, env.device), inputs, [&](int64_t) {
-        auto result = train_judges(dataset, o.train);
-        if (bar) bar->finish();
-        json judges = json::array();
-        std::vector<std::string> described;
-        for (const auto& j : result.panel.info()) {
-          judges.push_back({{"name", j.name},
-                            {"origin", j.origin},
-                            {"arch", j.arch},
-                            {"seed", j.seed},
-                            {"test_accuracy", j.test_accuracy},
-                            {"seconds", j.seconds}});
-          described.push_back(fmt::format("{} ({}, test accuracy {})", j.name,
-                                          j.origin == "trained" ? j.arch : j.origin, percent(j.test_accuracy)));
-        }
-        r.text = result.panel.empty() ? std::string("train-judges: no judges (failures will not be checked)")
-                                      : fmt::format("train-judges: {}", fmt::join(described, ", "));
-        return Workspace::StageOutput{
-            {{"judges", judges}, {"count", result.panel.size()}}, save_judges(workspace, result.panel), nullptr};
-      });
+  PlanSender plan(kJudgesStage);
+  const json options = options_json(o, spec, archs, env.device);
+  StageRun run = run_stage(env, workspace, kJudgesStage, options, inputs, [&](int64_t) {
+    json info = plan_info(options, spec, inputs["dataset"].get<std::string>());
+    info["archs"] = archs;
+    plan.send({kJudgesStage, true, info});
+    auto result = train_judges(dataset, o.train);
+    if (bar) bar->finish();
+    json judges = json::array();
+    std::vector<std::string> described;
+    for (const auto& j : result.panel.info()) {
+      judges.push_back({{"name", j.name},
+                        {"origin", j.origin},
+                        {"arch", j.arch},
+                        {"seed", j.seed},
+                        {"test_accuracy", j.test_accuracy},
+                        {"seconds", j.seconds}});
+      described.push_back(fmt::format("{} ({}, test accuracy {})", j.name, j.origin == "trained" ? j.arch : j.origin,
+                                      percent(j.test_accuracy)));
+    }
+    r.text = result.panel.empty() ? std::string("train-judges: no judges (failures will not be checked)")
+                                  : fmt::format("train-judges: {}", fmt::join(described, ", "));
+    return Workspace::StageOutput{
+        {{"judges", judges}, {"count", result.panel.size()}}, save_judges(workspace, result.panel), nullptr};
+  });
   take_run(r, run);
   r.count = need(r.summary, "count", "train-judges").get<int64_t>();
   return r;
+}
+
+void run_judges_worker(const StageEnv& env, JudgesStageOptions o, const StagePlan& plan) {
+  prepare_compute(env);
+  o.train.device = env.device;
+  if (o.train.archs.size() == 1 && o.train.archs.front() == "none") o.train.archs.clear();
+  const auto archs = plan.info.at("archs").get<std::vector<std::string>>();
+  check_options(options_json(o, plan.info.at("data").get<std::string>(), archs, env.device), plan);
+  Dataset dataset = worker_dataset(env, o.data, plan);
+  // The user's judges are only scored, on rank 0 (their files may exist only there); the
+  // trained ones train together, judge i with the same seed on every rank.
+  o.train.files.clear();
+  o.train.archs = archs;
+  train_judges(dataset, o.train);
 }
 
 }  // namespace defuse

@@ -25,4 +25,9 @@ struct JudgesStageResult : StageResult {
 
 JudgesStageResult run_judges_stage(const StageEnv& env, JudgesStageOptions options);
 
+// A rank other than 0 of a distributed run: its share of the work rank 0 planned
+// (distributed_stage.h).
+struct StagePlan;
+void run_judges_worker(const StageEnv& env, JudgesStageOptions options, const StagePlan& plan);
+
 }  // namespace defuse

@@ -9,6 +9,7 @@
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
 #include "defuse/model/vae_store.h"
+#include "defuse/pipeline/distributed_stage.h"
 
 namespace defuse {
 namespace {
@@ -95,6 +96,7 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
     }
   };
   VaeStageResult r;
+  PlanSender plan(kVaeStage);
   json& summary = r.summary;
   std::string& text = r.text;
   auto save_artifacts = [&](const TrainVaeResult& result) {
@@ -103,6 +105,7 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
         save_vae_codes(workspace, VaeCodes{result.train_codes, result.test_codes})};
   };
   StageRun run = run_stage(env, workspace, kVaeStage, options, inputs, [&](int64_t) {
+    plan.send({kVaeStage, true, plan_info(options, spec, inputs["dataset"].get<std::string>())});
     auto result = train_vae(dataset, o.train);
     if (bar) bar->finish();
     json history = json::array();
@@ -126,6 +129,8 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
                     {"seconds", result.seconds},
                     {"seconds_per_epoch", result.seconds / o.train.epochs},
                     {"history", history}};
+    if (result.ranks > 1)
+      metrics["distributed"] = distributed_json(result.ranks, result.comm_seconds, result.comm_bytes, result.steps);
     text = fmt::format(
         "train-vae: {} on {}, {} epochs in {}: test reconstruction {:.3f} ({}), KL {:.3f} nats, ELBO {:.3f}",
         result.model->spec().describe(), dataset.name, o.train.epochs, format_duration(result.seconds),
@@ -181,6 +186,16 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
     r.reconstruction_accuracy = summary["reconstruction_accuracy"].get<double>();
   text += " -> " + workspace.path(kVaeArtifact).string();
   return r;
+}
+
+void run_vae_worker(const StageEnv& env, VaeStageOptions o, const StagePlan& plan) {
+  prepare_compute(env);
+  o.train.device = env.device;
+  o.train.validate();
+  o.train.encode_splits = false;
+  Dataset dataset = worker_dataset(env, o.data, plan);
+  check_options(options_json(o, plan.info.at("data").get<std::string>(), dataset, env.device), plan);
+  train_vae(dataset, o.train);
 }
 
 }  // namespace defuse

@@ -28,4 +28,9 @@ struct VaeStageResult : StageResult {
 
 VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions options);
 
+// A rank other than 0 of a distributed run: its share of the work rank 0 planned
+// (distributed_stage.h).
+struct StagePlan;
+void run_vae_worker(const StageEnv& env, VaeStageOptions options, const StagePlan& plan);
+
 }  // namespace defuse

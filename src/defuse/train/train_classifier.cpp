@@ -5,6 +5,8 @@
 
 #include "defuse/base/error.h"
 #include "defuse/base/timing.h"
+#include "defuse/dist/data_parallel.h"
+#include "defuse/dist/world.h"
 #include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
 
@@ -13,6 +15,7 @@ namespace defuse {
 namespace {
 
 constexpr const char* kStage = "train-classifier";
+constexpr int64_t kShift = 2;  // --augment: shifts of up to ±2 pixels
 
 // One-cycle learning rate (Smith & Topin 2019): linear warm-up over the first 25% of
 // steps from lr/25 to lr, then cosine annealing to lr/1e4. Reaches a given accuracy in
@@ -26,13 +29,11 @@ double one_cycle_lr(double peak, int64_t step, int64_t total) {
   return end + 0.5 * (peak - end) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-// Random translations by up to `shift` pixels, one per image: pad by replication, then
-// gather a shifted window (vectorised; no per-image loop).
-torch::Tensor random_shift(const torch::Tensor& x, int64_t shift, torch::Generator& gen) {
+// Random translations by up to `shift` pixels, one per image, by offsets `dy`, `dx` [N] in
+// [0, 2·shift]: pad, then gather a shifted window (vectorised; no per-image loop).
+torch::Tensor shift_images(const torch::Tensor& x, int64_t shift, const torch::Tensor& dy, const torch::Tensor& dx) {
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
   auto padded = torch::constant_pad_nd(x, {shift, shift, shift, shift}, 0);
-  auto dy = torch::randint(0, 2 * shift + 1, {n}, gen, torch::kLong);
-  auto dx = torch::randint(0, 2 * shift + 1, {n}, gen, torch::kLong);
   auto rows = (torch::arange(h).view({1, h}) + dy.view({n, 1}));  // [N, H]
   auto cols = (torch::arange(w).view({1, w}) + dx.view({n, 1}));  // [N, W]
   auto c = x.size(1);
@@ -101,6 +102,8 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
   const int64_t total_steps = batches * options.epochs;
   int64_t step = 0;
 
+  // Data parallel over the current world's ranks (one process: the shard is the batch).
+  dist::DataParallel parallel(*model);
   TrainClassifierResult result;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     auto epoch_start = std::chrono::steady_clock::now();
@@ -109,22 +112,43 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (int64_t b = 0; b < batches; ++b) {
-      auto idx = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
-      auto x = to_unit_float(images.index_select(0, idx), device);
-      if (options.augment) x = random_shift(x, 2, gen).contiguous(at::MemoryFormat::ChannelsLast);
-      auto y = labels.index_select(0, idx).to(device);
+      auto batch = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
+      const int64_t m = batch.size(0);
+      // Every rank draws the whole batch's random numbers, so the streams stay in step.
+      at::Tensor dy, dx;
+      if (options.augment) {
+        dy = torch::randint(0, 2 * kShift + 1, {m}, gen, torch::kLong);
+        dx = torch::randint(0, 2 * kShift + 1, {m}, gen, torch::kLong);
+      }
+      const auto [s0, s1] = dist::shard_range(m);
+      auto idx = batch.slice(0, s0, s1);
       double lr = one_cycle_lr(options.lr, step++, total_steps);
       for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
       optimizer.zero_grad();
-      auto logits = model->forward(x);
-      auto loss = torch::nn::functional::cross_entropy(logits, y);
-      loss.backward();
+      std::vector<double> stats{0.0, 0.0};  // this shard's loss sum and hits, then the batch's
+      if (s1 > s0) {
+        auto x = to_unit_float(images.index_select(0, idx), device);
+        if (options.augment)
+          x = shift_images(x, kShift, dy.slice(0, s0, s1), dx.slice(0, s0, s1))
+                  .contiguous(at::MemoryFormat::ChannelsLast);
+        auto y = labels.index_select(0, idx).to(device);
+        auto logits = model->forward(x);
+        // The shard's share of the batch's mean loss (the mean itself in one process).
+        auto loss = parallel.active()
+                        ? torch::nn::functional::cross_entropy(
+                              logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                              static_cast<double>(m)
+                        : torch::nn::functional::cross_entropy(logits, y);
+        loss.backward();
+        stats[0] = loss.item<double>() * static_cast<double>(m);
+        stats[1] = static_cast<double>(logits.argmax(1).eq(y).sum().item<int64_t>());
+      }
+      parallel.sync_gradients(stats);
       optimizer.step();
 
-      const int64_t m = idx.size(0);
-      loss_sum += loss.item<double>() * static_cast<double>(m);
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      loss_sum += stats[0];
+      correct += static_cast<int64_t>(stats[1]);
       seen += m;
       if (!std::isfinite(loss_sum))
         throw Error(std::string(kStage) + ": training diverged (loss is not finite) in epoch " + std::to_string(epoch) +
@@ -137,8 +161,14 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
     result.epochs.push_back(
         {epoch, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen), secs});
   }
+  parallel.sync_buffers();
+  result.ranks = dist::current_size();
+  result.comm_seconds = parallel.comm_seconds();
+  result.comm_bytes = parallel.bytes_sent();
   result.seconds = seconds_since(start);
-  result.test = evaluate_classifier(*model, dataset.test, dataset, options.eval_batch_size, options.device);
+  // Rank 0 scores the model (the other ranks' copies are the same and are not kept).
+  if (dist::is_root())
+    result.test = evaluate_classifier(*model, dataset.test, dataset, options.eval_batch_size, options.device);
   model->to(torch::kCPU);
   result.model = std::move(model);
   return result;

@@ -48,9 +48,14 @@ struct TrainClassifierResult {
   std::unique_ptr<Classifier> model;  // on the CPU
   std::vector<EpochStats> epochs;
   Evaluation test;
-  double seconds = 0;  // training time, evaluation excluded
+  double seconds = 0;       // training time, evaluation excluded
+  int ranks = 1;            // processes that trained it together (DESIGN §5)
+  double comm_seconds = 0;  // of which spent in gradient allreduces (this rank)
+  int64_t comm_bytes = 0;   // bytes allreduced (this rank's share of each collective)
 };
 
+// Trains data-parallel over the current world's ranks when there is one (dist/world.h);
+// then only rank 0 scores the model (`test` is empty elsewhere).
 TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassifierOptions& options);
 
 // Accuracy and confusion matrix of `model` on a split.

@@ -6,6 +6,8 @@
 
 #include "defuse/base/error.h"
 #include "defuse/base/timing.h"
+#include "defuse/dist/data_parallel.h"
+#include "defuse/dist/world.h"
 #include "defuse/model/device.h"
 #include "defuse/model/generate.h"
 #include "defuse/model/tensors.h"
@@ -126,6 +128,8 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
   result.steps = batches * options.epochs;
   result.anneal_steps = options.effective_anneal_steps(result.steps);
   int64_t step = 0;
+  // Data parallel over the current world's ranks (one process: the shard is the batch).
+  dist::DataParallel parallel(*vae);
 
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
@@ -134,32 +138,44 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
     double recon_sum = 0, kl_sum = 0, loss_sum = 0, weight = 0;
     int64_t seen = 0;
     for (int64_t b = 0; b < batches; ++b) {
-      auto idx = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
-      auto x = to_unit_float(images.index_select(0, idx), device);
-      const int64_t m = idx.size(0);
+      auto batch = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
+      const int64_t m = batch.size(0);
       weight = options.beta * kl_annealing(step++, result.anneal_steps);
-
-      std::optional<CpuBf16Autocast> autocast;
-      if (bf16) autocast.emplace();
-      auto enc = vae->encode(x);
-      // Reparameterisation: z = μ + σ·ε, ε drawn from the stage's own generator (on the CPU,
-      // so a seed gives the same run on any device).
-      auto mu = enc.mu.to(torch::kFloat32), logvar = enc.logvar.to(torch::kFloat32);
-      auto eps = torch::randn(mu.sizes(), gen, torch::kFloat32).to(device);
-      auto z = mu + eps * (0.5 * logvar).exp();
-      auto logits = vae->decode_logits(z).to(torch::kFloat32);
-      autocast.reset();  // the losses in fp32
-      auto recon = reconstruction_loss(logits, x, loss_kind).mean();
-      auto kl = gaussian_kl(mu, logvar).mean();
-      auto loss = recon + weight * kl;
+      // Reparameterisation noise for the whole batch, drawn from the stage's own generator on
+      // the CPU (so a seed gives the same run on any device, and every rank the same stream).
+      auto eps_all = torch::randn({m, spec.latent}, gen, torch::kFloat32);
+      const auto [s0, s1] = dist::shard_range(m);
       optimizer.zero_grad();
-      loss.backward();
+      std::vector<double> stats{0.0, 0.0};  // this shard's reconstruction and KL sums, then the batch's
+      if (s1 > s0) {
+        auto x = to_unit_float(images.index_select(0, batch.slice(0, s0, s1)), device);
+        std::optional<CpuBf16Autocast> autocast;
+        if (bf16) autocast.emplace();
+        auto enc = vae->encode(x);
+        auto mu = enc.mu.to(torch::kFloat32), logvar = enc.logvar.to(torch::kFloat32);
+        auto z = mu + eps_all.slice(0, s0, s1).to(device) * (0.5 * logvar).exp();
+        auto logits = vae->decode_logits(z).to(torch::kFloat32);
+        autocast.reset();  // the losses in fp32
+        // The shard's share of the batch's mean losses (the means themselves in one process).
+        at::Tensor recon, kl;
+        if (parallel.active()) {
+          recon = reconstruction_loss(logits, x, loss_kind).sum() / static_cast<double>(m);
+          kl = gaussian_kl(mu, logvar).sum() / static_cast<double>(m);
+        } else {
+          recon = reconstruction_loss(logits, x, loss_kind).mean();
+          kl = gaussian_kl(mu, logvar).mean();
+        }
+        auto loss = recon + weight * kl;
+        loss.backward();
+        stats[0] = recon.item<double>() * static_cast<double>(m);
+        stats[1] = kl.item<double>() * static_cast<double>(m);
+      }
+      parallel.sync_gradients(stats);
       optimizer.step();
 
-      const double r = recon.item<double>(), k = kl.item<double>();
-      recon_sum += r * static_cast<double>(m);
-      kl_sum += k * static_cast<double>(m);
-      loss_sum += (r + weight * k) * static_cast<double>(m);
+      recon_sum += stats[0];
+      kl_sum += stats[1];
+      loss_sum += stats[0] + weight * stats[1];
       seen += m;
       if (!std::isfinite(loss_sum))
         throw Error(std::string(kStage) + ": training diverged (loss is not finite) in epoch " + std::to_string(epoch) +
@@ -171,13 +187,20 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
     const double s = static_cast<double>(seen);
     result.epochs.push_back({epoch, recon_sum / s, kl_sum / s, loss_sum / s, weight, seconds_since(epoch_start)});
   }
+  parallel.sync_buffers();
+  result.ranks = dist::current_size();
+  result.comm_seconds = parallel.comm_seconds();
+  result.comm_bytes = parallel.bytes_sent();
   result.seconds = seconds_since(start);
   vae->set_training(false);
-  result.test = evaluate_vae(*vae, images_tensor(dataset.test, dataset), options.loss, options.beta,
-                             options.eval_batch_size, options.seed + 2);
-  if (options.encode_splits) {
-    result.train_codes = encode_means(*vae, images, options.eval_batch_size);
-    result.test_codes = encode_means(*vae, images_tensor(dataset.test, dataset), options.eval_batch_size);
+  // Rank 0 scores and encodes (the other ranks' copies are the same and are not kept).
+  if (dist::is_root()) {
+    result.test = evaluate_vae(*vae, images_tensor(dataset.test, dataset), options.loss, options.beta,
+                               options.eval_batch_size, options.seed + 2);
+    if (options.encode_splits) {
+      result.train_codes = encode_means(*vae, images, options.eval_batch_size);
+      result.test_codes = encode_means(*vae, images_tensor(dataset.test, dataset), options.eval_batch_size);
+    }
   }
   vae->to(torch::kCPU);
   result.model = std::move(vae);

@@ -81,11 +81,16 @@ struct TrainVaeResult {
   std::vector<VaeEpochStats> epochs;
   VaeEvaluation test;
   int64_t steps = 0, anneal_steps = 0;
-  double seconds = 0;      // training time, evaluation and encoding excluded
-  at::Tensor train_codes;  // [N_train, Z] float32 latent means (empty unless encode_splits)
-  at::Tensor test_codes;   // [N_test, Z]
+  double seconds = 0;       // training time, evaluation and encoding excluded
+  int ranks = 1;            // processes that trained it together (DESIGN §5)
+  double comm_seconds = 0;  // of which spent in gradient allreduces (this rank)
+  int64_t comm_bytes = 0;   // bytes allreduced (this rank's share of each collective)
+  at::Tensor train_codes;   // [N_train, Z] float32 latent means (empty unless encode_splits)
+  at::Tensor test_codes;    // [N_test, Z]
 };
 
+// Trains data-parallel over the current world's ranks when there is one (dist/world.h);
+// then only rank 0 scores and encodes (`test` and the codes are empty elsewhere).
 TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options);
 
 // The generator's fidelity (DESIGN §3, "Validity"): how often the classifier still reads the
