@@ -44,9 +44,10 @@ std::string first_line(const std::string& text) {
   return line;
 }
 
-// The commands with a worker side (DESIGN §5): on ranks other than 0 they serve rank 0's
+// The commands with a worker side (DESIGN §6): on ranks other than 0 they serve rank 0's
 // plans; every other command runs on rank 0 alone while the other ranks wait for its end.
-const std::set<std::string> kDistributedCommands{"run", "train-classifier", "train-judges", "train-vae", "identify"};
+const std::set<std::string> kDistributedCommands{"run",       "train-classifier", "train-judges",
+                                                 "train-vae", "identify",         "correct"};
 
 // Every rank runs the same defuse and the same command (the options are compared per stage).
 void check_same_program(dist::World& world, const std::string& command) {

@@ -44,7 +44,7 @@ struct Registrar {
 void add_common_options(CLI::App& app, Context& ctx, bool with_workspace = true);
 // --device cpu|cuda
 void add_device_option(CLI::App& app, Context& ctx);
-// --nproc-per-node, --dist-timeout (the commands that compute on several ranks, DESIGN §5)
+// --nproc-per-node, --dist-timeout (the commands that compute on several ranks, DESIGN §6)
 void add_distributed_options(CLI::App& app, Context& ctx);
 
 // The long option names ("samples", "max-seeds") of subcommand `name`; empty when there is

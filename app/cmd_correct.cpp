@@ -53,7 +53,7 @@ const Registrar registrar = stage_command<CorrectStageOptions>(
     "correct",
     "Fine-tune the classifier on its labelled scenarios: CE(train) + lambda * CE(scenarios), for a sweep of lambda "
     "and the failures-only baseline",
-    60, run_correct_stage);
+    60, run_correct_stage, Writes::kYes, run_correct_worker);
 
 }  // namespace
 }  // namespace defuse::cli

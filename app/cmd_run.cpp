@@ -314,8 +314,14 @@ const Registrar registrar(
                {kJudgesStage, [&](const StagePlan& p) { run_judges_worker(env, judges_options(), p); }},
                {kVaeStage,
                 [&](const StagePlan& p) { run_vae_worker(env, stage_options<VaeStageOptions>(c, kVaeStage), p); }},
-               {kIdentifyStage, [&](const StagePlan& p) {
+               {kIdentifyStage,
+                [&](const StagePlan& p) {
                   run_identify_worker(env, stage_options<IdentifyStageOptions>(c, kIdentifyStage), p);
+                }},
+               {kCorrectStage, [&](const StagePlan& p) {
+                  auto o = stage_options<CorrectStageOptions>(c, kCorrectStage);
+                  o.allow_nothing = true;
+                  run_correct_worker(env, o, p);
                 }}});
           return;
         }

@@ -51,7 +51,7 @@ void bind_stage_options(CLI::App& app, ReportStageOptions& o);
 // Where the command of a stage holds the workspace's writer lock (every stage but report).
 enum class Writes { kYes, kNo };
 
-// The worker side of a stage that computes on several ranks (DESIGN §5), or none.
+// The worker side of a stage that computes on several ranks (DESIGN §6), or none.
 template <typename Options>
 using StageWorker = void (*)(const StageEnv&, Options, const StagePlan&);
 

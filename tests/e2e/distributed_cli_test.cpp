@@ -1,4 +1,4 @@
-// End-to-end: the pipeline on two ranks (DESIGN §5), with the real executable in child
+// End-to-end: the pipeline on two ranks (DESIGN §6), with the real executable in child
 // processes (`--nproc-per-node 2` starts the ranks over loopback, as torchrun would): the
 // same failures and scenarios as one process, a killed rank stops the run with one line and
 // leaves a resumable workspace, and mismatched ranks are refused. Every run is bounded by
@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "defuse/base/local_launch.h"
 #include "defuse/base/sqlite.h"
 #include "defuse/base/workspace.h"
 #include "support/test_support.h"
@@ -45,7 +46,8 @@ ExeResult run_exe(const std::vector<std::string>& arguments, const fs::path& dir
   for (char** e = environ; *e; ++e) {
     const std::string entry(*e);
     const std::string key = entry.substr(0, entry.find('='));
-    if (key == "RANK" || key == "WORLD_SIZE" || key == "DEFUSE_TEST_KILL_RANK") continue;
+    if (key == "RANK" || key == "WORLD_SIZE" || key == "DEFUSE_TEST_KILL_RANK" || key == "DEFUSE_TEST_KILL_RANK_ONCE")
+      continue;
     env_s.push_back(entry);
   }
   std::vector<char*> envp;
@@ -93,7 +95,7 @@ class DistributedCli : public ::testing::Test {
                                "1",
                                "--json",
                                "--set",
-                               "correct.lambda=0.1",
+                               "correct.lambda=0.1,1",
                                "--set",
                                "correct.baseline=none",
                                "--dist-timeout",
@@ -126,7 +128,7 @@ class DistributedCli : public ::testing::Test {
 test::TempDir* DistributedCli::base_ = nullptr;
 
 // With the models trained once, identify on two ranks keeps bit-identical failures, so the
-// scenarios and everything after them equal a one-process run's.
+// scenarios equal a one-process run's, and correct's models (one per rank) too.
 TEST_F(DistributedCli, TwoRanksFindTheSameFailuresAndScenarios) {
   const fs::path models = tmp_.path() / "models";
   auto first = run_exe(run_args(models.string()), tmp_.path());  // one process trains the models
@@ -152,7 +154,17 @@ TEST_F(DistributedCli, TwoRanksFindTheSameFailuresAndScenarios) {
             Workspace(two.string()).latest("identify")->artifacts.front().hash);
   EXPECT_EQ(scenario_rows(one.string()), scenario_rows(two.string()));
   EXPECT_FALSE(scenario_rows(one.string()).empty());
-  EXPECT_EQ(metrics(one.string(), "evaluate")["chosen"], metrics(two.string(), "evaluate")["chosen"]);
+  // correct trains its two models one per rank, and each is the model one process trains.
+  const json ea = metrics(one.string(), "evaluate"), eb = metrics(two.string(), "evaluate");
+  ASSERT_EQ(ea["models"].size(), 3u);  // the original and two λ models
+  for (size_t i = 0; i < ea["models"].size(); ++i) {
+    EXPECT_EQ(ea["models"][i]["name"], eb["models"][i]["name"]);
+    EXPECT_EQ(ea["models"][i]["test_accuracy"], eb["models"][i]["test_accuracy"]) << i;
+    EXPECT_EQ(ea["models"][i]["scenario_accuracy"], eb["models"][i]["scenario_accuracy"]) << i;
+  }
+  EXPECT_EQ(ea["chosen"], eb["chosen"]);
+  EXPECT_EQ(metrics(one.string(), "correct")["models"][1]["train_loss"],
+            metrics(two.string(), "correct")["models"][1]["train_loss"]);
 }
 
 // The training stages on two ranks: the same number of steps over the same global batches,
@@ -190,6 +202,44 @@ TEST_F(DistributedCli, AKilledRankStopsTheRunCleanlyAndItResumes) {
   auto resumed = run_exe(run_args(ws, {"--nproc-per-node", "2"}), tmp_.path());
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   EXPECT_TRUE(Workspace(ws).latest("report").has_value());
+}
+
+// Elastic recovery: under torchrun with --max_restarts, a rank killed once makes torchrun
+// restart every rank (a new attempt, so new keys under the agent store's prefix), and the
+// run resumes from the workspace to the end.
+TEST_F(DistributedCli, TorchrunRestartsAKilledRankAndTheRunResumes) {
+  if (std::system("command -v torchrun > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "torchrun (python3-torch) is not installed: elastic recovery is not tested";
+  const std::string ws = (tmp_.path() / "ws").string();
+  const fs::path marker = tmp_.path() / "killed-once";
+  std::vector<std::string> args{"--nnodes",
+                                "1",
+                                "--nproc_per_node",
+                                "2",
+                                "--max_restarts",
+                                "1",
+                                "--rdzv_backend",
+                                "c10d",
+                                "--rdzv_endpoint",
+                                "127.0.0.1:" + std::to_string(free_local_port()),
+                                "--redirects",
+                                "0:1,1:1",
+                                "--tee",
+                                "0:1,1:1",
+                                "--no_python",
+                                DEFUSE_EXE};
+  for (const auto& a : run_args(ws)) args.push_back(a);
+  std::string command =
+      "DEFUSE_TEST_KILL_RANK_ONCE=1:" + marker.string() + " GLOO_SOCKET_IFNAME=lo timeout 300 torchrun";
+  for (const auto& a : args) command += " '" + a + "'";
+  command += " > " + (tmp_.path() / "torchrun.out").string() + " 2>&1";
+  const int status = std::system(command.c_str());
+  std::ifstream log(tmp_.path() / "torchrun.out");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_TRUE(fs::exists(marker)) << "rank 1 was never killed: " << text.str();
+  ASSERT_EQ(status, 0) << text.str();
+  EXPECT_TRUE(Workspace(ws).latest("report").has_value()) << text.str();
 }
 
 // Ranks started with different options are refused before the stage computes.

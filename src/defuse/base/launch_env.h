@@ -1,4 +1,4 @@
-// Where this process sits in a distributed job (DESIGN §5, "Distribution"), read from the
+// Where this process sits in a distributed job (DESIGN §6, "Distribution"), read from the
 // environment the way PyTorch's env:// rendezvous reads it: RANK, WORLD_SIZE, LOCAL_RANK,
 // LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT as torchrun sets them, Slurm's SLURM_PROCID /
 // SLURM_NTASKS / SLURM_LOCALID when those are unset, and torchrun's agent store

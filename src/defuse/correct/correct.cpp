@@ -11,6 +11,7 @@
 #include "defuse/annotate/scenario_store.h"
 #include "defuse/base/error.h"
 #include "defuse/base/timing.h"
+#include "defuse/dist/world.h"
 #include "defuse/judge/judges.h"
 #include "defuse/model/classifier.h"
 #include "defuse/model/device.h"
@@ -292,8 +293,18 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
   CorrectResult result;
   result.scenario_samples = scenario_samples.size();
   result.baseline_failures = options.baseline ? failures.size() : 0;
+  // With several ranks, model m trains on rank m mod size, whole (DESIGN §6): every model
+  // starts from the same random state, so each is the model one process would train.
+  const int ranks = dist::current_size(), rank = dist::current_rank();
   for (size_t m = 0; m < plans.size(); ++m) {
     const auto& plan = plans[m];
+    if (static_cast<int>(m % static_cast<size_t>(ranks)) != rank) {
+      CorrectedModel placeholder;  // trained on another rank; filled in below
+      placeholder.name = plan.name;
+      placeholder.lambda = plan.lambda;
+      result.models.push_back(std::move(placeholder));
+      continue;
+    }
     const bool baseline = plan.lambda < 0;
     const auto model_start = std::chrono::steady_clock::now();
     // Every model starts from the same state of every random stream, so each result depends
@@ -368,6 +379,38 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
     out.scenario_loss = extra_sum / static_cast<double>(steps);
     out.seconds = seconds_since(model_start);
     result.models.push_back(std::move(out));
+  }
+  if (ranks > 1) {
+    // Every rank's models to every rank: [index, figures, parameters..., buffers...] each.
+    std::vector<at::Tensor> mine;
+    for (size_t m = 0; m < plans.size(); ++m) {
+      CorrectedModel& c = result.models[m];
+      if (!c.model) continue;
+      mine.push_back(torch::tensor({static_cast<int64_t>(m), c.steps}, torch::kLong));
+      mine.push_back(torch::tensor({c.train_loss, c.scenario_loss, c.seconds}, torch::kFloat64));
+      for (auto& t : c.model->parameters()) mine.push_back(t.detach());
+      for (auto& t : c.model->buffers()) mine.push_back(t.detach());
+    }
+    auto shape = original.clone();
+    const size_t per_model = 2 + shape->parameters().size() + shape->buffers().size();
+    for (const auto& bytes : dist::current_world()->allgather_bytes(dist::pack_tensors(mine))) {
+      auto parts = dist::unpack_tensors(bytes);
+      for (size_t at = 0; at + per_model <= parts.size(); at += per_model) {
+        CorrectedModel& c = result.models.at(static_cast<size_t>(parts[at][0].item<int64_t>()));
+        if (c.model) continue;  // this rank's own
+        c.steps = parts[at][1].item<int64_t>();
+        c.train_loss = parts[at + 1][0].item<double>();
+        c.scenario_loss = parts[at + 1][1].item<double>();
+        c.seconds = parts[at + 1][2].item<double>();
+        c.model = original.clone();
+        c.model->to(torch::kCPU);
+        torch::NoGradGuard no_grad;
+        size_t i = at + 2;
+        for (auto& t : c.model->parameters()) t.copy_(parts[i++]);
+        for (auto& t : c.model->buffers()) t.copy_(parts[i++]);
+        c.model->set_training(false);
+      }
+    }
   }
   result.scenarios = scenario_samples.size() > 0 ? std::get<0>(at::_unique(scenario_samples.scenario)).numel() : 0;
   result.seconds = seconds_since(start);

@@ -164,6 +164,8 @@ std::string lambda_name(double lambda);
 // uint8 [N, C, H, W] and `train_labels` int64 [N] are the classifier's training split;
 // `scenario_samples` come from sample_scenarios(kTrainSampleStream), `failures` from
 // labelled_failures (needed only when options.baseline; an empty set then is a DataError).
+// With a current world of several ranks (dist/world.h), model m trains on rank m mod size and
+// every rank ends with every model.
 CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_images, const at::Tensor& train_labels,
                                  const LabelledImages& scenario_samples, const LabelledImages& failures,
                                  const CorrectOptions& options);

@@ -1,4 +1,4 @@
-// Data-parallel training over the ranks of the current World (DESIGN §5): every rank holds
+// Data-parallel training over the ranks of the current World (DESIGN §6): every rank holds
 // the whole model, computes the gradient of its shard of each global batch, and one
 // allreduce per step sums the shards' gradients, so a step sees the same global batch, the
 // same schedule and the same number of steps as one process. Without a world (or with one

@@ -1,4 +1,4 @@
-// The group of processes a distributed run is made of (DESIGN §5, "Distribution"):
+// The group of processes a distributed run is made of (DESIGN §6, "Distribution"):
 // torch.distributed's c10d with its Gloo backend, joined exactly as Python's
 // `init_process_group("gloo", init_method="env://")` joins it, so C++ and Python ranks can
 // share one group. Rank 0 owns the workspace; the others compute and send it their results.

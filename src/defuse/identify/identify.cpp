@@ -43,7 +43,7 @@ at::Tensor draw_noise(const IdentifyOptions& o, int64_t seeds, int64_t z, const 
 
 // What one block of seeds produced. Blocks are identify's unit of work: a distributed run
 // spreads them over the ranks (block j on rank j mod size) and merges them in block order, so
-// its kept failures are bit-identical to one process's (DESIGN §5).
+// its kept failures are bit-identical to one process's (DESIGN §6).
 struct BlockResult {
   int64_t index = 0;  // block number within its radius level
   at::Tensor found;   // bool [s]: which of the block's seeds kept a failure

@@ -6,8 +6,13 @@
 #include "defuse/base/progress.h"
 #include "defuse/correct/correct_store.h"
 #include "defuse/model/classifier.h"
+#include "defuse/model/device.h"
 #include "defuse/model/tensors.h"
+#include "defuse/data/fingerprint.h"
+#include "defuse/dist/world.h"
+#include "defuse/model/classifier_store.h"
 #include "defuse/pipeline/correct_inputs.h"
+#include "defuse/pipeline/distributed_stage.h"
 
 namespace defuse {
 namespace {
@@ -68,7 +73,9 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
 
   CorrectStageResult r;
   json& summary = r.summary;
-  const json fingerprint = options_json(*o, tau, in.judges.empty() ? "none" : options.confirm);
+  const std::string confirm = in.judges.empty() ? "none" : options.confirm;
+  const json fingerprint = options_json(*o, tau, confirm);
+  PlanSender plan(kCorrectStage);
   StageRun run;
   try {
     run = run_stage(env, workspace, kCorrectStage, fingerprint, in.fingerprints, [&](int64_t) {
@@ -92,6 +99,23 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
               "correct: the judges confirm none of the scenario draws' labels: nothing to "
               "train on (check the labels with `defuse annotate`, or draw wider: a larger "
               "--tau)");
+      }
+      if (root_of_many()) {
+        // The other ranks train whole models: they get the classifier's file and the draws.
+        StagePlan p{
+            kCorrectStage, true,
+            plan_info(fingerprint, resolve_data_spec(workspace, options.data), dataset_fingerprint(in.dataset))};
+        p.info["tau"] = tau;
+        p.info["confirm"] = confirm;
+        p.files = {read_bytes(workspace.path(kClassifierArtifact))};
+        auto defined = [](const at::Tensor& t, at::ScalarType type) {
+          return t.defined() ? t : torch::empty({0}, type);
+        };
+        for (const LabelledImages* set : {&samples, &in.failures})
+          for (auto [t, type] :
+               {std::pair{set->images, torch::kUInt8}, {set->labels, torch::kLong}, {set->scenario, torch::kLong}})
+            p.tensors.push_back(defined(t, type));
+        plan.send(std::move(p));
       }
       auto result = correct_classifier(*in.classifier, images_tensor(in.dataset.train, in.dataset),
                                        labels_tensor(in.dataset.train), samples, in.failures, *o);
@@ -139,6 +163,28 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
       "--workspace {}",
       r.models, summary["scenarios"].get<int64_t>(), format_duration(summary["seconds"].get<double>()), env.workspace);
   return r;
+}
+
+void run_correct_worker(const StageEnv& env, CorrectStageOptions options, const StagePlan& plan) {
+  prepare_compute(env);
+  CorrectOptions& o = options.correct;
+  o.device = env.device;
+  o.validate();
+  check_options(options_json(o, plan.info.at("tau").get<double>(), plan.info.at("confirm").get<std::string>()), plan);
+  if (plan.files.size() != 1 || plan.tensors.size() != 6)
+    throw dist::DistError("correct: rank 0's plan does not carry the models it should (a different defuse version?)");
+  ScratchDir scratch;
+  auto device = parse_device(env.device, "correct");
+  auto classifier = load_classifier(scratch.write("classifier.pt", plan.files[0]), device);
+  classifier->to(torch::kCPU);
+  auto set = [&](size_t at) {
+    LabelledImages s;
+    if (plan.tensors[at].size(0) > 0) s = {plan.tensors[at], plan.tensors[at + 1], plan.tensors[at + 2], {}};
+    return s;
+  };
+  Dataset dataset = worker_dataset(env, options.data, plan);
+  correct_classifier(*classifier, images_tensor(dataset.train, dataset), labels_tensor(dataset.train), set(0), set(3),
+                     o);
 }
 
 }  // namespace defuse

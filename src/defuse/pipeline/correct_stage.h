@@ -28,4 +28,9 @@ struct CorrectStageResult : StageResult {
 
 CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions options);
 
+// A rank other than 0 of a distributed run: the models of the sweep that fall to it
+// (distributed_stage.h).
+struct StagePlan;
+void run_correct_worker(const StageEnv& env, CorrectStageOptions options, const StagePlan& plan);
+
 }  // namespace defuse

@@ -62,9 +62,9 @@ StagePlan unpack_plan(const std::string& packed) {
   return p;
 }
 
-void broadcast_plan(const StagePlan& plan) {
+void broadcast_plan(const StagePlan& plan, std::chrono::milliseconds wait = {}) {
   dist::World* world = dist::current_world();
-  world->broadcast_bytes(pack_plan(plan));
+  world->broadcast_bytes(pack_plan(plan), 0, wait);
 }
 
 }  // namespace
@@ -114,9 +114,18 @@ void serve_rank0(const StageEnv& env, const StageHandlers& handlers) {
     dist::StageName name(plan.stage);
     env.info(fmt::format("{}: rank {} of {}: {}", plan.stage, world->rank(), world->size(),
                          plan.run ? "computing its share" : "up to date on rank 0"));
-    // Test hook (tests/e2e/distributed_cli_test.cpp): this rank dies as it starts computing.
+    // Test hooks (tests/e2e/distributed_cli_test.cpp): this rank dies as it starts computing;
+    // with DEFUSE_TEST_KILL_RANK_ONCE=RANK:FILE only while FILE does not exist (it makes it).
     if (const char* kill = std::getenv("DEFUSE_TEST_KILL_RANK"); plan.run && kill && std::atoi(kill) == world->rank())
       ::raise(SIGKILL);
+    if (const char* once = std::getenv("DEFUSE_TEST_KILL_RANK_ONCE");
+        plan.run && once && std::strchr(once, ':') && std::atoi(once) == world->rank()) {
+      const std::filesystem::path marker(std::strchr(once, ':') + 1);
+      if (!std::filesystem::exists(marker)) {
+        std::ofstream(marker) << "killed\n";
+        ::raise(SIGKILL);
+      }
+    }
     if (plan.run) handler->second(plan);
   }
 }
@@ -126,7 +135,9 @@ void end_workers(const std::string& error) {
   StagePlan plan;
   plan.stage = error.empty() ? kEnd : kError;
   if (!error.empty()) plan.info["message"] = error;
-  broadcast_plan(plan);
+  // After an error the others may be inside another collective, where this plan never
+  // arrives: wait briefly, then leave; the process's end closes the connections and stops them.
+  broadcast_plan(plan, error.empty() ? std::chrono::milliseconds{} : std::chrono::milliseconds(5000));
 }
 
 void check_same_as_root(const json& mine, const json& root, const std::string& what, const std::string& stage) {

@@ -1,4 +1,4 @@
-// The pipeline on several ranks (DESIGN §5, "Distribution"). Rank 0 runs every command as one
+// The pipeline on several ranks (DESIGN §6, "Distribution"). Rank 0 runs every command as one
 // process does and owns the workspace; the other ranks never open it. When rank 0 reaches a
 // stage that computes in parallel (train-classifier, train-judges, train-vae, identify,
 // correct) it sends a StagePlan: whether the stage runs (it may be up to date), the options

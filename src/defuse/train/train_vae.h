@@ -82,7 +82,7 @@ struct TrainVaeResult {
   VaeEvaluation test;
   int64_t steps = 0, anneal_steps = 0;
   double seconds = 0;       // training time, evaluation and encoding excluded
-  int ranks = 1;            // processes that trained it together (DESIGN §5)
+  int ranks = 1;            // processes that trained it together (DESIGN §6)
   double comm_seconds = 0;  // of which spent in gradient allreduces (this rank)
   int64_t comm_bytes = 0;   // bytes allreduced (this rank's share of each collective)
   at::Tensor train_codes;   // [N_train, Z] float32 latent means (empty unless encode_splits)
