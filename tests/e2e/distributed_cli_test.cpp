@@ -46,8 +46,7 @@ ExeResult run_exe(const std::vector<std::string>& arguments, const fs::path& dir
   for (char** e = environ; *e; ++e) {
     const std::string entry(*e);
     const std::string key = entry.substr(0, entry.find('='));
-    if (key == "RANK" || key == "WORLD_SIZE" || key == "DEFUSE_TEST_KILL_RANK" || key == "DEFUSE_TEST_KILL_RANK_ONCE")
-      continue;
+    if (key == "RANK" || key == "WORLD_SIZE" || key.rfind("DEFUSE_TEST_", 0) == 0) continue;
     env_s.push_back(entry);
   }
   std::vector<char*> envp;
@@ -240,6 +239,43 @@ TEST_F(DistributedCli, TorchrunRestartsAKilledRankAndTheRunResumes) {
   EXPECT_TRUE(fs::exists(marker)) << "rank 1 was never killed: " << text.str();
   ASSERT_EQ(status, 0) << text.str();
   EXPECT_TRUE(Workspace(ws).latest("report").has_value()) << text.str();
+}
+
+// A rank that hangs (stopped with SIGSTOP as it starts computing): rank 0 stops within the
+// collective timeout with one line naming itself and the stage, and records no stage.
+TEST_F(DistributedCli, AHungRankStopsRankZeroWithinTheTimeout) {
+  const std::string ws = (tmp_.path() / "ws").string();
+  const std::string data = "mnist:" + (base_->path() / "data").string();
+  const std::string port = std::to_string(free_local_port());
+  auto start = [&](int rank, const fs::path& out, const std::string& extra) {
+    std::string command = extra + " RANK=" + std::to_string(rank) +
+                          " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " GLOO_SOCKET_IFNAME=lo " +
+                          DEFUSE_EXE + " train-vae --workspace " + ws + " --data " + data +
+                          " --epochs 1 --filters 8 --latent 4 --threads 1 --dist-timeout 5 > " + out.string() +
+                          " 2>&1; echo $? > " + out.string() + ".rc";
+    return command;
+  };
+  const auto r0 = tmp_.path() / "r0", r1 = tmp_.path() / "r1";
+  const std::string both = "(" + start(0, r0, "") + ") & (" + start(1, r1, "DEFUSE_TEST_HANG_RANK=1") +
+                           ") & echo $! > " + (tmp_.path() / "pid1").string();
+  const auto begin = std::chrono::steady_clock::now();
+  ASSERT_EQ(std::system(both.c_str()), 0);
+  std::string rc0;
+  while (rc0.empty() && std::chrono::steady_clock::now() - begin < std::chrono::seconds(120)) {
+    std::ifstream in(r0.string() + ".rc");
+    std::getline(in, rc0);
+    if (rc0.empty()) usleep(100000);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  std::system(("pkill -KILL -f 'dist-timeout 5' > /dev/null 2>&1; true"));  // the stopped rank
+  std::ifstream log(r0);
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_EQ(rc0, "10") << text.str();
+  EXPECT_LT(seconds, 60.0);
+  EXPECT_TRUE(test::contains(text.str(), "train-vae: rank 0 of 2 lost the group")) << text.str();
+  EXPECT_TRUE(test::contains(text.str(), "5 s timeout")) << text.str();
+  EXPECT_FALSE(Workspace(ws).latest("train-vae").has_value());
 }
 
 // Ranks started with different options are refused before the stage computes.

@@ -83,7 +83,8 @@ int launch_local_ranks(const LocalLaunch& launch, std::ostream& err) {
   size_t running = pids.size();
   int first_failure = -1;
   auto failed_at = std::chrono::steady_clock::time_point::max();
-  bool stopped = false;
+  bool stopped = false, killed = false;
+  auto stopped_at = std::chrono::steady_clock::time_point::max();
   while (running > 0) {
     bool reaped = false;
     for (size_t r = 0; r < pids.size(); ++r) {
@@ -106,10 +107,20 @@ int launch_local_ranks(const LocalLaunch& launch, std::ostream& err) {
     if (reaped) continue;
     if (first_failure >= 0 && !stopped &&
         std::chrono::steady_clock::now() - failed_at > std::chrono::seconds(launch.grace_seconds)) {
+      // SIGCONT too: a stopped (hung) rank takes the SIGTERM only once it runs.
       for (size_t r = 0; r < pids.size(); ++r)
-        if (codes[r] < 0) ::kill(pids[r], SIGTERM);
+        if (codes[r] < 0) {
+          ::kill(pids[r], SIGTERM);
+          ::kill(pids[r], SIGCONT);
+        }
       stopped = true;
+      stopped_at = std::chrono::steady_clock::now();
       err << fmt::format("defuse: launch: rank {} failed; stopped the ranks still running\n", first_failure);
+    }
+    if (stopped && !killed && std::chrono::steady_clock::now() - stopped_at > std::chrono::seconds(10)) {
+      for (size_t r = 0; r < pids.size(); ++r)
+        if (codes[r] < 0) ::kill(pids[r], SIGKILL);
+      killed = true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

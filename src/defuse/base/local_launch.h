@@ -1,7 +1,7 @@
 // `--nproc-per-node P` (DESIGN §6): start P ranks of this command on this machine, with the
 // variables torchrun would set (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
 // MASTER_PORT, and GLOO_SOCKET_IFNAME=lo unless set), and wait for them as torchrun does:
-// when one fails, the others are stopped. Torch-free.
+// when one fails, the others are stopped (SIGTERM, then SIGKILL 10 s later). Torch-free.
 #pragma once
 
 #include <ostream>

@@ -118,6 +118,8 @@ void serve_rank0(const StageEnv& env, const StageHandlers& handlers) {
     // with DEFUSE_TEST_KILL_RANK_ONCE=RANK:FILE only while FILE does not exist (it makes it).
     if (const char* kill = std::getenv("DEFUSE_TEST_KILL_RANK"); plan.run && kill && std::atoi(kill) == world->rank())
       ::raise(SIGKILL);
+    if (const char* hang = std::getenv("DEFUSE_TEST_HANG_RANK"); plan.run && hang && std::atoi(hang) == world->rank())
+      ::raise(SIGSTOP);
     if (const char* once = std::getenv("DEFUSE_TEST_KILL_RANK_ONCE");
         plan.run && once && std::strchr(once, ':') && std::atoi(once) == world->rank()) {
       const std::filesystem::path marker(std::strchr(once, ':') + 1);
