@@ -167,11 +167,13 @@ void check_same_as_root(const json& mine, const json& root, const std::string& w
 
 json plan_info(json options, const std::string& spec, const std::string& dataset_fingerprint) {
   options.erase("data");
+  options.erase("device");  // cuda:LOCAL_RANK differs from rank to rank
   return {{"options", options}, {"data", spec}, {"dataset", dataset_fingerprint}};
 }
 
 void check_options(json mine, const StagePlan& plan) {
   mine.erase("data");
+  mine.erase("device");
   check_same_as_root(mine, plan.info.at("options"), "options", plan.stage);
 }
 

@@ -72,7 +72,8 @@ void check_same_as_root(const nlohmann::json& mine, const nlohmann::json& root, 
                         const std::string& stage);
 
 // Rank 0's plan info for a stage: its fingerprint options without the data spec (each node
-// reads the data from its own path), the spec itself, and the data's content fingerprint.
+// reads the data from its own path) and the device (each rank its own GPU), the spec itself,
+// and the data's content fingerprint.
 nlohmann::json plan_info(nlohmann::json options, const std::string& spec, const std::string& dataset_fingerprint);
 // A worker's check of its own fingerprint options against rank 0's (DistError naming the key).
 void check_options(nlohmann::json mine, const StagePlan& plan);
