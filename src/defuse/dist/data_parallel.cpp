@@ -79,8 +79,8 @@ void DataParallel::sync_gradients(std::vector<double>& stats) {
       parts.push_back(torch::tensor(std::vector<float>(stats.begin(), stats.end()), torch::kFloat32));
     flats.push_back(torch::cat(parts));
   }
-  // Stats in float64 would need their own collective; float32 sums are exact for the counts
-  // and loss sums of a batch.
+  // The stats ride in the float32 buffer rather than a collective of their own: exact for
+  // the hit counts, float32-rounded for the loss sums (which are only logged).
   world->allreduce_sum(flats);
   for (size_t k = 0; k < buckets.size(); ++k) {
     int64_t offset = 0;

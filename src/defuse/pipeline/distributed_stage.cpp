@@ -12,7 +12,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/data/fingerprint.h"
 #include "defuse/dist/world.h"
@@ -103,8 +102,7 @@ void serve_rank0(const StageEnv& env, const StageHandlers& handlers) {
     StagePlan plan = unpack_plan(world->broadcast_bytes({}, 0, std::chrono::hours(24 * 7)));
     if (plan.stage == kEnd) return;
     if (plan.stage == kError)
-      throw dist::DistError(fmt::format("rank {}: rank 0 stopped: {}", world->rank(),
-                                        plan.info.value("message", std::string("an error"))));
+      throw dist::DistError("rank 0 stopped: " + plan.info.value("message", std::string("an error")));
     auto handler = handlers.find(plan.stage);
     if (handler == handlers.end())
       throw dist::DistError(
