@@ -170,7 +170,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       scope.emplace(world.get());
       check_same_program(*world, command);
       // One GPU per local rank, as PyTorch jobs do: a bare "cuda" means cuda:LOCAL_RANK.
-      if (ctx.device == "cuda" && launch.local_world_size > 1) ctx.device = "cuda:" + std::to_string(launch.local_rank);
+      if (ctx.device == "cuda") ctx.device = "cuda:" + std::to_string(launch.local_rank);
       if (!world->is_root()) {
         // Rank 0 speaks for the run: the others print only warnings and errors.
         ctx.quiet = true;

@@ -306,8 +306,7 @@ const Registrar registrar(
         if (worker_rank()) {
           // Another rank than 0: compute each parallel stage's share as rank 0 plans it, with
           // the options this rank's own command line gives (checked against rank 0's).
-          StageEnv env = ctx;
-          env.skip_unchanged = true;
+          const StageEnv& env = ctx;
           serve_rank0(
               env,
               {{kClassifierStage, [&](const StagePlan& p) { run_classifier_worker(env, classifier_options(), p); }},
@@ -319,9 +318,7 @@ const Registrar registrar(
                   run_identify_worker(env, stage_options<IdentifyStageOptions>(c, kIdentifyStage), p);
                 }},
                {kCorrectStage, [&](const StagePlan& p) {
-                  auto o = stage_options<CorrectStageOptions>(c, kCorrectStage);
-                  o.allow_nothing = true;
-                  run_correct_worker(env, o, p);
+                  run_correct_worker(env, stage_options<CorrectStageOptions>(c, kCorrectStage), p);
                 }}});
           return;
         }

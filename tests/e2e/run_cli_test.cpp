@@ -32,8 +32,7 @@ class RunCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     base_ = new test::TempDir();
-    test::write_idx_dataset(base_->path() / "data", test::make_toy_dataset(240, 60, 1, 12, 12, 4), false);
-    std::ofstream(base_->path() / "tiny.toml") << test::tiny_run_config(base_->path() / "data");
+    test::write_tiny_run(base_->path());
   }
   static void TearDownTestSuite() { delete base_; }
 

@@ -285,8 +285,11 @@ void write_class_folders(const fs::path& dir, const Dataset& dataset, const std:
   }
 }
 
-std::string tiny_run_config(const std::filesystem::path& data_dir) {
-  return "# a run that takes seconds\ndata = \"mnist:" + data_dir.string() + "\"\n" + R"(annotate = "seed"
+std::filesystem::path write_tiny_run(const std::filesystem::path& dir) {
+  const auto data = dir / "data";
+  write_idx_dataset(data, make_toy_dataset(240, 60, 1, 12, 12, 4), false);
+  const auto config = dir / "tiny.toml";
+  write_file(config, "# a run that takes seconds\ndata = \"mnist:" + data.string() + "\"\n" + R"(annotate = "seed"
 [train-judges]
 archs = "mlp"
 epochs = 1
@@ -324,7 +327,8 @@ samples-per-scenario = 32
 [report]
 map-train = 100
 map-failures = 60
-)";
+)");
+  return config;
 }
 
 }  // namespace defuse::test

@@ -133,8 +133,9 @@ void write_image_folder(const std::filesystem::path& dir, const Dataset& dataset
 void write_class_folders(const std::filesystem::path& dir, const Dataset& dataset,
                          const std::string& extension = ".png");
 
-// The configuration of a whole `defuse run` on a toy dataset in `data_dir` (IDX files) that
-// takes seconds: tiny models, few seeds, labels from the seeds (the end-to-end tests).
-std::string tiny_run_config(const std::filesystem::path& data_dir);
+// A whole `defuse run` that takes seconds (the end-to-end tests): writes a toy dataset (IDX
+// files, 240 + 60 images of 12x12, 4 classes) to `dir`/data and its configuration (tiny
+// models, few seeds, labels from the seeds) to `dir`/tiny.toml, and returns that file.
+std::filesystem::path write_tiny_run(const std::filesystem::path& dir);
 
 }  // namespace defuse::test

@@ -59,11 +59,12 @@ LaunchEnv launch_env_from(const std::function<const char*(const char*)>& getenv)
     e.world_size = parse_int(*world, "WORLD_SIZE", 1, kMaxRanks);
     e.rank = parse_int(*rank, "RANK", 0, e.world_size - 1);
   }
-  // Slurm writes e.g. "2(x3)" for uneven tasks per node: keep only a plain number.
+  // Unset: one node. Slurm writes e.g. "2(x3)" for uneven tasks per node: not a number, so
+  // the local world size stays unknown (the world's).
   e.local_rank = local ? parse_int(*local, "LOCAL_RANK", 0, kMaxRanks) : e.rank;
   e.local_world_size = local_world && local_world->find('(') == std::string::npos
                            ? parse_int(*local_world, "LOCAL_WORLD_SIZE", 1, kMaxRanks)
-                           : (local ? e.local_rank + 1 : e.world_size);
+                           : e.world_size;
   if (auto addr = read(getenv, "MASTER_ADDR")) e.master_addr = *addr;
   if (auto port = read(getenv, "MASTER_PORT")) e.master_port = parse_int(*port, "MASTER_PORT", 1, 65535);
   if (e.world_size > 1 && !read(getenv, "MASTER_ADDR"))

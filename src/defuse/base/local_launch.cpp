@@ -43,25 +43,28 @@ int launch_local_ranks(const LocalLaunch& launch, std::ostream& err) {
   int threads = launch.threads_per_rank;
   if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / launch.nproc);
 
+  // Every rank's environment: this one without the variables the launch sets, then those.
+  std::vector<std::string> common;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry(*e);
+    const std::string key = entry.substr(0, entry.find('='));
+    if (key == "RANK" || key == "WORLD_SIZE" || key == "LOCAL_RANK" || key == "LOCAL_WORLD_SIZE" ||
+        key == "MASTER_ADDR" || key == "MASTER_PORT" || key == "OMP_NUM_THREADS")
+      continue;
+    common.push_back(entry);
+  }
+  common.push_back(fmt::format("WORLD_SIZE={}", launch.nproc));
+  common.push_back(fmt::format("LOCAL_WORLD_SIZE={}", launch.nproc));
+  common.push_back("MASTER_ADDR=127.0.0.1");
+  common.push_back(fmt::format("MASTER_PORT={}", port));
+  common.push_back(fmt::format("OMP_NUM_THREADS={}", threads));
+  if (!std::getenv("GLOO_SOCKET_IFNAME")) common.push_back("GLOO_SOCKET_IFNAME=lo");
+
   std::vector<pid_t> pids;
   for (int rank = 0; rank < launch.nproc; ++rank) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-      const std::string entry(*e);
-      const std::string key = entry.substr(0, entry.find('='));
-      if (key == "RANK" || key == "WORLD_SIZE" || key == "LOCAL_RANK" || key == "LOCAL_WORLD_SIZE" ||
-          key == "MASTER_ADDR" || key == "MASTER_PORT" || key == "OMP_NUM_THREADS")
-        continue;
-      env.push_back(entry);
-    }
+    std::vector<std::string> env = common;
     env.push_back(fmt::format("RANK={}", rank));
-    env.push_back(fmt::format("WORLD_SIZE={}", launch.nproc));
     env.push_back(fmt::format("LOCAL_RANK={}", rank));
-    env.push_back(fmt::format("LOCAL_WORLD_SIZE={}", launch.nproc));
-    env.push_back("MASTER_ADDR=127.0.0.1");
-    env.push_back(fmt::format("MASTER_PORT={}", port));
-    env.push_back(fmt::format("OMP_NUM_THREADS={}", threads));
-    if (!std::getenv("GLOO_SOCKET_IFNAME")) env.push_back("GLOO_SOCKET_IFNAME=lo");
     std::vector<char*> envp, argv;
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);

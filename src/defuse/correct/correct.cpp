@@ -391,8 +391,7 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
       for (auto& t : c.model->parameters()) mine.push_back(t.detach());
       for (auto& t : c.model->buffers()) mine.push_back(t.detach());
     }
-    auto shape = original.clone();
-    const size_t per_model = 2 + shape->parameters().size() + shape->buffers().size();
+    const size_t per_model = 2 + original.parameters().size() + original.buffers().size();
     for (const auto& bytes : dist::current_world()->allgather_bytes(dist::pack_tensors(mine))) {
       auto parts = dist::unpack_tensors(bytes);
       for (size_t at = 0; at + per_model <= parts.size(); at += per_model) {

@@ -27,8 +27,11 @@ constexpr const char* kDefaultPgPrefix = "default_pg";
 constexpr const char* kGroupName = "0";
 constexpr const char* kBarrierKey = "store_based_barrier_key:1";
 
-// One line: Gloo's messages carry the source location and end with a newline.
-std::string one_line(std::string text) {
+// One line: Gloo's messages carry the source location and end with a newline, LibTorch's a
+// backtrace.
+std::string one_line(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = c10_error ? c10_error->what_without_backtrace() : e.what();
   for (auto& c : text)
     if (c == '\n' || c == '\r') c = ' ';
   while (!text.empty() && text.back() == ' ') text.pop_back();
@@ -69,8 +72,7 @@ struct LocalStore {
 };
 
 struct World::Impl {
-  c10::intrusive_ptr<c10d::Store> store;  // the "default_pg" store
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;  // holds its store
 };
 
 World::World(std::unique_ptr<Impl> impl, int rank, int size, std::chrono::milliseconds timeout)
@@ -85,13 +87,11 @@ auto World::guarded(const char* what, F&& f) -> decltype(f()) {
   } catch (const DistError&) {
     throw;
   } catch (const std::exception& e) {
-    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
     const std::string stage = t_stage.empty() ? std::string("distributed") : t_stage;
     throw DistError(
         fmt::format("{}: rank {} of {} lost the group in {} (a rank died, hung past the {} s timeout, or "
                     "was started with other options): {}",
-                    stage, rank_, size_, what, timeout_.count() / 1000,
-                    one_line(c10_error ? c10_error->what_without_backtrace() : e.what())));
+                    stage, rank_, size_, what, timeout_.count() / 1000, one_line(e)));
   }
 }
 
@@ -185,7 +185,6 @@ std::unique_ptr<World> join(c10::intrusive_ptr<c10d::Store> base, int rank, int 
   store_barrier(*store, size, options.timeout, rank);
   group->setSequenceNumberForGroup();
   auto impl = std::make_unique<World::Impl>();
-  impl->store = store;
   impl->group = group;
   return std::make_unique<World>(std::move(impl), rank, size, options.timeout);
 }
@@ -216,8 +215,7 @@ std::unique_ptr<World> init_world(const LaunchEnv& env, const InitOptions& optio
   } catch (const DistError&) {
     throw;
   } catch (const std::exception& e) {
-    throw DistError(fmt::format("distributed: {} could not join the group at {}:{}: {}", env.describe(),
-                                env.master_addr, env.master_port, one_line(e.what())));
+    throw DistError(fmt::format("distributed: {} could not join the group: {}", env.describe(), one_line(e)));
   }
 }
 

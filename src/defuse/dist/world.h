@@ -56,7 +56,7 @@ class World {
   // Every rank's bytes, in rank order, on every rank.
   std::vector<std::string> allgather_bytes(const std::string& bytes);
 
-  struct Impl;  // the store and the Gloo process group (world.cpp)
+  struct Impl;  // the Gloo process group (world.cpp)
   World(std::unique_ptr<Impl> impl, int rank, int size, std::chrono::milliseconds timeout);
 
  private:

@@ -108,9 +108,7 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
       metrics["history"] = epochs;
       metrics["train_accuracy"] = result.epochs.back().train_accuracy;
       if (result.ranks > 1)
-        metrics["distributed"] =
-            distributed_json(result.ranks, result.comm_seconds, result.comm_bytes,
-                             o.train.epochs * ((dataset.train.size() + o.train.batch_size - 1) / o.train.batch_size));
+        metrics["distributed"] = distributed_json(result.ranks, result.comm_seconds, result.comm_bytes, result.steps);
       r.text = fmt::format("train-classifier: {} on {}, {} epochs in {}: test accuracy {}",
                            metrics["arch"].get<std::string>(), dataset.name, o.train.epochs,
                            format_duration(result.seconds), percent(result.test.accuracy));

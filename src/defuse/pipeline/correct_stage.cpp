@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/base/progress.h"
 #include "defuse/correct/correct_store.h"
@@ -107,7 +108,7 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
             plan_info(fingerprint, resolve_data_spec(workspace, options.data), dataset_fingerprint(in.dataset))};
         p.info["tau"] = tau;
         p.info["confirm"] = confirm;
-        p.files = {read_bytes(workspace.path(kClassifierArtifact))};
+        p.files = {read_file(workspace.path(kClassifierArtifact))};
         auto defined = [](const at::Tensor& t, at::ScalarType type) {
           return t.defined() ? t : torch::empty({0}, type);
         };

@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
+#include "defuse/base/atomic_file.h"
 #include "defuse/base/error.h"
 #include "defuse/data/fingerprint.h"
 #include "defuse/dist/world.h"
@@ -140,6 +140,9 @@ void end_workers(const std::string& error) {
   broadcast_plan(plan, error.empty() ? std::chrono::milliseconds{} : std::chrono::milliseconds(5000));
 }
 
+namespace {
+
+// `mine` and rank 0's `root` must be equal; DistError naming the first key that differs.
 void check_same_as_root(const json& mine, const json& root, const std::string& what, const std::string& stage) {
   if (mine == root) return;
   std::string key = "?";
@@ -162,6 +165,8 @@ void check_same_as_root(const json& mine, const json& root, const std::string& w
       stage, dist::current_rank(), what, key, mine.is_object() && mine.contains(key) ? mine[key].dump() : "none",
       root.is_object() && root.contains(key) ? root[key].dump() : "none"));
 }
+
+}  // namespace
 
 json plan_info(json options, const std::string& spec, const std::string& dataset_fingerprint) {
   options.erase("data");
@@ -209,18 +214,8 @@ ScratchDir::~ScratchDir() {
 
 std::filesystem::path ScratchDir::write(const std::string& name, const std::string& bytes) const {
   auto p = path_ / name;
-  std::ofstream out(p, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw IoError("distributed: cannot write " + p.string());
+  write_file_atomic(p, bytes);
   return p;
-}
-
-std::string read_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("distributed: cannot read " + path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace defuse

@@ -66,11 +66,6 @@ void serve_rank0(const StageEnv& env, const StageHandlers& handlers);
 // with it, naming rank 0). No-op outside a distributed run.
 void end_workers(const std::string& error = "");
 
-// A worker's check that it computes what rank 0 computes: `mine` and rank 0's `root` (from
-// the plan's info) must be equal; DistError naming the first key that differs otherwise.
-void check_same_as_root(const nlohmann::json& mine, const nlohmann::json& root, const std::string& what,
-                        const std::string& stage);
-
 // Rank 0's plan info for a stage: its fingerprint options without the data spec (each node
 // reads the data from its own path) and the device (each rank its own GPU), the spec itself,
 // and the data's content fingerprint.
@@ -98,8 +93,5 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
-
-// A file's bytes (rank 0, to put in a plan).
-std::string read_bytes(const std::filesystem::path& path);
 
 }  // namespace defuse

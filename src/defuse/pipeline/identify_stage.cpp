@@ -160,10 +160,10 @@ IdentifyStageResult run_identify_stage(const StageEnv& env, IdentifyStageOptions
       // The other ranks get the models as their files and the codes' spread: they never read
       // the workspace.
       StagePlan p{kIdentifyStage, true, plan_info(options, spec, inputs["dataset"].get<std::string>())};
-      p.files = {read_bytes(workspace.path(kClassifierArtifact)), read_bytes(workspace.path(kVaeArtifact))};
+      p.files = {read_file(workspace.path(kClassifierArtifact)), read_file(workspace.path(kVaeArtifact))};
       json judge_names = json::array();
       for (const auto& [info, path] : workspace_judge_files(workspace)) {
-        p.files.push_back(read_bytes(path));
+        p.files.push_back(read_file(path));
         judge_names.push_back(info.name);
       }
       p.info["judges"] = judge_names;

@@ -162,6 +162,7 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
         {epoch, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen), secs});
   }
   parallel.sync_buffers();
+  result.steps = total_steps;
   result.ranks = dist::current_size();
   result.comm_seconds = parallel.comm_seconds();
   result.comm_bytes = parallel.bytes_sent();

@@ -49,6 +49,7 @@ struct TrainClassifierResult {
   std::vector<EpochStats> epochs;
   Evaluation test;
   double seconds = 0;       // training time, evaluation excluded
+  int64_t steps = 0;        // optimiser steps
   int ranks = 1;            // processes that trained it together (DESIGN §6)
   double comm_seconds = 0;  // of which spent in gradient allreduces (this rank)
   int64_t comm_bytes = 0;   // bytes allreduced (this rank's share of each collective)
