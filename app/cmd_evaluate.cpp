@@ -33,6 +33,12 @@ void bind_stage_options(CLI::App& app, EvaluateStageOptions& o) {
          "Choice rule: scores within this many percentage points of the best are ties, which go to the smaller "
          "lambda")
       ->default_str(fmt::format("{:g}", 100 * o.evaluate.tie));
+  app.add_option_function<double>(
+         "--enough", [&o](double percent) { o.evaluate.enough = percent / 100.0; },
+         "Choice rule: a held-out genuine-scenario accuracy (percent) that counts as fixed; of the lambdas within "
+         "the test budget that reach it, the one with the highest test accuracy (0: always the best scenario "
+         "accuracy)")
+      ->default_str(fmt::format("{:g}", 100 * o.evaluate.enough));
   app.add_option("--seed", o.evaluate.seed, "Random seed of the held-out draws")->capture_default_str();
   app.add_option("--batch-size", o.evaluate.batch_size, "Images per forward pass")->capture_default_str();
 }

@@ -50,7 +50,7 @@ TEST(OptionsFingerprint, TheTestKnowsEveryField) {
   EXPECT_EQ(sizeof(IdentifyOptions), 328u) << "a field was added to IdentifyOptions";
   EXPECT_EQ(sizeof(DistillOptions), 272u) << "a field was added to DistillOptions";
   EXPECT_EQ(sizeof(CorrectOptions), 216u) << "a field was added to CorrectOptions";
-  EXPECT_EQ(sizeof(EvaluateOptions), 88u) << "a field was added to EvaluateOptions";
+  EXPECT_EQ(sizeof(EvaluateOptions), 96u) << "a field was added to EvaluateOptions";
   EXPECT_EQ(sizeof(ReportStageOptions), 96u) << "a field was added to ReportStageOptions";
   // The stages' own fields around the options above.
   EXPECT_EQ(sizeof(ClassifierStageOptions), 216u) << "a field was added to ClassifierStageOptions";
@@ -59,7 +59,7 @@ TEST(OptionsFingerprint, TheTestKnowsEveryField) {
   EXPECT_EQ(sizeof(IdentifyStageOptions), 408u) << "a field was added to IdentifyStageOptions";
   EXPECT_EQ(sizeof(DistillStageOptions), 304u) << "a field was added to DistillStageOptions";
   EXPECT_EQ(sizeof(CorrectStageOptions), 288u) << "a field was added to CorrectStageOptions";
-  EXPECT_EQ(sizeof(EvaluateStageOptions), 152u) << "a field was added to EvaluateStageOptions";
+  EXPECT_EQ(sizeof(EvaluateStageOptions), 160u) << "a field was added to EvaluateStageOptions";
 }
 
 TEST(OptionsFingerprint, TrainClassifier) {
@@ -233,6 +233,7 @@ TEST(OptionsFingerprint, Evaluate) {
        {"tau", [](auto& o) { o.evaluate.tau = 0.5; }},
        {"max_test_drop", [](auto& o) { o.evaluate.max_test_drop *= 2; }},
        {"tie", [](auto& o) { o.evaluate.tie *= 2; }},
+       {"enough", [](auto& o) { o.evaluate.enough /= 2; }},
        {"seed", [](auto& o) { o.evaluate.seed += 1; }}});
 }
 

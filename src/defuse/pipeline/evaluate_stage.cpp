@@ -53,6 +53,7 @@ json options_json(const EvaluateOptions& o, double tau, const std::string& confi
           {"confirm", confirm},
           {"max_test_drop", o.max_test_drop},
           {"tie", o.tie},
+          {"enough", o.enough},
           {"seed", o.seed}};
 }
 
@@ -118,7 +119,7 @@ EvaluateStageResult run_evaluate_stage(const StageEnv& env, EvaluateStageOptions
     std::vector<at::Tensor> per_model;
     for (const auto& [name, p] : predictions) per_model.push_back(p);
     score_heldout_failures(result, per_model, held_out, genuine);
-    choose_model(result, o->max_test_drop, o->tie);
+    choose_model(result, *o);
     json j = evaluation_json(result);
     j["automatic_labels"] = in.automatic;
     write_file_atomic(workspace.path(kEvaluationJsonArtifact), j.dump(2) + "\n");
