@@ -15,10 +15,6 @@ void bind_stage_options(CLI::App& app, VaeStageOptions& o) {
   app.add_option("--batch-size", o.train.batch_size, "Training batch size")->capture_default_str();
   app.add_option("--lr", o.train.lr, "Adam learning rate")->capture_default_str();
   app.add_option("--weight-decay", o.train.weight_decay, "Adam L2 weight decay")->capture_default_str();
-  app.add_option("--schedule", o.train.schedule,
-                 "Learning rate over the steps: constant, or cosine (from --lr down to 0 by the last step)")
-      ->check(CLI::IsMember({"constant", "cosine"}))
-      ->capture_default_str();
   app.add_option("--beta", o.train.beta, "KL weight β of the β-VAE")->capture_default_str();
   app.add_option("--anneal-steps", o.train.anneal_steps,
                  "Steps over which the KL weight rises linearly from 0 to β (0: half of all training steps)")

@@ -78,29 +78,6 @@ TEST(TrainVae, Bf16TrainsLikeFp32) {
   EXPECT_THROW(train_vae(data, o), ConfigError);
 }
 
-TEST(TrainVae, CosineScheduleFallsFromLrToZeroAndTrains) {
-  TrainVaeOptions o;
-  o.lr = 0.002;
-  EXPECT_DOUBLE_EQ(vae_learning_rate(o, 0, 100), 0.002);  // constant
-  EXPECT_DOUBLE_EQ(vae_learning_rate(o, 99, 100), 0.002);
-  o.schedule = "cosine";
-  EXPECT_DOUBLE_EQ(vae_learning_rate(o, 0, 100), 0.002);
-  EXPECT_NEAR(vae_learning_rate(o, 50, 100), 0.001, 1e-15);
-  EXPECT_LT(vae_learning_rate(o, 99, 100), 0.002 * 1e-3);
-  EXPECT_GT(vae_learning_rate(o, 99, 100), 0.0);
-  EXPECT_GT(vae_learning_rate(o, 30, 100), vae_learning_rate(o, 31, 100));
-
-  auto data = test::make_toy_dataset(128, 16, 1, 8, 8, 2);
-  auto constant = train_vae(data, quick());
-  auto c = quick();
-  c.schedule = "cosine";
-  auto cosine = train_vae(data, c);
-  EXPECT_LT(cosine.epochs.back().reconstruction, cosine.epochs.front().reconstruction);
-  EXPECT_TRUE(test::any_parameter_differs(cosine.model->parameters(), constant.model->parameters()));
-  c.schedule = "linear";
-  EXPECT_THROW(train_vae(data, c), ConfigError);
-}
-
 TEST(TrainVae, SameSeedGivesIdenticalWeights) {
   auto data = test::make_toy_dataset(64, 16, 1, 8, 8, 2);
   auto a = train_vae(data, quick(7));

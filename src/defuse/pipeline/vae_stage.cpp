@@ -61,8 +61,6 @@ json options_json(const VaeStageOptions& o, const std::string& data, const Datas
   // Recorded only when it is not fp32, so that the fingerprints of fp32 VAEs stay as they were.
   const std::string precision = resolve_precision(t.precision, parse_device(device, "train-vae"));
   if (precision != "fp32") options["precision"] = precision;
-  // Likewise the schedule: recorded when it is not the constant one.
-  if (t.schedule != "constant") options["schedule"] = t.schedule;
   return options;
 }
 

@@ -36,8 +36,6 @@ void TrainVaeOptions::validate() const {
   check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
   check_option(lr > 0 && std::isfinite(lr), kStage, "--lr must be a positive number");
   check_option(weight_decay >= 0, kStage, "--weight-decay must be non-negative");
-  check_option(schedule == "constant" || schedule == "cosine", kStage,
-               "unknown --schedule '" + schedule + "' (expected constant or cosine)");
   check_option(eval_batch_size > 0, kStage, "evaluation batch size must be positive");
 }
 
@@ -56,11 +54,6 @@ int64_t TrainVaeOptions::effective_filters(int64_t channels, int64_t height, int
 
 int64_t TrainVaeOptions::effective_anneal_steps(int64_t total_steps) const {
   return anneal_steps > 0 ? anneal_steps : std::max<int64_t>(1, total_steps / 2);
-}
-
-double vae_learning_rate(const TrainVaeOptions& options, int64_t step, int64_t total_steps) {
-  if (options.schedule == "constant" || total_steps <= 0) return options.lr;
-  return 0.5 * options.lr * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total_steps)));
 }
 
 VaeEvaluation evaluate_vae(Vae& vae, const at::Tensor& images_u8, const std::string& loss_name, double beta,
@@ -147,11 +140,6 @@ TrainVaeResult train_vae(const Dataset& dataset, const TrainVaeOptions& options)
     for (int64_t b = 0; b < batches; ++b) {
       auto batch = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
       const int64_t m = batch.size(0);
-      if (options.schedule == "cosine") {
-        const double lr =
-            0.5 * options.lr * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(result.steps)));
-        for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-      }
       weight = options.beta * kl_annealing(step++, result.anneal_steps);
       // Reparameterisation noise for the whole batch, drawn from the stage's own generator on
       // the CPU (so a seed gives the same run on any device, and every rank the same stream).

@@ -26,32 +26,30 @@ struct VaeProgress {
 };
 
 struct TrainVaeOptions {
-  int64_t latent = 0;                 // latent dimensions Z; 0: by the data's shape (default_vae_shape): the
-                                      // reference's 10 blurs MNIST enough that the classifier misreads 6.8% of the
-                                      // reconstructions (docs/benchmarks.md, "Validity")
-  int64_t filters = 0;                // channels of every hidden convolution; 0: by the data's shape (64 grey,
-                                      // the reference's)
-  std::string decoder = "subpixel";   // upsampling: subpixel (fastest here) or transposed (the reference's)
-  std::string loss = "bce";           // reconstruction: bce, mse or ssim (the reference's)
-  double beta = 1.0;                  // KL weight β: 1, the plain VAE; the reference's 4 blurs (fidelity 0.937 on
-                                      // MNIST against 0.977 at β = 1 with 16 dimensions, docs/benchmarks.md)
-  int64_t anneal_steps = 0;           // KL warm-up steps, linear from 0 to β; 0: half of all steps
-                                      // (the reference's 50,000 is more steps than we train)
-  int epochs = 6;                     // passes over the training split: ~25 s each for 60k 28x28 on 2 cores;
-                                      // the loss has flattened by then (docs/benchmarks.md)
-  int64_t batch_size = 128;           // training batch size
-  double lr = 1e-3;                   // Adam learning rate (the reference's)
-  std::string schedule = "constant";  // learning rate over the steps: constant (the reference's) or cosine (from lr
-                                      // down to 0 by the last step)
-  double weight_decay = 1e-5;         // Adam L2 weight decay (the reference's)
-  uint64_t seed = 0;                  // seeds initialisation, shuffling and the reparameterisation noise
-  std::string device = "cpu";         // cpu or cuda[:N]
-  std::string precision = "auto";     // auto: bf16 where the CPU has AVX512-BF16 (AMX), else fp32; bf16: the training
-                                      // steps in bfloat16 autocast (Fashion-MNIST: 2 min 40 s against 5 min 11 s,
-                                      // fidelity 0.796 against 0.794; docs/benchmarks.md, "Time to result"); fp32.
-                                      // Losses, evaluation, encoding and the stored model stay fp32
-  int64_t eval_batch_size = 500;      // batch size for evaluation and encoding
-  bool encode_splits = true;          // also return the latent means of both splits
+  int64_t latent = 0;                // latent dimensions Z; 0: by the data's shape (default_vae_shape): the
+                                     // reference's 10 blurs MNIST enough that the classifier misreads 6.8% of the
+                                     // reconstructions (docs/benchmarks.md, "Validity")
+  int64_t filters = 0;               // channels of every hidden convolution; 0: by the data's shape (64 grey,
+                                     // the reference's)
+  std::string decoder = "subpixel";  // upsampling: subpixel (fastest here) or transposed (the reference's)
+  std::string loss = "bce";          // reconstruction: bce, mse or ssim (the reference's)
+  double beta = 1.0;                 // KL weight β: 1, the plain VAE; the reference's 4 blurs (fidelity 0.937 on
+                                     // MNIST against 0.977 at β = 1 with 16 dimensions, docs/benchmarks.md)
+  int64_t anneal_steps = 0;          // KL warm-up steps, linear from 0 to β; 0: half of all steps
+                                     // (the reference's 50,000 is more steps than we train)
+  int epochs = 6;                    // passes over the training split: ~25 s each for 60k 28x28 on 2 cores;
+                                     // the loss has flattened by then (docs/benchmarks.md)
+  int64_t batch_size = 128;          // training batch size
+  double lr = 1e-3;                  // Adam learning rate (the reference's)
+  double weight_decay = 1e-5;        // Adam L2 weight decay (the reference's)
+  uint64_t seed = 0;                 // seeds initialisation, shuffling and the reparameterisation noise
+  std::string device = "cpu";        // cpu or cuda[:N]
+  std::string precision = "auto";    // auto: bf16 where the CPU has AVX512-BF16 (AMX), else fp32; bf16: the training
+                                     // steps in bfloat16 autocast (Fashion-MNIST: 2 min 40 s against 5 min 11 s,
+                                     // fidelity 0.796 against 0.794; docs/benchmarks.md, "Time to result"); fp32.
+                                     // Losses, evaluation, encoding and the stored model stay fp32
+  int64_t eval_batch_size = 500;     // batch size for evaluation and encoding
+  bool encode_splits = true;         // also return the latent means of both splits
   std::function<void(const VaeProgress&)> on_progress;  // called after every batch
 
   void validate() const;  // throws ConfigError
@@ -61,11 +59,6 @@ struct TrainVaeOptions {
   // The warm-up length actually used for `total_steps` training steps.
   int64_t effective_anneal_steps(int64_t total_steps) const;
 };
-
-// The learning rate of training step `step` (0-based) of `total_steps` under options.schedule:
-// options.lr throughout (constant), or 0.5 · lr · (1 + cos(π · step / total_steps)) (cosine:
-// lr at the first step, lr / 2 halfway, near 0 at the last).
-double vae_learning_rate(const TrainVaeOptions& options, int64_t step, int64_t total_steps);
 
 struct VaeEpochStats {
   int epoch = 0;
