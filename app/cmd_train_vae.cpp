@@ -9,13 +9,14 @@ namespace defuse::cli {
 void bind_stage_options(CLI::App& app, VaeStageOptions& o) {
   app.add_option("-d,--data", o.data,
                  "Dataset spec (default: the one the workspace's classifier was trained on, else fashion-mnist)");
-  app.add_option("--latent", o.train.latent, "Latent dimensions Z (0: 16 for grey images, 64 for colour)")
+  app.add_option("--latent", o.train.latent, "Latent dimensions Z (0: 16 for grey images, 128 for colour)")
       ->capture_default_str();
   app.add_option("--epochs", o.train.epochs, "Passes over the training split")->capture_default_str();
   app.add_option("--batch-size", o.train.batch_size, "Training batch size")->capture_default_str();
   app.add_option("--lr", o.train.lr, "Adam learning rate")->capture_default_str();
   app.add_option("--weight-decay", o.train.weight_decay, "Adam L2 weight decay")->capture_default_str();
-  app.add_option("--beta", o.train.beta, "KL weight β of the β-VAE")->capture_default_str();
+  app.add_option("--beta", o.train.beta, "KL weight β of the β-VAE (0: 1 for grey images, 0.1 for colour)")
+      ->capture_default_str();
   app.add_option("--anneal-steps", o.train.anneal_steps,
                  "Steps over which the KL weight rises linearly from 0 to β (0: half of all training steps)")
       ->capture_default_str();

@@ -89,16 +89,20 @@ TEST(TrainVae, SameSeedGivesIdenticalWeights) {
   EXPECT_TRUE(torch::equal(a.train_codes, b.train_codes));
 }
 
-TEST(TrainVae, LatentAndFiltersDefaultByTheDataShape) {
+TEST(TrainVae, LatentFiltersAndBetaDefaultByTheDataShape) {
   TrainVaeOptions o;
   EXPECT_EQ(o.effective_latent(1, 28, 28), 16);
-  EXPECT_EQ(o.effective_latent(3, 32, 32), 64);
+  EXPECT_EQ(o.effective_latent(3, 32, 32), 128);
+  EXPECT_DOUBLE_EQ(o.effective_beta(1), 1.0);
+  EXPECT_DOUBLE_EQ(o.effective_beta(3), 0.1);
   EXPECT_EQ(o.effective_filters(1, 28, 28), 64);
   EXPECT_EQ(o.effective_filters(3, 32, 32), 128);
   o.latent = 7;
   o.filters = 9;
   EXPECT_EQ(o.effective_latent(3, 32, 32), 7);
   EXPECT_EQ(o.effective_filters(1, 28, 28), 9);
+  o.beta = 4;
+  EXPECT_DOUBLE_EQ(o.effective_beta(3), 4.0);
 }
 
 TEST(TrainVae, RejectsBadOptions) {

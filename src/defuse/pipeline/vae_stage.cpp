@@ -50,7 +50,7 @@ json options_json(const VaeStageOptions& o, const std::string& data, const Datas
                   {"filters", t.effective_filters(dataset.channels, dataset.height, dataset.width)},
                   {"decoder", t.decoder},
                   {"loss", t.loss},
-                  {"beta", t.beta},
+                  {"beta", t.effective_beta(dataset.channels)},
                   {"anneal_steps", t.anneal_steps},
                   {"epochs", t.epochs},
                   {"batch_size", t.batch_size},

@@ -33,8 +33,10 @@ struct TrainVaeOptions {
                                      // the reference's)
   std::string decoder = "subpixel";  // upsampling: subpixel (fastest here) or transposed (the reference's)
   std::string loss = "bce";          // reconstruction: bce, mse or ssim (the reference's)
-  double beta = 1.0;                 // KL weight β: 1, the plain VAE; the reference's 4 blurs (fidelity 0.937 on
-                                     // MNIST against 0.977 at β = 1 with 16 dimensions, docs/benchmarks.md)
+  double beta = 0;                   // KL weight β; 0: by the data's shape (effective_beta): 1, the plain VAE, on
+                                     // grey images (the reference's 4 blurs: fidelity 0.937 on MNIST against 0.977
+                                     // at β = 1 with 16 dimensions), 0.1 on colour (GTSRB 0.558 against 0.408 at
+                                     // β = 1 with 64 dimensions; docs/benchmarks.md, "Validity")
   int64_t anneal_steps = 0;          // KL warm-up steps, linear from 0 to β; 0: half of all steps
                                      // (the reference's 50,000 is more steps than we train)
   int epochs = 6;                    // passes over the training split: ~25 s each for 60k 28x28 on 2 cores;
@@ -56,6 +58,7 @@ struct TrainVaeOptions {
   // The latent size and filters actually used for images of this shape.
   int64_t effective_latent(int64_t channels, int64_t height, int64_t width) const;
   int64_t effective_filters(int64_t channels, int64_t height, int64_t width) const;
+  double effective_beta(int64_t channels) const;
   // The warm-up length actually used for `total_steps` training steps.
   int64_t effective_anneal_steps(int64_t total_steps) const;
 };
