@@ -119,6 +119,8 @@ void choose_model(EvaluationResult& r, const EvaluateOptions& options) {
         "the cheapest fix: of the λ {} and reaching {:.3g}% held-out {} accuracy, the one with the highest test "
         "accuracy",
         budget, 100 * enough, what);
+  else if (enough > 0)
+    r.rule = best_rule + fmt::format(" (the original already reaches {:.3g}%, so no cheapest fix)", 100 * enough);
   else
     r.rule = best_rule;
   if (best < 0) {
