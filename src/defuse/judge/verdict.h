@@ -30,7 +30,7 @@ struct VerdictRule {
   double min_confidence = 0.9;  // the consensus class's mean probability over the judges. MNIST, 3,000 seeds,
                                 // three searches, the independent reader: with the three grey-image judges
                                 // it confirms 82-88% of the kept failures confidently at 0.9; with two
-                                // judges 74-75% at 0.9 and 56-87% at 0.93 (docs/benchmarks.md, "Validity")
+                                // judges 74% at 0.9 and 56-87% at 0.93 (docs/benchmarks.md, "Validity")
 
   void validate(const std::string& stage) const {
     check_option(min_agreement > 0 && min_agreement <= 1, stage, "--judge-agreement must be in (0, 1]");
