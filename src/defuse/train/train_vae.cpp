@@ -43,8 +43,8 @@ void TrainVaeOptions::validate() const {
 // Measured defaults (docs/benchmarks.md, "Validity"): grey images of MNIST's size reach the
 // fidelity target with 16 dimensions, the reference's 64 filters and β = 1; colour signs need
 // a wider code and decoder and a looser KL to keep their symbols legible (GTSRB, 6 epochs:
-// 0.408 at z = 64, β = 1; 0.558 at z = 128, β = 0.1; 0.602 at β = 0.01, a latent space the
-// search perturbs less evenly).
+// 0.408 at z = 64, β = 1; 0.558 at z = 128, β = 0.1; 0.602 at β = 0.01, whose looser latent
+// space was not measured with a reader, so 0.1 stays the default).
 int64_t TrainVaeOptions::effective_latent(int64_t channels, int64_t height, int64_t width) const {
   if (latent > 0) return latent;
   return channels == 1 ? 16 : 128;

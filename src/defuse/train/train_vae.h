@@ -55,7 +55,7 @@ struct TrainVaeOptions {
   std::function<void(const VaeProgress&)> on_progress;  // called after every batch
 
   void validate() const;  // throws ConfigError
-  // The latent size and filters actually used for images of this shape.
+  // The latent size, filters and β actually used for images of this shape.
   int64_t effective_latent(int64_t channels, int64_t height, int64_t width) const;
   int64_t effective_filters(int64_t channels, int64_t height, int64_t width) const;
   double effective_beta(int64_t channels) const;
