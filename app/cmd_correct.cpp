@@ -17,7 +17,24 @@ void bind_stage_options(CLI::App& app, CorrectStageOptions& o) {
          "Also fine-tune on the labelled failures alone (failures-only) or not (none)")
       ->check(CLI::IsMember({"failures-only", "none"}))
       ->default_str(o.correct.baseline ? "failures-only" : "none");
-  app.add_option("--epochs", o.correct.epochs, "Passes over the training split per model")->capture_default_str();
+  app.add_option("--epochs", o.correct.epochs, "Passes over the training split per model, at most")
+      ->capture_default_str();
+  app.add_option("--patience", o.correct.patience,
+                 "Stop a model once neither its accuracy nor its loss on held-out scenario samples has improved for "
+                 "this many checks in a row (0: train every epoch through)")
+      ->capture_default_str();
+  app.add_option("--check-every", o.correct.check_every, "Steps between those checks")->capture_default_str();
+  app.add_option("--min-improvement", o.correct.min_improvement,
+                 "A check improves the held-out loss when it is this much (relative) below the best so far")
+      ->capture_default_str();
+  app.add_option("--holdout", o.correct.holdout,
+                 "Every N-th sample of each scenario is held out of training for the checks")
+      ->capture_default_str();
+  app.add_option("--precision", o.correct.precision,
+                 "fp32, or bf16: the forward passes in bfloat16 autocast (CPUs with AVX512-BF16/AMX; losses, "
+                 "optimiser and the stored models stay fp32); auto: bf16 where the CPU has it")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--batch-size", o.correct.batch_size, "Training images per step")->capture_default_str();
   app.add_option("--scenario-batch-size", o.correct.scenario_batch_size, "Scenario samples per step")
       ->capture_default_str();

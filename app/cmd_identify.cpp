@@ -42,10 +42,14 @@ void bind_stage_options(CLI::App& app, IdentifyStageOptions& o) {
       ->capture_default_str();
   app.add_option("--batch-size", o.search.batch_size, "Decodes per forward pass")->capture_default_str();
   app.add_option("--precision", o.search.precision,
-                 "fp32 (default: the same failures on every CPU); bf16: screen in bfloat16, confirming every failure "
-                 "in fp32; auto: bf16 "
-                 "on CPUs with AVX512-BF16, else fp32")
+                 "fp32; bf16: screen in bfloat16, then re-check in fp32 every decode that fails or is within "
+                 "--screen-margin of failing, so the kept failures are fp32's; auto: bf16 on CPUs with "
+                 "AVX512-BF16, else fp32")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--screen-margin", o.search.screen_margin,
+                 "bf16: also check in fp32 every decode whose label logit leads the next class by less than this, "
+                 "so that bf16's rounding does not hide fp32 failures")
       ->capture_default_str();
   app.add_option("--gate", o.search.gate,
                  "Which failing decodes may be kept: genuine (the judges read the seed's label), plausible (all but "

@@ -256,6 +256,36 @@ TEST_F(Correction, LambdaFixesTheScenarioAndKeepsTheTestAccuracy) {
   EXPECT_EQ(result.models[2].train_loss, 0);
 }
 
+TEST_F(Correction, EarlyStopEndsAModelWhenItsHeldOutSamplesStopImproving) {
+  auto o = options();
+  o.lambdas = {1.0};
+  o.baseline = false;
+  o.epochs = 20;  // 200 steps at most
+  o.check_every = 5;
+  o.patience = 2;
+  o.holdout = 4;
+  auto train = images_tensor(dataset_->train, *dataset_);
+  auto labels = labels_tensor(dataset_->train);
+  auto stopped = correct_classifier(*original_, train, labels, train_, failures_, o);
+  const auto& m = stopped.models.at(0);
+  EXPECT_LT(m.steps, 200);
+  EXPECT_EQ(m.steps % 5, 0);
+  EXPECT_GE(m.steps, 15);  // a best check, then two without a rise
+  EXPECT_GT(m.check_accuracy, 0.9);
+  EXPECT_GT(accuracy(*m.model, held_out_), 0.9);
+  // The same run again stops at the same step with the same weights.
+  auto again = correct_classifier(*original_, train, labels, train_, failures_, o);
+  EXPECT_EQ(again.models[0].steps, m.steps);
+  EXPECT_TRUE(torch::equal(again.models[0].model->parameters().front(), m.model->parameters().front()));
+  // patience 0: every epoch, no check.
+  o.patience = 0;
+  auto full = correct_classifier(*original_, train, labels, train_, failures_, o);
+  EXPECT_EQ(full.models[0].steps, 200);
+  EXPECT_EQ(full.models[0].check_accuracy, -1);
+  o.holdout = 1;
+  EXPECT_THROW(correct_classifier(*original_, train, labels, train_, failures_, o), ConfigError);
+}
+
 TEST_F(Correction, EachModelDependsOnlyOnItsLambdaAndTheSeed) {
   auto o = options();
   o.baseline = false;

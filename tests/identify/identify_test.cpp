@@ -246,6 +246,15 @@ TEST_F(LatentSearch, Bf16ScreeningKeepsOnlyFp32Failures) {
     auto nearest = std::get<0>(d.min(1));
     EXPECT_LT(nearest.max().item<float>(), 1e-6);
   }
+  // A margin wide enough to re-check every decode finds exactly the fp32 failures.
+  o.screen_margin = 1e9;
+  auto everything = search_latent(*vae_, *classifier, images_, labels_, spread_, o);
+  EXPECT_EQ(everything.summary.confirmed_decodes, everything.summary.decodes);
+  EXPECT_EQ(everything.summary.failing_decodes, full.summary.failing_decodes);
+  EXPECT_TRUE(torch::equal(everything.images, full.images));
+  EXPECT_TRUE(torch::equal(everything.predicted, full.predicted));
+  o.screen_margin = -1;
+  EXPECT_THROW(search_latent(*vae_, *classifier, images_, labels_, spread_, o), ConfigError);
   EXPECT_EQ(resolve_precision("fp32", torch::kCPU), "fp32");
   EXPECT_EQ(resolve_precision("auto", torch::kCPU), cpu_has_fast_bf16() ? "bf16" : "fp32");
 }

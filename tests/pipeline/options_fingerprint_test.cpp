@@ -44,21 +44,21 @@ void expect_each_change_counts(const std::string& stage, const std::function<jso
 // The sizes of the options structs as this test knows them (x86-64, libstdc++). A new field
 // changes the size: add the field to the changes below (or to the exclusions, with a reason).
 TEST(OptionsFingerprint, TheTestKnowsEveryField) {
-  EXPECT_EQ(sizeof(TrainClassifierOptions), 152u) << "a field was added to TrainClassifierOptions";
-  EXPECT_EQ(sizeof(TrainJudgesOptions), 128u) << "a field was added to TrainJudgesOptions";
+  EXPECT_EQ(sizeof(TrainClassifierOptions), 184u) << "a field was added to TrainClassifierOptions";
+  EXPECT_EQ(sizeof(TrainJudgesOptions), 160u) << "a field was added to TrainJudgesOptions";
   EXPECT_EQ(sizeof(TrainVaeOptions), 248u) << "a field was added to TrainVaeOptions";
-  EXPECT_EQ(sizeof(IdentifyOptions), 328u) << "a field was added to IdentifyOptions";
+  EXPECT_EQ(sizeof(IdentifyOptions), 336u) << "a field was added to IdentifyOptions";
   EXPECT_EQ(sizeof(DistillOptions), 272u) << "a field was added to DistillOptions";
-  EXPECT_EQ(sizeof(CorrectOptions), 216u) << "a field was added to CorrectOptions";
+  EXPECT_EQ(sizeof(CorrectOptions), 280u) << "a field was added to CorrectOptions";
   EXPECT_EQ(sizeof(EvaluateOptions), 96u) << "a field was added to EvaluateOptions";
   EXPECT_EQ(sizeof(ReportStageOptions), 96u) << "a field was added to ReportStageOptions";
   // The stages' own fields around the options above.
-  EXPECT_EQ(sizeof(ClassifierStageOptions), 216u) << "a field was added to ClassifierStageOptions";
-  EXPECT_EQ(sizeof(JudgesStageOptions), 160u) << "a field was added to JudgesStageOptions";
+  EXPECT_EQ(sizeof(ClassifierStageOptions), 248u) << "a field was added to ClassifierStageOptions";
+  EXPECT_EQ(sizeof(JudgesStageOptions), 192u) << "a field was added to JudgesStageOptions";
   EXPECT_EQ(sizeof(VaeStageOptions), 280u) << "a field was added to VaeStageOptions";
-  EXPECT_EQ(sizeof(IdentifyStageOptions), 408u) << "a field was added to IdentifyStageOptions";
+  EXPECT_EQ(sizeof(IdentifyStageOptions), 416u) << "a field was added to IdentifyStageOptions";
   EXPECT_EQ(sizeof(DistillStageOptions), 304u) << "a field was added to DistillStageOptions";
-  EXPECT_EQ(sizeof(CorrectStageOptions), 288u) << "a field was added to CorrectStageOptions";
+  EXPECT_EQ(sizeof(CorrectStageOptions), 352u) << "a field was added to CorrectStageOptions";
   EXPECT_EQ(sizeof(EvaluateStageOptions), 160u) << "a field was added to EvaluateStageOptions";
 }
 
@@ -79,6 +79,12 @@ TEST(OptionsFingerprint, TrainClassifier) {
                                                      {"augment", [](auto& o) { o.train.augment = !o.train.augment; }},
                                                      {"seed", [](auto& o) { o.train.seed += 1; }}});
   EXPECT_NE(options_json(ClassifierStageOptions{}, "cpu"), options_json(ClassifierStageOptions{}, "cuda"));
+  // precision counts as resolved, and fp32 (the default) is the fingerprint of before the
+  // option, so existing workspaces stay up to date.
+  ClassifierStageOptions fp32, bf16;
+  bf16.train.precision = "bf16";
+  EXPECT_NE(f(fp32), f(bf16));
+  EXPECT_FALSE(f(fp32).contains("precision"));
 }
 
 TEST(OptionsFingerprint, TrainJudges) {
@@ -93,6 +99,11 @@ TEST(OptionsFingerprint, TrainJudges) {
                                                  {"epochs", [](auto& o) { o.train.epochs += 1; }},
                                                  {"augment", [](auto& o) { o.train.augment = !o.train.augment; }},
                                                  {"seed", [](auto& o) { o.train.seed += 1; }}});
+  JudgesStageOptions fp32, bf16;
+  fp32.train.precision = "fp32";
+  bf16.train.precision = "bf16";
+  EXPECT_NE(f(fp32), f(bf16));
+  EXPECT_FALSE(f(fp32).contains("precision"));
 }
 
 TEST(OptionsFingerprint, TrainVae) {
@@ -170,6 +181,10 @@ TEST(OptionsFingerprint, Identify) {
   EXPECT_NE(f(growing), f(growing_levels)) << "levels";
   IdentifyStageOptions o;
   EXPECT_NE(options_json(o, "", true, "fp32"), options_json(o, "", false, "fp32")) << "judges: the gate resolves";
+  IdentifyStageOptions wide;
+  wide.search.screen_margin *= 2;
+  EXPECT_NE(options_json(o, "", true, "bf16"), options_json(wide, "", true, "bf16")) << "screen_margin with bf16";
+  EXPECT_EQ(options_json(o, "", true, "fp32"), options_json(wide, "", true, "fp32")) << "screen_margin is bf16's";
 }
 
 TEST(OptionsFingerprint, Distill) {
@@ -223,7 +238,21 @@ TEST(OptionsFingerprint, Correct) {
        {"freeze_batch_norm", [](auto& o) { o.correct.freeze_batch_norm = !o.correct.freeze_batch_norm; }},
        {"samples_per_scenario", [](auto& o) { o.correct.samples_per_scenario += 1; }},
        {"tau", [](auto& o) { o.correct.tau = 0.5; }},
+       {"patience", [](auto& o) { o.correct.patience += 1; }},
+       {"check_every", [](auto& o) { o.correct.check_every += 1; }},
+       {"min_improvement", [](auto& o) { o.correct.min_improvement *= 2; }},
+       {"holdout", [](auto& o) { o.correct.holdout += 1; }},
        {"seed", [](auto& o) { o.correct.seed += 1; }}});
+  // Early stopping off and fp32 leave the fingerprint of before both options.
+  CorrectStageOptions fp32, bf16, off, off_other_check;
+  fp32.correct.precision = off.correct.precision = off_other_check.correct.precision = "fp32";
+  bf16.correct.precision = "bf16";
+  EXPECT_NE(f(fp32), f(bf16));
+  off.correct.patience = off_other_check.correct.patience = 0;
+  off_other_check.correct.check_every += 1;
+  EXPECT_EQ(f(off), f(off_other_check));
+  EXPECT_FALSE(f(off).contains("patience"));
+  EXPECT_FALSE(f(off).contains("precision"));
 }
 
 TEST(OptionsFingerprint, Evaluate) {

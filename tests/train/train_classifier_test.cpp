@@ -60,10 +60,26 @@ TEST(TrainClassifier, AugmentationKeepsShapesAndStillLearns) {
   EXPECT_GT(result.test.accuracy, 0.9);
 }
 
+TEST(TrainClassifier, Bf16TrainsLikeFp32) {
+  auto data = test::make_toy_dataset(256, 64, 1, 12, 12, 4);
+  auto o = quick();
+  o.precision = "fp32";
+  auto fp32 = train_classifier(data, o);
+  o.precision = "bf16";
+  auto bf16 = train_classifier(data, o);
+  EXPECT_GT(bf16.test.accuracy, 0.9);
+  EXPECT_NEAR(bf16.test.accuracy, fp32.test.accuracy, 0.05);
+  for (const auto& p : bf16.model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(test::any_parameter_differs(fp32.model->parameters(), bf16.model->parameters()));
+}
+
 TEST(TrainClassifier, RejectsBadOptionsAndEmptyData) {
   auto data = test::make_toy_dataset(30, 9, 1, 8, 8, 3);
   auto o = quick();
   o.epochs = 0;
+  EXPECT_THROW(train_classifier(data, o), ConfigError);
+  o = quick();
+  o.precision = "fp16";
   EXPECT_THROW(train_classifier(data, o), ConfigError);
   o = quick();
   o.lr = -1;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -55,6 +56,11 @@ void CorrectOptions::validate() const {
       check_option(lambda_name(lambdas[i]) != lambda_name(lambdas[j]), kStage,
                    fmt::format("--lambda {} is given twice", lambdas[i]));
   check_option(epochs > 0, kStage, "--epochs must be positive (got " + std::to_string(epochs) + ")");
+  check_option(patience >= 0, kStage, "--patience must be non-negative (0: no early stop)");
+  check_option(check_every > 0, kStage, "--check-every must be positive");
+  check_option(min_improvement >= 0 && min_improvement < 1, kStage, "--min-improvement must be in [0, 1)");
+  check_option(holdout >= 2, kStage, "--holdout must be at least 2 (every holdout-th sample is held out)");
+  check_precision(precision, kStage);
   check_option(batch_size > 0, kStage, "--batch-size must be positive");
   check_option(scenario_batch_size > 0, kStage, "--scenario-batch-size must be positive");
   check_option(optimizer == "sgd" || optimizer == "adam", kStage,
@@ -282,6 +288,42 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
 
   const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
   const int64_t steps = batches * options.epochs;
+  const bool bf16 = resolve_precision(options.precision, device) == "bf16";
+  check_option(!bf16 || device.is_cpu(), kStage, "--precision bf16 is implemented for the CPU only");
+
+  // The early stop's check set: every holdout-th sample of each scenario, out of training.
+  LabelledImages train_samples = scenario_samples, check_samples;
+  if (options.patience > 0 && scenario_samples.size() > 0) {
+    auto scen = scenario_samples.scenario.contiguous();
+    const int64_t* sp = scen.data_ptr<int64_t>();
+    std::map<int64_t, int64_t> seen;
+    std::vector<int64_t> keep, check;
+    for (int64_t i = 0; i < scenario_samples.size(); ++i)
+      (++seen[sp[i]] % options.holdout == 0 ? check : keep).push_back(i);
+    if (!check.empty() && !keep.empty()) {
+      auto take = [&](const std::vector<int64_t>& rows) {
+        auto idx = torch::tensor(rows, torch::kLong);
+        LabelledImages out;
+        out.images = scenario_samples.images.index_select(0, idx);
+        out.labels = scenario_samples.labels.index_select(0, idx);
+        out.scenario = scenario_samples.scenario.index_select(0, idx);
+        if (scenario_samples.codes.defined()) out.codes = scenario_samples.codes.index_select(0, idx);
+        return out;
+      };
+      train_samples = take(keep);
+      check_samples = take(check);
+    }
+  }
+  // A check: accuracy and mean cross-entropy on the check samples.
+  auto check = [&](Classifier& model) {
+    torch::NoGradGuard no_grad;
+    model.set_training(false);
+    auto logits = predict_logits(model, check_samples.images, 500, device);
+    model.set_training(true);
+    if (options.freeze_batch_norm) model.freeze_batch_norm();
+    return std::pair{logits.argmax(1).eq(check_samples.labels).to(torch::kFloat64).mean().item<double>(),
+                     torch::nn::functional::cross_entropy(logits, check_samples.labels).item<double>()};
+  };
   struct Plan {
     std::string name;
     double lambda;
@@ -311,7 +353,7 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
     // only on its own λ, not on the sweep around it.
     torch::manual_seed(derive_seed(options.seed, kOrderStream));
     auto gen = at::detail::createCPUGenerator(derive_seed(options.seed, kOrderStream));
-    const LabelledImages& extra = baseline ? failures : scenario_samples;
+    const LabelledImages& extra = baseline ? failures : train_samples;
     std::optional<BalancedStream> stream;
     if (extra.size() > 0) stream.emplace(extra.labels, extra.scenario, derive_seed(options.seed, kOrderStream + 1));
 
@@ -322,9 +364,18 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
     auto optimizer = make_optimizer(options, model->parameters());
     double loss_sum = 0, train_sum = 0, extra_sum = 0;
     int64_t step = 0;
-    for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    // Early stop: the best held-out accuracy (in samples right) and loss so far, and the checks
+    // since either last improved. The loss counts while some check sample is still wrong: on a
+    // small check set the count of right samples can stay flat for a while as a small λ slowly
+    // moves the scenario's logits; once every one is right, the loss would go on shrinking
+    // for the whole budget without changing a prediction, and no longer counts.
+    const bool checking = options.patience > 0 && check_samples.size() > 0;
+    double last_check = -1, best_loss = std::numeric_limits<double>::infinity();
+    int64_t best_right = -1, flat_checks = 0;
+    bool done = false;
+    for (int epoch = 0; epoch < options.epochs && !done; ++epoch) {
       auto order = torch::randperm(n, gen, torch::kLong);
-      for (int64_t b = 0; b < batches; ++b) {
+      for (int64_t b = 0; b < batches && !done; ++b) {
         ++step;
         optimizer->zero_grad();
         at::Tensor loss, train_loss, extra_loss;
@@ -332,7 +383,13 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
           auto idx = stream->next(options.scenario_batch_size);
           auto x = to_unit_float(extra.images.index_select(0, idx), device);
           auto y = extra.labels.index_select(0, idx).to(device);
-          extra_loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+          at::Tensor logits;
+          {
+            std::optional<CpuBf16Autocast> autocast;
+            if (bf16) autocast.emplace();
+            logits = model->forward(x);
+          }
+          extra_loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), y);
           loss = extra_loss;
         } else {
           auto idx = order.slice(0, b * options.batch_size, std::min(n, (b + 1) * options.batch_size));
@@ -345,7 +402,13 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
             x = torch::cat({x, extra.images.index_select(0, sidx)});
             y = torch::cat({y, extra.labels.index_select(0, sidx)});
           }
-          auto logits = model->forward(to_unit_float(x, device));
+          at::Tensor logits;
+          {
+            std::optional<CpuBf16Autocast> autocast;
+            if (bf16) autocast.emplace();
+            logits = model->forward(to_unit_float(x, device));
+          }
+          logits = logits.to(torch::kFloat32);
           auto y_dev = y.to(device);
           train_loss = torch::nn::functional::cross_entropy(logits.slice(0, 0, m_train), y_dev.slice(0, 0, m_train));
           loss = train_loss;
@@ -366,17 +429,30 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
         if (options.on_progress)
           options.on_progress({static_cast<int>(m) + 1, static_cast<int>(plans.size()), plan.name, step, steps,
                                loss_sum / static_cast<double>(step)});
+        if (checking && step % options.check_every == 0) {
+          const auto [accuracy, check_loss] = check(*model);
+          last_check = accuracy;
+          const auto right = static_cast<int64_t>(std::llround(accuracy * static_cast<double>(check_samples.size())));
+          const bool better = right > best_right || (right < check_samples.size() &&
+                                                     check_loss < best_loss * (1.0 - options.min_improvement));
+          flat_checks = better ? 0 : flat_checks + 1;
+          best_right = std::max(best_right, right);
+          best_loss = std::min(best_loss, check_loss);
+          done = flat_checks >= options.patience;
+        }
       }
     }
+    if (checking && step % options.check_every != 0) last_check = check(*model).first;
     model->set_training(false);
     model->to(torch::kCPU);
     CorrectedModel out;
     out.name = plan.name;
     out.lambda = plan.lambda;
     out.model = std::move(model);
-    out.steps = steps;
-    out.train_loss = train_sum / static_cast<double>(steps);
-    out.scenario_loss = extra_sum / static_cast<double>(steps);
+    out.steps = step;
+    out.check_accuracy = last_check;
+    out.train_loss = train_sum / static_cast<double>(step);
+    out.scenario_loss = extra_sum / static_cast<double>(step);
     out.seconds = seconds_since(model_start);
     result.models.push_back(std::move(out));
   }
@@ -387,7 +463,7 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
       CorrectedModel& c = result.models[m];
       if (!c.model) continue;
       mine.push_back(torch::tensor({static_cast<int64_t>(m), c.steps}, torch::kLong));
-      mine.push_back(torch::tensor({c.train_loss, c.scenario_loss, c.seconds}, torch::kFloat64));
+      mine.push_back(torch::tensor({c.train_loss, c.scenario_loss, c.seconds, c.check_accuracy}, torch::kFloat64));
       for (auto& t : c.model->parameters()) mine.push_back(t.detach());
       for (auto& t : c.model->buffers()) mine.push_back(t.detach());
     }
@@ -401,6 +477,7 @@ CorrectResult correct_classifier(Classifier& original, const at::Tensor& train_i
         c.train_loss = parts[at + 1][0].item<double>();
         c.scenario_loss = parts[at + 1][1].item<double>();
         c.seconds = parts[at + 1][2].item<double>();
+        c.check_accuracy = parts[at + 1][3].item<double>();
         c.model = original.clone();
         c.model->to(torch::kCPU);
         torch::NoGradGuard no_grad;

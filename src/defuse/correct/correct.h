@@ -118,7 +118,17 @@ struct CorrectOptions {
   std::vector<double> lambdas{0.01, 0.03, 0.1, 0.3, 1.0};  // the sweep: log-spaced, from the reference's
                                                            // 0.01 to an equal weight of both terms
   bool baseline = true;                // also fine-tune on the labelled failures alone (the paper's baseline)
-  int epochs = 1;                      // passes over the training split per model
+  int epochs = 1;                      // passes over the training split per model, at most
+  int64_t patience = 3;                // stop a model once neither its accuracy nor its loss on the held-out
+                                       // scenario samples has improved for this many checks in a row (0: train
+                                       // every epoch through)
+  int64_t check_every = 50;            // steps between those checks
+  double min_improvement = 0.01;       // a check improves the loss when it is this much (relative) below the best
+                                       // (counted only while some check sample is wrong)
+  int64_t holdout = 8;                 // every holdout-th sample of each scenario is held out of training for
+                                       // the checks (only when patience > 0)
+  std::string precision = "auto";      // auto: bf16 where the CPU has AVX512-BF16 (AMX), else fp32; bf16: the
+                                       // forward passes in bfloat16 autocast (losses, optimiser, models fp32)
   int64_t batch_size = 64;             // training images per step (the reference's 64)
   int64_t scenario_batch_size = 64;    // scenario samples per step (the reference's 64)
   std::string optimizer = "sgd";       // sgd (with momentum, the reference) or adam
@@ -143,9 +153,10 @@ struct CorrectedModel {
   std::string name;                   // "lambda=<λ>" or "baseline"
   double lambda = -1;                 // λ; -1 for the baseline
   std::unique_ptr<Classifier> model;  // on the CPU
-  int64_t steps = 0;
-  double train_loss = 0;     // mean CE on training batches (0 for the baseline)
-  double scenario_loss = 0;  // mean CE on scenario batches (the failures for the baseline)
+  int64_t steps = 0;                  // optimiser steps taken (fewer than the epochs' when it stopped early)
+  double check_accuracy = -1;         // accuracy on the held-out scenario samples at the last check (-1: none)
+  double train_loss = 0;              // mean CE on training batches (0 for the baseline)
+  double scenario_loss = 0;           // mean CE on scenario batches (the failures for the baseline)
   double seconds = 0;
 };
 

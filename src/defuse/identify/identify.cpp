@@ -111,6 +111,8 @@ void IdentifyOptions::validate() const {
   check_option(sigma > 0 && std::isfinite(sigma), kStage, "--sigma must be a positive number");
   check_option(beta_a > 0 && beta_b > 0 && std::isfinite(beta_a) && std::isfinite(beta_b), kStage,
                "--beta-a and --beta-b must be positive numbers");
+  check_option(screen_margin >= 0 && std::isfinite(screen_margin), kStage,
+               "--screen-margin must be a non-negative number of logits");
   check_option(max_seeds >= 0, kStage, "--max-seeds must be non-negative (0: every eligible seed)");
   check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
   check_precision(precision, kStage);
@@ -317,23 +319,35 @@ FailureSet search_latent(Vae& vae, Classifier& classifier, JudgePanel* judges, c
         if (logits.dim() != 2 || logits.size(1) != k)
           throw ModelError(fmt::format("{}: the classifier returned logits of shape {}, expected [N, {}]", kStage,
                                        c10::str(logits.sizes()), k));
-        auto [prob, pred] = torch::softmax(logits.to(torch::kFloat32), 1).max(1);
+        auto logits32 = logits.to(torch::kFloat32);
+        auto [prob, pred] = torch::softmax(logits32, 1).max(1);
         pred = pred.to(torch::kCPU);
         prob = prob.to(torch::kCPU);
         auto failing = pred.ne(batch_labels).nonzero().view(-1);
-        if (screen_bf16 && failing.size(0) > 0) {
-          // Confirm the screened failures at full precision: re-decode and re-classify them
-          // in fp32, so that every kept failure is a failure of the fp32 classifier and its
-          // image, prediction and probability are the fp32 ones.
-          result.confirmed += failing.size(0);
-          images = vae.decode(z.index_select(0, failing.to(z.device()))).mul_(255.0f).round_();
-          auto [prob32, pred32] = torch::softmax(classifier.forward(images.div(255.0f)).to(torch::kFloat32), 1).max(1);
-          pred32 = pred32.to(torch::kCPU);
-          pred.index_put_({failing}, pred32);
-          prob.index_put_({failing}, prob32.to(torch::kCPU));
-          auto confirmed = pred32.ne(batch_labels.index_select(0, failing)).nonzero().view(-1);
-          images = images.index_select(0, confirmed.to(images.device()));
-          failing = failing.index_select(0, confirmed);
+        if (screen_bf16) {
+          // Screen: a decode whose bf16 reading fails, or whose label logit leads the best
+          // other class by less than the margin (bf16's error could hide an fp32 failure
+          // there), is re-decoded and re-classified in fp32; every kept failure is then a
+          // failure of the fp32 classifier with its fp32 image, prediction and probability,
+          // and none is missed unless bf16 moves the margin by more than screen_margin.
+          auto label_dev = batch_labels.to(logits32.device()).unsqueeze(1);
+          auto own = logits32.gather(1, label_dev);
+          auto other = logits32.scatter(1, label_dev, -std::numeric_limits<float>::infinity()).amax(1, true);
+          auto screened = own.sub(other).lt(options.screen_margin).view(-1).to(torch::kCPU).nonzero().view(-1);
+          result.confirmed += screened.size(0);
+          if (screened.size(0) > 0) {
+            images = vae.decode(z.index_select(0, screened.to(z.device()))).mul_(255.0f).round_();
+            auto [prob32, pred32] =
+                torch::softmax(classifier.forward(images.div(255.0f)).to(torch::kFloat32), 1).max(1);
+            pred32 = pred32.to(torch::kCPU);
+            pred.index_put_({screened}, pred32);
+            prob.index_put_({screened}, prob32.to(torch::kCPU));
+            auto confirmed = pred32.ne(batch_labels.index_select(0, screened)).nonzero().view(-1);
+            images = images.index_select(0, confirmed.to(images.device()));
+            failing = screened.index_select(0, confirmed);
+          } else {
+            failing = screened;
+          }
         } else {
           images = images.index_select(0, failing.to(images.device()));
         }

@@ -137,6 +137,7 @@ TrainJudgesResult train_judges(const Dataset& dataset, const TrainJudgesOptions&
     t.augment = options.augment;
     t.seed = derive_seed(options.seed, i + 1);
     t.device = options.device;
+    t.precision = options.precision;
     if (options.on_progress)
       t.on_progress = [&, i](const TrainProgress& p) {
         options.on_progress(static_cast<int>(i) + 1, static_cast<int>(archs.size()), p);

@@ -94,6 +94,10 @@ struct TrainJudgesOptions {
   bool augment = true;             // random shifts (the classifier trains without by default)
   uint64_t seed = 1;               // judge i trains with derive_seed(seed, i): never the classifier's seed 0
   std::string device = "cpu";      // cpu or cuda[:N]
+  std::string precision = "fp32";  // of the judges' training (TrainClassifierOptions::precision); fp32 by default:
+                                   // bf16 judges (57 s against 1 min 24 s) kept 23 and 43 failures where fp32's
+                                   // kept 40 and 49, and gave 4 genuine scenarios where fp32's gave 5 and 6
+                                   // (docs/benchmarks.md, "Time to result: the levers of issue 16")
   std::function<void(int judge, int judges, const TrainProgress&)> on_progress;
 
   void validate() const;  // throws ConfigError

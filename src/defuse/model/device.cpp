@@ -43,6 +43,11 @@ std::string resolve_precision(const std::string& precision, c10::Device device) 
   return device.is_cpu() && cpu_has_fast_bf16() ? "bf16" : "fp32";
 }
 
+std::string resolve_precision(const std::string& precision, const std::string& device) {
+  if (precision != "auto") return precision;
+  return device == "cpu" && cpu_has_fast_bf16() ? "bf16" : "fp32";
+}
+
 CpuBf16Autocast::CpuBf16Autocast()
     : enabled_(at::autocast::is_cpu_enabled()), dtype_(static_cast<int>(at::autocast::get_autocast_cpu_dtype())) {
   at::autocast::set_cpu_enabled(true);

@@ -21,6 +21,9 @@ void check_precision(const std::string& precision, const std::string& stage);
 // "fp32" or "bf16" for a stage's --precision (auto, fp32 or bf16) on `device`: auto is bf16 on
 // a CPU with AVX512-BF16, else fp32.
 std::string resolve_precision(const std::string& precision, c10::Device device);
+// The same for a device by name ("cpu", "cuda", "cuda:1"), without checking that it exists
+// (for fingerprints: the stage checks the device itself).
+std::string resolve_precision(const std::string& precision, const std::string& device);
 
 // bfloat16 autocast on the CPU for the lifetime of the object (what torch.autocast("cpu")
 // does in Python), restoring the previous state afterwards.

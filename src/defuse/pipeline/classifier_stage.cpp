@@ -44,11 +44,15 @@ json metrics_json(const Evaluation& test, const Dataset& dataset) {
 json options_json(const ClassifierStageOptions& o, const std::string& device) {
   if (!o.classifier.empty()) return {{"data", o.data}, {"classifier", o.classifier}, {"device", device}};
   const TrainClassifierOptions& t = o.train;
-  return {{"data", o.data},       {"arch", t.arch},
-          {"epochs", t.epochs},   {"batch_size", t.batch_size},
-          {"lr", t.lr},           {"weight_decay", t.weight_decay},
-          {"augment", t.augment}, {"seed", t.seed},
-          {"device", device}};
+  json options = {{"data", o.data},       {"arch", t.arch},
+                  {"epochs", t.epochs},   {"batch_size", t.batch_size},
+                  {"lr", t.lr},           {"weight_decay", t.weight_decay},
+                  {"augment", t.augment}, {"seed", t.seed},
+                  {"device", device}};
+  // fp32 stays out, so that fingerprints of before the option still match.
+  const std::string precision = resolve_precision(t.precision, device);
+  if (precision != "fp32") options["precision"] = precision;
+  return options;
 }
 
 ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageOptions o) {
@@ -102,15 +106,15 @@ ClassifierStageResult run_classifier_stage(const StageEnv& env, ClassifierStageO
                           {"seconds", e.seconds}});
       json metrics = metrics_json(result.test, dataset);
       metrics["arch"] = result.model->spec().arch;
-      metrics["epochs"] = o.train.epochs;
+      metrics["epochs"] = static_cast<int>(result.epochs.size());
       metrics["seconds"] = result.seconds;
-      metrics["seconds_per_epoch"] = result.seconds / o.train.epochs;
+      metrics["seconds_per_epoch"] = result.seconds / static_cast<double>(result.epochs.size());
       metrics["history"] = epochs;
       metrics["train_accuracy"] = result.epochs.back().train_accuracy;
       if (result.ranks > 1)
         metrics["distributed"] = distributed_json(result.ranks, result.comm_seconds, result.comm_bytes, result.steps);
       r.text = fmt::format("train-classifier: {} on {}, {} epochs in {}: test accuracy {}",
-                           metrics["arch"].get<std::string>(), dataset.name, o.train.epochs,
+                           metrics["arch"].get<std::string>(), dataset.name, result.epochs.size(),
                            format_duration(result.seconds), percent(result.test.accuracy));
       if (!env.json) env.info(confusion_table(result.test, dataset));
       return Workspace::StageOutput{metrics, {save_classifier_artifact(workspace, *result.model)}, nullptr};

@@ -28,20 +28,30 @@ struct NothingConfirmed : StateError {
 }  // namespace
 
 json options_json(const CorrectOptions& o, double tau, const std::string& confirm) {
-  return {{"lambdas", o.lambdas},
-          {"baseline", o.baseline ? "failures-only" : "none"},
-          {"epochs", o.epochs},
-          {"batch_size", o.batch_size},
-          {"scenario_batch_size", o.scenario_batch_size},
-          {"optimizer", o.optimizer},
-          {"lr", o.lr},
-          {"momentum", o.momentum},
-          {"weight_decay", o.weight_decay},
-          {"freeze_batch_norm", o.freeze_batch_norm},
-          {"samples_per_scenario", o.samples_per_scenario},
-          {"tau", tau},
-          {"seed", o.seed},
-          {"confirm", confirm}};
+  json options = {{"lambdas", o.lambdas},
+                  {"baseline", o.baseline ? "failures-only" : "none"},
+                  {"epochs", o.epochs},
+                  {"batch_size", o.batch_size},
+                  {"scenario_batch_size", o.scenario_batch_size},
+                  {"optimizer", o.optimizer},
+                  {"lr", o.lr},
+                  {"momentum", o.momentum},
+                  {"weight_decay", o.weight_decay},
+                  {"freeze_batch_norm", o.freeze_batch_norm},
+                  {"samples_per_scenario", o.samples_per_scenario},
+                  {"tau", tau},
+                  {"seed", o.seed},
+                  {"confirm", confirm}};
+  // Absent at their old values (patience 0, fp32), so fingerprints of before them still match.
+  if (o.patience > 0) {
+    options["patience"] = o.patience;
+    options["check_every"] = o.check_every;
+    options["min_improvement"] = o.min_improvement;
+    options["holdout"] = o.holdout;
+  }
+  const std::string precision = resolve_precision(o.precision, o.device);
+  if (precision != "fp32") options["precision"] = precision;
+  return options;
 }
 
 CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions options) {
@@ -129,6 +139,7 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
                           {"lambda", m.lambda < 0 ? json(nullptr) : json(m.lambda)},
                           {"artifact", corrected_model_path(m.name)},
                           {"steps", m.steps},
+                          {"check_accuracy", m.check_accuracy < 0 ? json(nullptr) : json(m.check_accuracy)},
                           {"train_loss", m.train_loss},
                           {"scenario_loss", m.scenario_loss},
                           {"seconds", m.seconds}});
@@ -155,9 +166,13 @@ CorrectStageResult run_correct_stage(const StageEnv& env, CorrectStageOptions op
   take_run(r, run);
   if (!env.json)
     for (const auto& m : summary["models"])
-      env.info(fmt::format("  {:<16} {:>6} steps  train CE {:.4f}  scenario CE {:.4f}  ({})",
+      env.info(fmt::format("  {:<16} {:>6} steps  train CE {:.4f}  scenario CE {:.4f}{}  ({})",
                            m["name"].get<std::string>(), m["steps"].get<int64_t>(), m["train_loss"].get<double>(),
-                           m["scenario_loss"].get<double>(), format_duration(m["seconds"].get<double>())));
+                           m["scenario_loss"].get<double>(),
+                           m.value("check_accuracy", json(nullptr)).is_number()
+                               ? fmt::format("  held-out samples {:.1f}%", 100 * m["check_accuracy"].get<double>())
+                               : "",
+                           format_duration(m["seconds"].get<double>())));
   r.models = static_cast<int64_t>(need(summary, "models", "correct").size());
   r.text = fmt::format(
       "correct: {} models fine-tuned on {} labelled scenarios in {}; next: defuse evaluate "

@@ -96,6 +96,7 @@ json options_json(const IdentifyStageOptions& o, const std::string& data, bool h
   if (has_judges)
     options["verdict"] = {{"agreement", s.verdict.min_agreement}, {"confidence", s.verdict.min_confidence}};
   options["neighbours"] = s.neighbours;
+  if (precision == "bf16") options["screen_margin"] = s.screen_margin;
   options["search"] = s.search;
   if (s.search == "growing") options["levels"] = s.levels;
   if (s.noise == "gaussian")

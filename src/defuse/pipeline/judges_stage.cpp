@@ -16,8 +16,12 @@ using nlohmann::json;
 json options_json(const JudgesStageOptions& o, const std::string& data, const std::vector<std::string>& archs,
                   const std::string& device) {
   const TrainJudgesOptions& t = o.train;
-  return {{"data", data},         {"archs", archs}, {"files", t.files}, {"epochs", t.epochs},
-          {"augment", t.augment}, {"seed", t.seed}, {"device", device}};
+  json options = {{"data", data},         {"archs", archs}, {"files", t.files}, {"epochs", t.epochs},
+                  {"augment", t.augment}, {"seed", t.seed}, {"device", device}};
+  // fp32 stays out, so that fingerprints of before the option still match.
+  const std::string precision = resolve_precision(t.precision, device);
+  if (precision != "fp32" && !archs.empty()) options["precision"] = precision;
+  return options;
 }
 
 JudgesStageResult run_judges_stage(const StageEnv& env, JudgesStageOptions o) {

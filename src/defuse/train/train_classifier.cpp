@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "defuse/base/error.h"
 #include "defuse/base/timing.h"
@@ -51,6 +52,7 @@ void TrainClassifierOptions::validate() const {
   check_option(lr > 0 && std::isfinite(lr), kStage, "--lr must be a positive number");
   check_option(weight_decay >= 0, kStage, "--weight-decay must be non-negative");
   check_option(eval_batch_size > 0, kStage, "evaluation batch size must be positive");
+  check_precision(precision, kStage);
 }
 
 Evaluation evaluate_classifier(Classifier& model, const DataSplit& split, const Dataset& dataset, int64_t batch_size,
@@ -78,6 +80,8 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
   options.validate();
   if (dataset.train.size() == 0) throw DataError(std::string(kStage) + ": the dataset's training split is empty");
   auto device = parse_device(options.device, kStage);
+  const bool bf16 = resolve_precision(options.precision, device) == "bf16";
+  check_option(!bf16 || device.is_cpu(), kStage, "--precision bf16 is implemented for the CPU only");
   auto start = std::chrono::steady_clock::now();
 
   torch::manual_seed(options.seed);
@@ -99,13 +103,14 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
   auto labels = labels_tensor(dataset.train);           // [N]
   const int64_t n = images.size(0);
   const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
-  const int64_t total_steps = batches * options.epochs;
+  const int epochs = options.epochs;
+  const int64_t total_steps = batches * epochs;
   int64_t step = 0;
 
   // Data parallel over the current world's ranks (one process: the shard is the batch).
   dist::DataParallel parallel(*model);
   TrainClassifierResult result;
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  for (int epoch = 1; epoch <= epochs; ++epoch) {
     auto epoch_start = std::chrono::steady_clock::now();
     model->set_training(true);
     auto order = torch::randperm(n, gen, torch::kLong);
@@ -133,7 +138,13 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
           x = shift_images(x, kShift, dy.slice(0, s0, s1), dx.slice(0, s0, s1))
                   .contiguous(at::MemoryFormat::ChannelsLast);
         auto y = labels.index_select(0, idx).to(device);
-        auto logits = model->forward(x);
+        at::Tensor logits;
+        {
+          std::optional<CpuBf16Autocast> autocast;
+          if (bf16) autocast.emplace();
+          logits = model->forward(x);
+        }
+        logits = logits.to(torch::kFloat32);
         // The shard's share of the batch's mean loss (the mean itself in one process).
         auto loss = parallel.active()
                         ? torch::nn::functional::cross_entropy(
@@ -154,7 +165,7 @@ TrainClassifierResult train_classifier(const Dataset& dataset, const TrainClassi
         throw Error(std::string(kStage) + ": training diverged (loss is not finite) in epoch " + std::to_string(epoch) +
                     "; lower --lr");
       if (options.on_progress)
-        options.on_progress({epoch, options.epochs, b + 1, batches, loss_sum / static_cast<double>(seen),
+        options.on_progress({epoch, epochs, b + 1, batches, loss_sum / static_cast<double>(seen),
                              static_cast<double>(correct) / static_cast<double>(seen)});
     }
     double secs = seconds_since(epoch_start);
