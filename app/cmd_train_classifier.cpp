@@ -25,12 +25,7 @@ void bind_stage_options(CLI::App& app, ClassifierStageOptions& o) {
   app.add_flag("--augment,!--no-augment", o.train.augment, "Random ±2 px shifts of training images")
       ->capture_default_str();
   app.add_option("--seed", o.train.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();
-  app.add_option(
-         "--precision", o.train.precision,
-         "fp32 (default), or bf16: the training forward passes in bfloat16 autocast (CPUs with AVX512-BF16/AMX; "
-         "the loss, the optimiser, evaluation and the stored model stay fp32); auto: bf16 where the CPU has it")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
-      ->capture_default_str();
+  add_training_precision_option(app, o.train.precision, "fp32 (default), or bf16");
 }
 
 namespace {

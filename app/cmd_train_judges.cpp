@@ -25,12 +25,7 @@ void bind_stage_options(CLI::App& app, JudgesStageOptions& o) {
       ->capture_default_str();
   app.add_option("--seed", o.train.seed, "Random seed of the trained judges (judge i: derived from it)")
       ->capture_default_str();
-  app.add_option(
-         "--precision", o.train.precision,
-         "fp32, or bf16: the training forward passes in bfloat16 autocast (CPUs with AVX512-BF16/AMX; the loss, "
-         "the optimiser, evaluation and the stored model stay fp32); auto: bf16 where the CPU has it")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
-      ->capture_default_str();
+  add_training_precision_option(app, o.train.precision, "fp32, or bf16");
 }
 
 namespace {

@@ -35,6 +35,9 @@ void add_skip_option(CLI::App& app, Context& ctx);
 
 // --wait (commands that write to the workspace): wait for another writer instead of stopping.
 void add_wait_option(CLI::App& app, Context& ctx);
+// --precision auto|fp32|bf16 of a training stage (forward passes in bfloat16 autocast),
+// `default_note` saying what the default is and why.
+void add_training_precision_option(CLI::App& app, std::string& precision, const std::string& default_note);
 
 // The stage's own options (not --workspace, --threads and the others every command takes),
 // bound to `o`; defined in the stage's cmd_<name>.cpp.
