@@ -15,7 +15,7 @@ void bind_stage_options(CLI::App& app, ClassifierStageOptions& o) {
   app.add_option("--classifier", o.classifier,
                  "Use this TorchScript classifier (FILE.pt) instead of training one; it is validated "
                  "and evaluated on the test split");
-  app.add_option("--arch", o.train.arch, "Architecture: auto (cnn for grey, resnet for colour), cnn, resnet, mlp")
+  app.add_option("--arch", o.train.arch, "Architecture: auto (the cnn, on grey and colour images), cnn, resnet, mlp")
       ->check(CLI::IsMember({"auto", "cnn", "resnet", "mlp"}))
       ->capture_default_str();
   app.add_option("--epochs", o.train.epochs, "Passes over the training split")->capture_default_str();

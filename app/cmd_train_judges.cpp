@@ -16,8 +16,8 @@ void bind_stage_options(CLI::App& app, JudgesStageOptions& o) {
                  "input as the classifier); repeatable. Checked against the data before any training")
       ->take_all();
   app.add_option("--archs", o.train.archs,
-                 "Zoo architectures of the judges defuse trains, one judge each (auto: by the data's "
-                 "shape, cnn,mlp,cnn on grey images and resnet,cnn on colour; none: train no judge)")
+                 "Zoo architectures of the judges defuse trains, one judge each (auto: cnn,mlp,cnn; "
+                 "none: train no judge)")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--epochs", o.train.epochs, "Passes over the training split per trained judge")->capture_default_str();

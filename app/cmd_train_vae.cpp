@@ -11,7 +11,9 @@ void bind_stage_options(CLI::App& app, VaeStageOptions& o) {
                  "Dataset spec (default: the one the workspace's classifier was trained on, else fashion-mnist)");
   app.add_option("--latent", o.train.latent, "Latent dimensions Z (0: 16 for grey images, 128 for colour)")
       ->capture_default_str();
-  app.add_option("--epochs", o.train.epochs, "Passes over the training split")->capture_default_str();
+  app.add_option("--epochs", o.train.epochs,
+                 "Passes over the training split (0: by the data's shape, 6 on grey images and 18 on colour)")
+      ->capture_default_str();
   app.add_option("--batch-size", o.train.batch_size, "Training batch size")->capture_default_str();
   app.add_option("--lr", o.train.lr, "Adam learning rate")->capture_default_str();
   app.add_option("--weight-decay", o.train.weight_decay, "Adam L2 weight decay")->capture_default_str();
@@ -22,8 +24,9 @@ void bind_stage_options(CLI::App& app, VaeStageOptions& o) {
       ->capture_default_str();
   app.add_option("--loss", o.train.loss,
                  "Reconstruction loss: bce, mse, or ssim (1 - SSIM, 11x11 Gaussian window, σ = 1.5; the "
-                 "reference's)")
-      ->check(CLI::IsMember({"bce", "mse", "ssim"}))
+                 "reference's); auto: bce on grey images, ssim on colour (sharper signs: GTSRB fidelity 0.83 "
+                 "against 0.58 at 6 epochs)")
+      ->check(CLI::IsMember({"auto", "bce", "mse", "ssim"}))
       ->capture_default_str();
   app.add_option("--filters", o.train.filters,
                  "Channels of every hidden convolution (0: 64 for grey images, 128 for colour)")

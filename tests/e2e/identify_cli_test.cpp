@@ -163,7 +163,7 @@ TEST_F(IdentifyCli, BadOptionsAreConfigErrorsAndWriteNothing) {
   }
   EXPECT_FALSE(identify_written(ws_));
   EXPECT_EQ(run({"identify", "--workspace", ws_, "--noise", "uniform"}).code, kExitUsage);
-  EXPECT_EQ(run({"train-vae", "--workspace", ws_, "--epochs", "0"}).code, kExitConfig);
+  EXPECT_EQ(run({"train-vae", "--workspace", ws_, "--epochs", "-1"}).code, kExitConfig);
   EXPECT_EQ(run({"train-vae", "--workspace", ws_, "--latent", "-1"}).code, kExitConfig);
   EXPECT_EQ(run({"interpolate", "--workspace", ws_, "--from", "0", "--to", "999"}).code, kExitConfig);
   EXPECT_EQ(run({"interpolate", "--workspace", ws_, "--from", "0", "--to", "1", "--steps", "1"}).code, kExitConfig);

@@ -34,10 +34,11 @@ TEST(ClassifierZoo, EveryArchitectureMapsImagesToLogits) {
   }
 }
 
-TEST(ClassifierZoo, AutoPicksCnnForGreyAndResnetForColour) {
+TEST(ClassifierZoo, AutoPicksTheCnnForGreyAndColour) {
   EXPECT_EQ(auto_architecture(1, 28, 28), "cnn");
-  EXPECT_EQ(auto_architecture(3, 32, 32), "resnet");
-  EXPECT_EQ(make_classifier(spec_for("auto", 3, 32, 32, 10))->spec().arch, "resnet");
+  EXPECT_EQ(auto_architecture(3, 32, 32), "cnn");
+  EXPECT_EQ(make_classifier(spec_for("auto", 3, 32, 32, 10))->spec().arch, "cnn");
+  EXPECT_EQ(make_classifier(spec_for("resnet", 3, 32, 32, 10))->spec().arch, "resnet");
 }
 
 TEST(ClassifierZoo, RejectsUnknownArchitectureAndBadShapes) {

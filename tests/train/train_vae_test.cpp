@@ -89,8 +89,12 @@ TEST(TrainVae, SameSeedGivesIdenticalWeights) {
   EXPECT_TRUE(torch::equal(a.train_codes, b.train_codes));
 }
 
-TEST(TrainVae, LatentFiltersAndBetaDefaultByTheDataShape) {
+TEST(TrainVae, LatentFiltersBetaAndEpochsDefaultByTheDataShape) {
   TrainVaeOptions o;
+  EXPECT_EQ(o.effective_epochs(1), 6);
+  EXPECT_EQ(o.effective_epochs(3), 18);
+  EXPECT_EQ(o.effective_loss(1), "bce");
+  EXPECT_EQ(o.effective_loss(3), "ssim");
   EXPECT_EQ(o.effective_latent(1, 28, 28), 16);
   EXPECT_EQ(o.effective_latent(3, 32, 32), 128);
   EXPECT_DOUBLE_EQ(o.effective_beta(1), 1.0);
@@ -103,6 +107,18 @@ TEST(TrainVae, LatentFiltersAndBetaDefaultByTheDataShape) {
   EXPECT_EQ(o.effective_filters(1, 28, 28), 9);
   o.beta = 4;
   EXPECT_DOUBLE_EQ(o.effective_beta(3), 4.0);
+  o.epochs = 2;
+  EXPECT_EQ(o.effective_epochs(3), 2);
+  o.loss = "mse";
+  EXPECT_EQ(o.effective_loss(3), "mse");
+}
+
+TEST(TrainVae, EpochsZeroTrainsTheShapesDefault) {
+  auto data = test::make_toy_dataset(16, 4, 1, 8, 8, 2);
+  auto o = quick();
+  o.epochs = 0;
+  o.encode_splits = false;
+  EXPECT_EQ(train_vae(data, o).epochs.size(), 6u);
 }
 
 TEST(TrainVae, RejectsBadOptions) {
@@ -112,7 +128,7 @@ TEST(TrainVae, RejectsBadOptions) {
     change(o);
     return test::error_message<ConfigError>([&] { train_vae(data, o); });
   };
-  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.epochs = 0; }), "--epochs"));
+  EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.epochs = -1; }), "--epochs"));
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.latent = -1; }), "--latent"));
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.loss = "l1"; }), "l1"));
   EXPECT_TRUE(test::contains(bad([](TrainVaeOptions& o) { o.beta = -1; }), "--beta"));

@@ -85,8 +85,8 @@ class JudgePanel {
 };
 
 struct TrainJudgesOptions {
-  // Zoo architectures of the judges defuse trains, one judge each ("auto": by the data's
-  // shape, see default_judge_archs). Each gets its own seed, and augmentation, so that its
+  // Zoo architectures of the judges defuse trains, one judge each ("auto": the list of
+  // default_judge_archs, cnn,mlp,cnn today). Each gets its own seed, and augmentation, so that its
   // blind spots differ from the classifier's.
   std::vector<std::string> archs{"auto"};
   std::vector<std::string> files;  // the user's judges (TorchScript or defuse checkpoints)

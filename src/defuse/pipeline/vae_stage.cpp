@@ -49,10 +49,10 @@ json options_json(const VaeStageOptions& o, const std::string& data, const Datas
                   {"latent", t.effective_latent(dataset.channels, dataset.height, dataset.width)},
                   {"filters", t.effective_filters(dataset.channels, dataset.height, dataset.width)},
                   {"decoder", t.decoder},
-                  {"loss", t.loss},
+                  {"loss", t.effective_loss(dataset.channels)},
                   {"beta", t.effective_beta(dataset.channels)},
                   {"anneal_steps", t.anneal_steps},
-                  {"epochs", t.epochs},
+                  {"epochs", t.effective_epochs(dataset.channels)},
                   {"batch_size", t.batch_size},
                   {"lr", t.lr},
                   {"weight_decay", t.weight_decay},
@@ -108,6 +108,7 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
     plan.send({kVaeStage, true, plan_info(options, spec, inputs["dataset"].get<std::string>())});
     auto result = train_vae(dataset, o.train);
     if (bar) bar->finish();
+    const int epochs = o.train.effective_epochs(dataset.channels);
     json history = json::array();
     for (const auto& e : result.epochs)
       history.push_back({{"epoch", e.epoch},
@@ -120,21 +121,21 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
                     {"test_kl", result.test.kl},
                     {"test_elbo", result.test.elbo},
                     {"test_loss", result.test.loss},
-                    {"loss", o.train.loss},
+                    {"loss", o.train.effective_loss(dataset.channels)},
                     {"latent", result.model->spec().latent},
                     {"architecture", result.model->spec().describe()},
-                    {"epochs", o.train.epochs},
+                    {"epochs", epochs},
                     {"steps", result.steps},
                     {"anneal_steps", result.anneal_steps},
                     {"seconds", result.seconds},
-                    {"seconds_per_epoch", result.seconds / o.train.epochs},
+                    {"seconds_per_epoch", result.seconds / epochs},
                     {"history", history}};
     if (result.ranks > 1)
       metrics["distributed"] = distributed_json(result.ranks, result.comm_seconds, result.comm_bytes, result.steps);
     text = fmt::format(
         "train-vae: {} on {}, {} epochs in {}: test reconstruction {:.3f} ({}), KL {:.3f} nats, ELBO {:.3f}",
-        result.model->spec().describe(), dataset.name, o.train.epochs, format_duration(result.seconds),
-        result.test.reconstruction, o.train.loss, result.test.kl, result.test.elbo);
+        result.model->spec().describe(), dataset.name, epochs, format_duration(result.seconds),
+        result.test.reconstruction, o.train.effective_loss(dataset.channels), result.test.kl, result.test.elbo);
     if (auto cls = workspace.latest(kClassifierStage); cls && workspace.artifacts_intact(*cls)) {
       auto device = parse_device(env.device, "train-vae");
       auto classifier = load_workspace_classifier(workspace, device);

@@ -32,15 +32,20 @@ struct TrainVaeOptions {
   int64_t filters = 0;               // channels of every hidden convolution; 0: by the data's shape (64 grey,
                                      // the reference's)
   std::string decoder = "subpixel";  // upsampling: subpixel (fastest here) or transposed (the reference's)
-  std::string loss = "bce";          // reconstruction: bce, mse or ssim (the reference's)
+  std::string loss = "auto";         // reconstruction: bce, mse or ssim (the reference's); auto: by the data's
+                                     // shape (effective_loss): bce on grey images, ssim on colour (GTSRB, 6
+                                     // epochs: fidelity 0.828 against 0.578 with bce; docs/benchmarks.md,
+                                     // "Time to result: GTSRB")
   double beta = 0;                   // KL weight β; 0: by the data's shape (effective_beta): 1, the plain VAE, on
                                      // grey images (the reference's 4 blurs: fidelity 0.937 on MNIST against 0.977
                                      // at β = 1 with 16 dimensions), 0.1 on colour (GTSRB 0.558 against 0.408 at
                                      // β = 1 with 64 dimensions; docs/benchmarks.md, "Validity")
   int64_t anneal_steps = 0;          // KL warm-up steps, linear from 0 to β; 0: half of all steps
                                      // (the reference's 50,000 is more steps than we train)
-  int epochs = 6;                    // passes over the training split: ~25 s each for 60k 28x28 on 2 cores;
-                                     // the loss has flattened by then (docs/benchmarks.md)
+  int epochs = 0;                    // passes over the training split; 0: by the data's shape (effective_epochs):
+                                     // 6 on grey images (~22 s each for 60k 28x28 on 2 cores; the loss has
+                                     // flattened by then), 18 on colour, where fidelity still rises
+                                     // with every epoch (docs/benchmarks.md, "Time to result: GTSRB")
   int64_t batch_size = 128;          // training batch size
   double lr = 1e-3;                  // Adam learning rate (the reference's)
   double weight_decay = 1e-5;        // Adam L2 weight decay (the reference's)
@@ -59,6 +64,8 @@ struct TrainVaeOptions {
   int64_t effective_latent(int64_t channels, int64_t height, int64_t width) const;
   int64_t effective_filters(int64_t channels, int64_t height, int64_t width) const;
   double effective_beta(int64_t channels) const;
+  int effective_epochs(int64_t channels) const;
+  std::string effective_loss(int64_t channels) const;
   // The warm-up length actually used for `total_steps` training steps.
   int64_t effective_anneal_steps(int64_t total_steps) const;
 };
