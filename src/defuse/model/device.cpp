@@ -1,5 +1,7 @@
 #include "defuse/model/device.h"
 
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
 #include "defuse/base/error.h"
@@ -23,6 +25,16 @@ c10::Device parse_device(const std::string& name, const std::string& stage) {
 
 void set_compute_threads(int threads) {
   if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
+  flush_denormals();
+}
+
+bool flush_denormals() {
+  // The calling thread's MXCSR, then every thread of the intra-op pool (one chunk each);
+  // threads the pool starts later copy the state of the thread that starts them.
+  if (!at::globalContext().setFlushDenormal(true)) return false;
+  const int64_t threads = at::get_num_threads();
+  at::parallel_for(0, threads, 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(true); });
+  return true;
 }
 
 bool cpu_has_fast_bf16() {
