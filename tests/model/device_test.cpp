@@ -1,14 +1,21 @@
 #include "defuse/model/device.h"
 
 #include <gtest/gtest.h>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 namespace defuse {
 namespace {
 
-// Restores LibTorch's default (subnormals kept) on the calling thread when a test ends.
+// LibTorch's default, subnormals kept, on the calling thread and the intra-op pool (another
+// test in this process may have flushed them).
+void keep_denormals() {
+  at::globalContext().setFlushDenormal(false);
+  at::parallel_for(0, at::get_num_threads(), 1, [](int64_t, int64_t) { at::globalContext().setFlushDenormal(false); });
+}
+
 struct KeepDenormalsAfter {
-  ~KeepDenormalsAfter() { at::globalContext().setFlushDenormal(false); }
+  ~KeepDenormalsAfter() { keep_denormals(); }
 };
 
 TEST(Device, FlushDenormalsTurnsSubnormalResultsIntoZeroOnEveryThread) {
@@ -16,6 +23,8 @@ TEST(Device, FlushDenormalsTurnsSubnormalResultsIntoZeroOnEveryThread) {
   GTEST_SKIP() << "FTZ/DAZ is an x86 setting";
 #endif
   KeepDenormalsAfter restore;
+  at::set_num_threads(1);
+  keep_denormals();
   // 1e-20² = 1e-40 is subnormal in float32 (the smallest normal is 1.18e-38).
   auto tiny = torch::full({1 << 16}, 1e-20f);
   ASSERT_GT((tiny * tiny).max().item<float>(), 0.0f) << "subnormals are kept by default";

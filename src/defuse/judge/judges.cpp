@@ -101,7 +101,8 @@ std::vector<std::string> default_judge_archs(int64_t /*channels*/, int64_t /*hei
   // GTSRB), and a second CNN with its own seed: with the three, the independent reader
   // confirms 82-88% of MNIST's kept failures (three searches), with cnn + mlp 74% at 0.9 and
   // 56-87% at 0.93 (docs/benchmarks.md, "Validity"). On GTSRB the three take 54 s (cnn
-  // 98.17%, mlp 85.07%, cnn 97.66%) where resnet + cnn took about 10 minutes.
+  // 98.17%, mlp 85.07%, cnn 97.66%) where resnet + cnn would take about 9 minutes (the ResNet's
+  // 162 s an epoch).
   return {"cnn", "mlp", "cnn"};
 }
 

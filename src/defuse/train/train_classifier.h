@@ -20,9 +20,8 @@ struct TrainProgress {
 };
 
 struct TrainClassifierOptions {
-  std::string arch =
-      "auto";      // zoo architecture: auto (cnn: on GTSRB faster and better than the resnet), cnn, resnet, mlp
-  int epochs = 4;  // passes over the training split
+  std::string arch = "auto";       // zoo architecture: auto (the cnn, any shape), cnn, resnet, mlp
+  int epochs = 4;                  // passes over the training split
   int64_t batch_size = 128;        // small batches train these small nets fastest per epoch here
   double lr = 3e-3;                // peak learning rate of the one-cycle schedule (AdamW)
   double weight_decay = 5e-4;      // AdamW decoupled weight decay
