@@ -17,8 +17,8 @@ void set_compute_threads(int threads);
 
 // Treats subnormal floats as zero on the CPU (FTZ/DAZ, torch.set_flush_denormal(True)), on
 // the calling thread and LibTorch's intra-op threads. A subnormal operand makes this CPU's
-// vector units 10-40x slower (a grouped 11x11 convolution: 0.43-0.79 s against 0.02 s on
-// 200 images), and a VAE trained long enough has sigmoid outputs below 1e-19 whose squares
+// vector units 10-40x slower (a grouped 11x11 convolution: 0.41-0.82 s against 0.02 s on
+// 200 images; bench/denormal_conv.py), and a VAE trained long enough has sigmoid outputs below 1e-19 whose squares
 // in the SSIM statistics are subnormal (docs/benchmarks.md, "Time to result: GTSRB");
 // values below 1.2e-38 become 0. Returns false where the CPU cannot (not x86).
 bool flush_denormals();

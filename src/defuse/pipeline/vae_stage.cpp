@@ -108,7 +108,7 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
     plan.send({kVaeStage, true, plan_info(options, spec, inputs["dataset"].get<std::string>())});
     auto result = train_vae(dataset, o.train);
     if (bar) bar->finish();
-    const int epochs = o.train.effective_epochs(dataset.channels);
+    const int epochs = options.at("epochs").get<int>();
     json history = json::array();
     for (const auto& e : result.epochs)
       history.push_back({{"epoch", e.epoch},
@@ -121,7 +121,7 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
                     {"test_kl", result.test.kl},
                     {"test_elbo", result.test.elbo},
                     {"test_loss", result.test.loss},
-                    {"loss", o.train.effective_loss(dataset.channels)},
+                    {"loss", options.at("loss")},
                     {"latent", result.model->spec().latent},
                     {"architecture", result.model->spec().describe()},
                     {"epochs", epochs},
@@ -135,7 +135,7 @@ VaeStageResult run_vae_stage(const StageEnv& env, VaeStageOptions o) {
     text = fmt::format(
         "train-vae: {} on {}, {} epochs in {}: test reconstruction {:.3f} ({}), KL {:.3f} nats, ELBO {:.3f}",
         result.model->spec().describe(), dataset.name, epochs, format_duration(result.seconds),
-        result.test.reconstruction, o.train.effective_loss(dataset.channels), result.test.kl, result.test.elbo);
+        result.test.reconstruction, options.at("loss").get<std::string>(), result.test.kl, result.test.elbo);
     if (auto cls = workspace.latest(kClassifierStage); cls && workspace.artifacts_intact(*cls)) {
       auto device = parse_device(env.device, "train-vae");
       auto classifier = load_workspace_classifier(workspace, device);
