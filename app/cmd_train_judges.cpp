@@ -21,6 +21,8 @@ void bind_stage_options(CLI::App& app, JudgesStageOptions& o) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--epochs", o.train.epochs, "Passes over the training split per trained judge")->capture_default_str();
+  app.add_option("--batch-size", o.train.batch_size, "Training batch size of each trained judge")
+      ->capture_default_str();
   app.add_flag("--augment,!--no-augment", o.train.augment, "Random ±2 px shifts of the judges' training images")
       ->capture_default_str();
   app.add_option("--seed", o.train.seed, "Random seed of the trained judges (judge i: derived from it)")

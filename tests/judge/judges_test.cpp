@@ -156,5 +156,19 @@ TEST(TrainJudges, UnknownArchitectureIsAConfigError) {
   EXPECT_THROW(o.validate(), ConfigError);
 }
 
+TEST(TrainJudges, EveryJudgeTrainsInBatchesOfTheGivenSize) {
+  Dataset data = test::make_toy_dataset(96, 16, 1, 8, 8, 4);
+  TrainJudgesOptions o;
+  o.archs = {"mlp", "mlp"};
+  o.epochs = 1;
+  o.batch_size = 48;
+  std::vector<int64_t> batches;
+  o.on_progress = [&](int, int, const TrainProgress& p) { batches.push_back(p.batches); };
+  train_judges(data, o);
+  EXPECT_EQ(batches, (std::vector<int64_t>{2, 2, 2, 2}));  // two judges, two batches of 48 each
+  o.batch_size = 0;
+  EXPECT_TRUE(test::contains(test::error_message<ConfigError>([&] { o.validate(); }), "--batch-size"));
+}
+
 }  // namespace
 }  // namespace defuse

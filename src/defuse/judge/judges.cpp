@@ -87,6 +87,7 @@ JudgeReading JudgePanel::read(const at::Tensor& images_u8, c10::Device device, i
 
 void TrainJudgesOptions::validate() const {
   check_option(epochs > 0, kStage, "--epochs must be positive (got " + std::to_string(epochs) + ")");
+  check_option(batch_size > 0, kStage, "--batch-size must be positive (got " + std::to_string(batch_size) + ")");
   for (const auto& a : archs) {
     const auto& zoo = zoo_architectures();
     check_option(a == "auto" || std::find(zoo.begin(), zoo.end(), a) != zoo.end(), kStage,
@@ -135,6 +136,7 @@ TrainJudgesResult train_judges(const Dataset& dataset, const TrainJudgesOptions&
     TrainClassifierOptions t;
     t.arch = archs[i];
     t.epochs = options.epochs;
+    t.batch_size = options.batch_size;
     t.augment = options.augment;
     t.seed = derive_seed(options.seed, i + 1);
     t.device = options.device;

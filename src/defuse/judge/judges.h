@@ -91,6 +91,7 @@ struct TrainJudgesOptions {
   std::vector<std::string> archs{"auto"};
   std::vector<std::string> files;  // the user's judges (TorchScript or defuse checkpoints)
   int epochs = 3;                  // passes over the training split per trained judge
+  int64_t batch_size = 128;        // training batch size of each trained judge
   bool augment = true;             // random shifts (the classifier trains without by default)
   uint64_t seed = 1;               // judge i trains with derive_seed(seed, i): never the classifier's seed 0
   std::string device = "cpu";      // cpu or cuda[:N]
