@@ -21,8 +21,9 @@ json options_json(const JudgesStageOptions& o, const std::string& data, const st
   // fp32 stays out, so that fingerprints of before the option still match.
   const std::string precision = resolve_precision(t.precision, device);
   if (precision != "fp32" && !archs.empty()) options["precision"] = precision;
-  // Likewise the batch size of before the option.
-  if (t.batch_size != 128) options["batch_size"] = t.batch_size;
+  // Likewise the batch size judges trained with before the option (the classifier's default).
+  constexpr int64_t kBatchBeforeTheOption = 128;
+  if (t.batch_size != kBatchBeforeTheOption) options["batch_size"] = t.batch_size;
   return options;
 }
 
